@@ -1,0 +1,53 @@
+/**
+ * The one way this project runs something on a host: a `remote.Command` whose `create` (and
+ * `delete`) run a script from components/scripts, with the command hygiene every host command
+ * needs applied in one place:
+ * - the host key is pinned (`connection.hostKey`);
+ * - secrets travel only on stdin, as Pulumi secrets, with logging off and stdout/stderr kept
+ *   as secret outputs;
+ * - no `environment` input (sshd drops variables it does not AcceptEnv) and no previous output
+ *   injected into the environment;
+ * - `triggers` are content hashes, so a change of what is installed re-runs the command and
+ *   nothing else does.
+ */
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import { scriptCommand, type ScriptName } from "./render/command";
+
+/** How to reach one host; built once per stack by `DgxHost`. */
+export interface HostAccess {
+  /** SSH connection with the pinned host key and the private key as a secret. */
+  readonly connection: command.types.input.remote.ConnectionArgs;
+  /** Prefix host commands with `sudo -n`. */
+  readonly sudo: boolean;
+}
+
+export interface HostCommandArgs {
+  readonly access: HostAccess;
+  /** Script run on create and on update (when `triggers` or arguments change). */
+  readonly script: ScriptName;
+  readonly createArgs: readonly string[];
+  /** Arguments of the same script on delete; omit for commands that have nothing to undo. */
+  readonly deleteArgs?: readonly string[];
+  /** Content hashes of what the command installs. */
+  readonly triggers: readonly pulumi.Input<string>[];
+  /** Secret input, delivered on stdin only. */
+  readonly secretStdin?: pulumi.Output<string>;
+}
+
+export function hostCommand(name: string, args: HostCommandArgs, opts: pulumi.CustomResourceOptions): command.remote.Command {
+  const { access } = args;
+  const secret = args.secretStdin !== undefined;
+  return new command.remote.Command(
+    name,
+    {
+      connection: access.connection,
+      create: scriptCommand(args.script, args.createArgs, { sudo: access.sudo }),
+      ...(args.deleteArgs ? { delete: scriptCommand(args.script, args.deleteArgs, { sudo: access.sudo }) } : {}),
+      triggers: [...args.triggers],
+      addPreviousOutputInEnv: false,
+      ...(secret ? { stdin: pulumi.secret(args.secretStdin), logging: "none" as const } : {}),
+    },
+    secret ? { ...opts, additionalSecretOutputs: ["stdout", "stderr"] } : opts,
+  );
+}

@@ -1,0 +1,51 @@
+/**
+ * Turns a host script and its arguments into the exact command string a remote command runs.
+ *
+ * The script travels inside the command (`bash -c '<lib.sh + script>' <name> <args>`), so what
+ * `pulumi preview` shows is exactly what the host will execute, and there is no separate copy
+ * step that could leave an old script behind. Arguments are single-quoted; secrets never go
+ * here (they travel on stdin).
+ */
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+export const SCRIPTS_DIR = path.join(__dirname, "..", "scripts");
+
+/** The scripts a remote command may run (files in components/scripts/). */
+export type ScriptName = "daemon-json-merge" | "docker-restart" | "sysctl-apply";
+
+/** POSIX single-quote quoting: safe for any byte string as one shell word. */
+export function shq(s: string): string {
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s)) return s;
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+export function scriptText(name: ScriptName): string {
+  return fs.readFileSync(path.join(SCRIPTS_DIR, `${name}.sh`), "utf8");
+}
+
+/**
+ * The script as it is sent: lib.sh, then the script with its own shebang and the lines that
+ * source lib.sh from disk dropped (the function they test for is already defined).
+ */
+export function bundledScript(name: ScriptName): string {
+  const lib = fs.readFileSync(path.join(SCRIPTS_DIR, "lib.sh"), "utf8");
+  const body = scriptText(name).replace(/^#!.*\n/, "");
+  return lib + body;
+}
+
+export interface ScriptCommandOptions {
+  /** Prefix with `sudo -n` (fail at once instead of prompting when sudo wants a password). */
+  readonly sudo: boolean;
+}
+
+/** The command string for `remote.Command` `create`/`delete`. */
+export function scriptCommand(name: ScriptName, args: readonly string[], opts: ScriptCommandOptions): string {
+  const words = ["bash", "-c", shq(bundledScript(name)), name, ...args.map(shq)];
+  return (opts.sudo ? "sudo -n " : "") + words.join(" ");
+}
+
+export function sha256(text: string): string {
+  return crypto.createHash("sha256").update(text).digest("hex");
+}

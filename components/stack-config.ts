@@ -1,0 +1,50 @@
+/**
+ * Reads this stack's config from the Pulumi runtime and hands it to the config door. The only
+ * module that touches `pulumi.Config`.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
+import { parseHostConfig, PROJECT, SECRET_KEYS, type HostConfig } from "./config";
+
+export interface StackConfig {
+  readonly config: HostConfig;
+  readonly sshPrivateKey: pulumi.Output<string>;
+}
+
+function decode(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return raw;
+  }
+}
+
+/**
+ * Whether a config key was set with `--secret`. The SDK's own check is marked internal (absent
+ * from its .d.ts) but is what `pulumi.Config` uses; without it, every value counts as secret.
+ */
+function isSecret(fullKey: string): boolean {
+  const check = (runtimeConfig as unknown as { isConfigSecret?: (k: string) => boolean }).isConfigSecret;
+  return check ? check(fullKey) : true;
+}
+
+export function loadStackConfig(): StackConfig {
+  const values: Record<string, unknown> = {};
+  const secretsPresent: string[] = [];
+  for (const [fullKey, raw] of Object.entries(pulumi.runtime.allConfig())) {
+    if (!fullKey.startsWith(`${PROJECT}:`)) continue;
+    const key = fullKey.slice(PROJECT.length + 1);
+    if ((SECRET_KEYS as readonly string[]).includes(key) && isSecret(fullKey)) {
+      secretsPresent.push(key);
+      continue;
+    }
+    // a secret key set in plaintext stays in `values`, and the door rejects it
+    values[key] = decode(raw);
+  }
+  const config = parseHostConfig(values, {
+    source: `Pulumi.${pulumi.getStack()}.yaml`,
+    mode: pulumi.runtime.isDryRun() ? "preview" : "apply",
+    secretsPresent,
+  });
+  return { config, sshPrivateKey: new pulumi.Config(PROJECT).requireSecret("sshPrivateKey") };
+}

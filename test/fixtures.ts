@@ -1,0 +1,28 @@
+/** Shared fixture values for tests (public keys only; no real host's key). */
+export const FIXTURE_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBLrQgIozjqCs7hQKWbqXbleEIsOrirOHJPcW56vBRA4";
+
+/** A complete, valid config in stack-file form (prefix removed). */
+export function validConfig(): Record<string, unknown> {
+  return {
+    host: { name: "sark", address: "192.0.2.10", ssh: { user: "maxvamp", port: 22, hostKey: FIXTURE_HOST_KEY } },
+    docker: { daemon: { storageDriver: "overlay2", logDriver: "json-file", logOpts: { maxSize: "100m", maxFile: 5 }, liveRestore: false } },
+    sysctl: { "vm.swappiness": 10, "vm.vfs_cache_pressure": 50 },
+    swarm: { role: "manager", advertiseAddress: "192.0.2.10" },
+    capacity: { annualGrowth: 0.2, disks: [{ name: "primary", mount: "/data", sizeTB: 3.7, usedTB: 1.9 }] },
+  };
+}
+
+/** Returns a copy of `obj` with the value at a dotted path set (undefined deletes it). */
+export function withValue(obj: Record<string, unknown>, dotted: string, value: unknown): Record<string, unknown> {
+  const copy = structuredClone(obj);
+  const keys = dotted.split(".");
+  let cur = copy as Record<string, unknown>;
+  for (const k of keys.slice(0, -1)) {
+    cur[k] ??= {};
+    cur = cur[k] as Record<string, unknown>;
+  }
+  const last = keys[keys.length - 1]!;
+  if (value === undefined) delete cur[last];
+  else cur[last] = value;
+  return copy;
+}

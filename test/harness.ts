@@ -1,0 +1,88 @@
+/**
+ * The one mock harness: runs index.ts under Pulumi's mock runtime for a stack (a fresh module
+ * each time) and returns every registration, recorded by tools/mock-capture.ts.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { parse as parseYaml } from "yaml";
+import { vi } from "vitest";
+import { startCapture, type Registration } from "../tools/mock-capture";
+
+export type { Registration } from "../tools/mock-capture";
+
+export const REPO = path.resolve(__dirname, "..");
+
+/** Sentinel secret values: tests assert they appear only inside secret inputs. */
+export const SENTINEL_SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nSENTINEL-SSH-KEY-5f1d\n-----END OPENSSH PRIVATE KEY-----\n";
+
+export interface StackRun {
+  readonly registrations: readonly Registration[];
+  readonly exports: Record<string, unknown>;
+  byName(name: string): Registration;
+  ofType(type: string): Registration[];
+}
+
+export interface RunOptions {
+  /** Stack name (`sark`, `clu`, `test-sark`, ...). */
+  readonly stack: string;
+  /** Config values without the project prefix. */
+  readonly config: Record<string, unknown>;
+  /** Secret config values. @default the sentinel SSH key */
+  readonly secrets?: Record<string, string>;
+  /** @default true */
+  readonly preview?: boolean;
+  /** Outputs returned by StackReferences, by referenced stack name. */
+  readonly stackOutputs?: Record<string, Record<string, unknown>>;
+}
+
+/** A stack file's config in the project namespace, prefix removed. */
+export function stackFileConfig(file: string): Record<string, unknown> {
+  const doc = parseYaml(fs.readFileSync(path.resolve(REPO, file), "utf8")) as { config: Record<string, unknown> };
+  return Object.fromEntries(
+    Object.entries(doc.config)
+      .filter(([k]) => k.startsWith("dgx-storage:"))
+      .map(([k, v]) => [k.slice("dgx-storage:".length), v]),
+  );
+}
+
+export async function runStack(opts: RunOptions): Promise<StackRun> {
+  const capture = await startCapture({
+    stack: opts.stack,
+    config: opts.config,
+    secrets: opts.secrets ?? { sshPrivateKey: SENTINEL_SSH_KEY },
+    preview: opts.preview ?? true,
+    ...(opts.stackOutputs ? { stackOutputs: opts.stackOutputs } : {}),
+  });
+  const { registrations } = capture;
+  vi.resetModules();
+  let exports: Record<string, unknown>;
+  try {
+    exports = (await import("../index")) as Record<string, unknown>;
+  } catch (e) {
+    // let a test see what had been registered before the program failed
+    throw Object.assign(e as Error, { registrations });
+  }
+  await capture.settled();
+  const resolved: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(exports)) {
+    resolved[k] = pulumi.Output.isInstance(v) ? await promiseOf(v) : v;
+  }
+  return {
+    registrations,
+    exports: resolved,
+    byName(name) {
+      const r = registrations.find((x) => x.name === name);
+      if (!r) throw new Error(`no resource named ${name}; have: ${registrations.map((x) => x.name).join(", ")}`);
+      return r;
+    },
+    ofType(type) {
+      return registrations.filter((x) => x.type === type);
+    },
+  };
+}
+
+/** The value of an Output, awaited (secrets unwrapped). */
+export function promiseOf<T>(o: pulumi.Output<T>): Promise<T> {
+  return new Promise((resolve) => o.apply((v) => resolve(v)));
+}

@@ -1,0 +1,77 @@
+import { execFileSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { parseHostConfig } from "../components/config";
+import { bundledScript, scriptCommand, shq } from "../components/render/command";
+import { daemonJsonFragment, renderJson } from "../components/render/daemon-json";
+import { MANAGED_HEADER, parseSysctl, renderSysctl } from "../components/render/sysctl";
+import { validConfig, withValue } from "./fixtures";
+
+const settingsOf = (c: Record<string, unknown>) => parseHostConfig(c, { source: "fixture" }).docker.daemon;
+
+describe("daemon.json fragment", () => {
+  it("round-trips: the text parses back to the typed fragment", () => {
+    const fragment = daemonJsonFragment(settingsOf(validConfig()));
+    expect(JSON.parse(renderJson(fragment))).toEqual(fragment);
+  });
+
+  it("sets overlay2, bounded json-file logs with string values, and live-restore off", () => {
+    const parsed = JSON.parse(renderJson(daemonJsonFragment(settingsOf(validConfig()))));
+    expect(parsed["storage-driver"]).toBe("overlay2");
+    expect(parsed["log-driver"]).toBe("json-file");
+    // dockerd rejects numbers in log-opts ("json: cannot unmarshal number into Go value of type string")
+    expect(parsed["log-opts"]).toEqual({ "max-size": "100m", "max-file": "5" });
+    expect(parsed["live-restore"]).toBe(false);
+  });
+
+  it("leaves log-opts out for drivers that do not take max-size/max-file", () => {
+    const parsed = JSON.parse(renderJson(daemonJsonFragment(settingsOf(withValue(validConfig(), "docker.daemon.logDriver", "journald")))));
+    expect(parsed).not.toHaveProperty("log-opts");
+  });
+
+  it("is stable: keys sorted at every level, trailing newline", () => {
+    const text = renderJson({ b: 1, a: { d: 1, c: 2 } });
+    expect(text).toBe('{\n  "a": {\n    "c": 2,\n    "d": 1\n  },\n  "b": 1\n}\n');
+    expect(renderJson(daemonJsonFragment(settingsOf(validConfig())))).toMatchSnapshot();
+  });
+});
+
+describe("sysctl.d file", () => {
+  const settings = { "vm.vfs_cache_pressure": 50, "vm.swappiness": 10 };
+
+  it("round-trips through the parser", () => {
+    expect(parseSysctl(renderSysctl(settings))).toEqual({ "vm.swappiness": "10", "vm.vfs_cache_pressure": "50" });
+  });
+
+  it("starts with the managed-by header and sorts the keys", () => {
+    const lines = renderSysctl(settings).trimEnd().split("\n");
+    expect(lines).toEqual([MANAGED_HEADER, "vm.swappiness = 10", "vm.vfs_cache_pressure = 50"]);
+    expect(renderSysctl(settings)).toMatchSnapshot();
+  });
+});
+
+describe("command strings", () => {
+  it("quotes any argument as one shell word", () => {
+    for (const s of ["plain", "with space", "it's", '{"a":"b c"}', "$(reboot)", "a\nb", ""]) {
+      expect(execFileSync("bash", ["-c", `printf %s ${shq(s)}`]).toString()).toBe(s);
+    }
+  });
+
+  it("runs the bundled script (lib.sh included) with its arguments, exactly as a host would", () => {
+    const cmd = scriptCommand("daemon-json-merge", ["bogus-mode"], { sudo: false });
+    let stderr = "";
+    try {
+      execFileSync("bash", ["-c", cmd], { stdio: "pipe" });
+    } catch (e) {
+      stderr = String((e as { stderr: Buffer }).stderr);
+    }
+    expect(stderr).toContain("daemon-json-merge: error: usage: daemon-json-merge.sh apply");
+  });
+
+  it("prefixes sudo -n only when asked, and carries no shebang or source line of its own", () => {
+    expect(scriptCommand("sysctl-apply", [], { sudo: true })).toMatch(/^sudo -n bash -c '/);
+    expect(scriptCommand("sysctl-apply", [], { sudo: false })).toMatch(/^bash -c '/);
+    const text = bundledScript("sysctl-apply");
+    expect(text.match(/^#!/gm)).toHaveLength(1); // lib.sh's only
+    expect(text).toContain("dgx_lib_loaded() { :; }");
+  });
+});

@@ -1,0 +1,120 @@
+import { describe, expect, it } from "vitest";
+import { sha256 } from "../components/render/command";
+import { daemonJsonFragment, renderJson } from "../components/render/daemon-json";
+import { renderSysctl } from "../components/render/sysctl";
+import { FIXTURE_HOST_KEY } from "./fixtures";
+import { runStack, SENTINEL_SSH_KEY, stackFileConfig, type Registration, type StackRun } from "./harness";
+
+const COMMAND = "command:remote:Command";
+
+async function realStack(stack: "sark" | "clu", preview = true): Promise<StackRun> {
+  return runStack({ stack, config: stackFileConfig(`Pulumi.${stack}.yaml`), preview });
+}
+
+function parentName(run: StackRun, r: Registration): string | undefined {
+  return run.registrations.find((x) => x.urn === r.parent)?.name;
+}
+
+describe.each(["sark", "clu"] as const)("stack %s under mocks", (stack) => {
+  it("registers exactly the host, daemon.json and kernel tuning components and their commands", async () => {
+    const run = await realStack(stack);
+    const mine = run.registrations.filter((r) => r.type.startsWith("dgx-storage:") || r.type === COMMAND);
+    expect(mine.map((r) => `${r.type} ${r.name}`).sort()).toEqual(
+      [
+        `dgx-storage:index:DgxHost ${stack}`,
+        `dgx-storage:index:DaemonConfig ${stack}-daemon`,
+        `${COMMAND} ${stack}-daemon-merge`,
+        `${COMMAND} ${stack}-daemon-restart`,
+        `dgx-storage:index:KernelTuning ${stack}-kernel`,
+        `${COMMAND} ${stack}-kernel-apply`,
+      ].sort(),
+    );
+    // every child is named after its parent
+    for (const r of mine) {
+      const parent = parentName(run, r);
+      if (parent && r.type !== "dgx-storage:index:DgxHost") expect(r.name.startsWith(`${parent}-`), `${r.name} under ${parent}`).toBe(true);
+    }
+  });
+
+  it("pins the configured host key and connection on every command, and never injects output into the environment", async () => {
+    const run = await realStack(stack);
+    const address = stack === "sark" ? "192.168.68.69" : "192.168.68.71";
+    for (const cmd of run.ofType(COMMAND)) {
+      expect(cmd.inputs.connection).toMatchObject({ host: address, port: 22, user: "maxvamp", hostKey: "unpinned" });
+      expect(cmd.inputs.addPreviousOutputInEnv).toBe(false);
+      expect(cmd.inputs).not.toHaveProperty("environment");
+      expect(String(cmd.inputs.create)).toMatch(/^sudo -n bash -c '/);
+    }
+  });
+
+  it("keeps the SSH key a secret: it appears only in secret inputs", async () => {
+    const run = await realStack(stack);
+    for (const r of run.registrations) {
+      expect(JSON.stringify(r.plainInputs)).not.toContain("SENTINEL-SSH-KEY");
+    }
+    for (const cmd of run.ofType(COMMAND)) {
+      // the SDK marks the whole connection secret because it holds a secret; either way the key is covered
+      expect(cmd.secretPaths.some((p) => "connection.privateKey".startsWith(p))).toBe(true);
+      expect((cmd.inputs.connection as Record<string, unknown>).privateKey).toBe(SENTINEL_SSH_KEY);
+    }
+  });
+
+  it("triggers the daemon.json commands on the managed content's hash; the restart runs after the merge", async () => {
+    const run = await realStack(stack);
+    const fragment = renderJson(
+      daemonJsonFragment({ storageDriver: "overlay2", logDriver: "json-file", logOpts: { maxSize: "100m", maxFile: 5 }, liveRestore: false }),
+    );
+    const merge = run.byName(`${stack}-daemon-merge`);
+    const restart = run.byName(`${stack}-daemon-restart`);
+    expect(merge.inputs.triggers).toEqual([sha256(fragment)]);
+    expect(restart.inputs.triggers).toEqual([sha256(fragment)]);
+    expect(String(merge.inputs.create)).toContain(` daemon-json-merge apply '${JSON.stringify(JSON.parse(fragment))}'`);
+    expect(String(merge.inputs.delete)).toMatch(/ daemon-json-merge remove$/);
+    expect(String(restart.inputs.create)).toMatch(/ docker-restart overlay2$/);
+    expect(restart.inputs).not.toHaveProperty("delete");
+    expect(restart.dependsOn).toContain(merge.urn);
+    expect(run.exports.daemonJsonHash).toBe(sha256(fragment));
+  });
+
+  it("writes the sysctl file with the plan's values, triggered by its hash, removed on delete", async () => {
+    const run = await realStack(stack);
+    const content = renderSysctl({ "vm.swappiness": 10, "vm.vfs_cache_pressure": 50 });
+    const apply = run.byName(`${stack}-kernel-apply`);
+    expect(apply.inputs.triggers).toEqual([sha256(content)]);
+    expect(String(apply.inputs.create)).toContain(" sysctl-apply apply /etc/sysctl.d/90-dgx-storage.conf '");
+    expect(String(apply.inputs.create)).toContain("vm.swappiness = 10\nvm.vfs_cache_pressure = 50\n'");
+    expect(String(apply.inputs.delete)).toMatch(/ sysctl-apply remove \/etc\/sysctl\.d\/90-dgx-storage\.conf$/);
+  });
+});
+
+describe("stack config errors stop the program before any resource exists", () => {
+  it("GIVEN an invalid stack file THEN every problem is listed and nothing is registered", async () => {
+    const config = stackFileConfig("Pulumi.sark.yaml");
+    const host = config.host as Record<string, unknown>;
+    const bad = { ...config, host: { ...host, address: "192.168.68.999", ssh: { user: "maxvamp", port: 99999, hostKey: "unpinned" } }, sysctl: { "vm.swappiness": 500 } };
+    const error = await runStack({ stack: "sark", config: bad }).then(
+      () => undefined,
+      (e: unknown) => e as Error & { registrations: readonly Registration[] },
+    );
+    expect(error?.message).toMatch(/Pulumi\.sark\.yaml: invalid stack config \(3 problems\)[\s\S]*host\.address[\s\S]*host\.ssh\.port[\s\S]*sysctl\.vm\.swappiness/);
+    expect(error?.registrations).toEqual([]);
+  });
+
+  it("GIVEN pulumi up with an unpinned host key THEN it refuses with the keyscan command", async () => {
+    await expect(realStack("sark", false)).rejects.toThrow(/host\.ssh\.hostKey: "unpinned" cannot be applied; pin the key first: ssh-keyscan -t ed25519 -p 22 192\.168\.68\.69/);
+  });
+
+  it("GIVEN the SSH key set in plaintext THEN it is rejected", async () => {
+    const config = { ...stackFileConfig("Pulumi.sark.yaml"), sshPrivateKey: "-----BEGIN" };
+    await expect(runStack({ stack: "sark", config, secrets: {} })).rejects.toThrow(/sshPrivateKey: must be set as a secret/);
+  });
+
+  it("GIVEN a pinned key THEN pulumi up goes ahead and every command carries it", async () => {
+    const config = stackFileConfig("Pulumi.sark.yaml");
+    const host = config.host as { ssh: Record<string, unknown> };
+    const run = await runStack({ stack: "sark", config: { ...config, host: { ...host, ssh: { ...host.ssh, hostKey: FIXTURE_HOST_KEY } } }, preview: false });
+    const cmds = run.ofType(COMMAND);
+    expect(cmds).toHaveLength(3);
+    for (const c of cmds) expect((c.inputs.connection as Record<string, unknown>).hostKey).toBe(FIXTURE_HOST_KEY);
+  });
+});
