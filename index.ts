@@ -1,6 +1,6 @@
 /**
  * One stack = one DGX host. Read the stack's config through the door, build the host, export
- * what an operator wants to see after `pulumi up`.
+ * what an operator (and the other host's stack) needs after `pulumi up`.
  */
 import * as pulumi from "@pulumi/pulumi";
 import { UNPINNED_HOST_KEY } from "./components/config";
@@ -17,3 +17,10 @@ export const hostName = config.host.name;
 export const address = config.host.address;
 export const daemonJsonHash = host.daemon.fragmentHash;
 export const sysctlFile = host.kernel.path;
+export const volumes = [...host.volumes.byName.keys()];
+export const containers = pulumi.all([...host.services.values()].map((s) => s.container.name));
+export const overlayNetwork = host.swarm?.networkName;
+// read by the worker's stack through a StackReference; the token stays a secret
+export const swarmManagerAddress = host.swarm?.manager?.swarmManagerAddress;
+export const swarmManagerNodeId = host.swarm?.manager?.swarmManagerNodeId;
+export const swarmWorkerToken = host.swarm?.manager?.swarmWorkerToken;

@@ -176,6 +176,8 @@ const sysctlSection = z
     }
   }, EVEN_IF_INVALID);
 
+const dockerName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/, "a Docker object name: letters, digits, '_', '.', '-'");
+
 const swarmSection = z.strictObject({
   /** `manager` initialises the swarm; `worker` joins the manager's. */
   role: z.enum(["manager", "worker"]),
@@ -183,6 +185,103 @@ const swarmSection = z.strictObject({
   advertiseAddress: address,
   /** Worker only: the manager's stack, read through a StackReference (`org/project/stack`). */
   managerStack: z.string().regex(/^[\w.-]+\/[\w.-]+\/[\w.-]+$/, "a stack reference 'organization/project/stack'").optional(),
+  /** Manager only: the attachable overlay network the services share. */
+  network: z
+    .strictObject({
+      name: dockerName.default("optimized-swarm"),
+      /** IPsec encryption of the data plane (see README: cost and ports). @default false */
+      encrypted: z.boolean().default(false),
+    })
+    .optional(),
+});
+
+const volumeSection = z.strictObject({
+  /** Docker volume name. */
+  name: dockerName,
+  /** The host that keeps it: must be this stack's host. */
+  host: hostName,
+  /** Bind-backed volume (`driver: local`, `type=none,o=bind,device=...`). */
+  bind: z
+    .strictObject({
+      device: absolutePath,
+      /** Owner of the device directory, `uid:gid`. @default "0:0" */
+      owner: z.string().regex(/^\d{1,10}:\d{1,10}$/, "numeric 'uid:gid'").default("0:0"),
+      /** Mode of the device directory. @default "0755" */
+      mode: z.string().regex(/^0?[0-7]{3,4}$/, "an octal mode such as '0750'").default("0755"),
+    })
+    .optional(),
+  /**
+   * Holds data: protected from `pulumi destroy` and kept on the host if Pulumi ever deletes or
+   * replaces it. @default true
+   */
+  data: z.boolean().default(true),
+});
+
+const duration = z.string().regex(/^\d+(ms|s|m|h)$/, "a duration such as '30s'");
+
+const serviceSection = z.strictObject({
+  /** The host that runs it: must be this stack's host. */
+  host: hostName,
+  /** Image with a pinned tag or digest (`latest` and untagged images are refused). */
+  image: z
+    .string()
+    .regex(/^([a-z0-9.-]+(:\d+)?\/)?[a-z0-9][a-z0-9._/-]*(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$/, "an image reference such as 'chromadb/chroma:0.6.3'")
+    .refine((i) => /@sha256:/.test(i) || (/:[\w][\w.-]*$/.test(i.split("/").pop() ?? "") && !i.endsWith(":latest")), {
+      message: "a pinned tag or digest, not 'latest' or no tag",
+    }),
+  /** Pull the image from its registry (false for an image built on the host). @default true */
+  pull: z.boolean().default(true),
+  /** Container name. @default the service's key */
+  containerName: dockerName.optional(),
+  command: z.array(z.string()).optional(),
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name"), z.string()).default({}),
+  ports: z
+    .array(
+      z.strictObject({
+        published: port,
+        target: port,
+        protocol: z.enum(["tcp", "udp"]).default("tcp"),
+        /** Host address to publish on. @default "0.0.0.0" */
+        ip: z.string().regex(ipv4, "an IPv4 address").default("0.0.0.0"),
+      }),
+    )
+    .default([]),
+  mounts: z
+    .array(
+      z.strictObject({
+        /** A volume declared on this host, or an absolute host path (a bind mount). */
+        source: z.union([absolutePath, dockerName]),
+        /** Path inside the container. */
+        target: absolutePath,
+        readOnly: z.boolean().default(false),
+      }),
+    )
+    .default([]),
+  /** GPUs reserved through the NVIDIA runtime: a count, or specific GPUs by id. */
+  gpus: z
+    .strictObject({
+      count: z.number().int("a positive whole number").positive("a positive whole number").optional(),
+      deviceIds: z.array(z.string().regex(/^[\w-]+$/, "a GPU index or UUID")).min(1, "at least one GPU id").optional(),
+    })
+    .refine((g) => (g.count === undefined) !== (g.deviceIds === undefined), { message: "either count or deviceIds, not both or neither" })
+    .optional(),
+  /** Shared memory in MiB (vLLM needs more than Docker's 64 MiB). */
+  shmSizeMb: z.number().int("a whole number").positive("a positive whole number").optional(),
+  healthcheck: z
+    .strictObject({
+      test: z.array(z.string()).min(2, "['CMD', ...] or ['CMD-SHELL', '...']").refine((t) => t[0] === "CMD" || t[0] === "CMD-SHELL", {
+        message: "a test starting with CMD or CMD-SHELL",
+      }),
+      interval: duration.default("30s"),
+      timeout: duration.default("10s"),
+      retries: z.number().int("a whole number").min(1, "at least 1").default(3),
+      startPeriod: duration.default("30s"),
+    })
+    .optional(),
+  /** Seconds `pulumi up` waits for the container to be healthy. @default 120 */
+  waitTimeout: z.number().int("a whole number").positive("a positive whole number").default(120),
+  /** Attach to the swarm's overlay network. @default true */
+  overlay: z.boolean().default(true),
 });
 
 const diskSection = z.strictObject({
@@ -214,15 +313,97 @@ const capacitySection = z
 // The whole host config
 // ---------------------------------------------------------------------------------------------
 
+/** The shape cross-field rules read: possibly invalid, so every field is optional. */
+interface RawConfig {
+  host?: { name?: unknown };
+  swarm?: { role?: unknown; network?: unknown };
+  volumes?: { name?: unknown; host?: unknown; bind?: { device?: unknown } }[];
+  services?: Record<string, { host?: unknown; ports?: { published?: unknown; protocol?: unknown; ip?: unknown }[]; mounts?: { source?: unknown; target?: unknown }[]; overlay?: unknown }>;
+}
+
+/** Placement, names and mounts across sections: the rules one field cannot check alone. */
+function crossCheckPlacement(c: RawConfig, ctx: z.RefinementCtx): void {
+  const here = c.host?.name;
+  const volumes = Array.isArray(c.volumes) ? c.volumes : [];
+  const names = new Map<unknown, number>();
+  volumes.forEach((v, i) => {
+    if (names.has(v?.name)) {
+      ctx.addIssue({ code: "custom", path: ["volumes", i, "name"], message: `a unique volume name (volumes[${names.get(v?.name)}] has it already)`, input: v?.name });
+    } else names.set(v?.name, i);
+    if (typeof here === "string" && v?.host !== here) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["volumes", i, "host"],
+        message: `this stack's host '${here}': a volume belongs in the stack file of the host that keeps it`,
+        input: v?.host,
+      });
+    }
+  });
+  const devices = new Map<unknown, number>();
+  volumes.forEach((v, i) => {
+    const d = v?.bind?.device;
+    if (d === undefined) return;
+    if (devices.has(d)) ctx.addIssue({ code: "custom", path: ["volumes", i, "bind", "device"], message: `a device no other volume uses (volumes[${devices.get(d)}] binds it)`, input: d });
+    else devices.set(d, i);
+  });
+  const published = new Map<string, string>();
+  for (const [svc, s] of Object.entries(c.services ?? {})) {
+    if (typeof here === "string" && s?.host !== here) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["services", svc, "host"],
+        message: `this stack's host '${here}': a service belongs in the stack file of the host that runs it`,
+        input: s?.host,
+      });
+    }
+    const targets = new Map<unknown, number>();
+    (Array.isArray(s?.mounts) ? s.mounts : []).forEach((m, i) => {
+      if (targets.has(m?.target)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["services", svc, "mounts", i, "target"],
+          message: `one source per container path (mounts[${targets.get(m?.target)}] is already mounted there; Docker refuses a duplicate mount point)`,
+          input: m?.target,
+        });
+      } else targets.set(m?.target, i);
+      const src = m?.source;
+      if (typeof src === "string" && !src.startsWith("/") && !names.has(src)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["services", svc, "mounts", i, "source"],
+          message: `a volume declared in this stack's volumes (${names.size > 0 ? [...names.keys()].map(String).join(", ") : "none"}) or an absolute host path`,
+          input: src,
+        });
+      }
+    });
+    (Array.isArray(s?.ports) ? s.ports : []).forEach((p, i) => {
+      const key = `${p?.ip ?? "0.0.0.0"}:${String(p?.published)}/${String(p?.protocol ?? "tcp")}`;
+      const other = published.get(key);
+      if (other !== undefined) {
+        ctx.addIssue({ code: "custom", path: ["services", svc, "ports", i, "published"], message: `a host port no other service publishes (${other} has ${key})`, input: p?.published });
+      } else published.set(key, svc);
+    });
+    if (s?.overlay !== false && c.swarm === undefined) {
+      ctx.addIssue({ code: "custom", path: ["services", svc, "overlay"], message: "false, or a swarm section: the overlay network needs a swarm", input: s?.overlay ?? true });
+    }
+  }
+  if (c.swarm?.role === "worker" && c.swarm.network !== undefined) {
+    ctx.addIssue({ code: "custom", path: ["swarm", "network"], message: "no network on a worker: the manager creates the overlay network", input: c.swarm.network });
+  }
+}
+
 const hostConfigSchema = z
   .strictObject({
     host: hostSection,
     docker: dockerSection.default(dockerSection.parse({})),
     sysctl: sysctlSection.default({ "vm.swappiness": 10, "vm.vfs_cache_pressure": 50 }),
     swarm: swarmSection.optional(),
+    volumes: z.array(volumeSection).default([]),
+    services: z.record(dockerName, serviceSection).default({}),
     capacity: capacitySection.optional(),
   })
   .superRefine((c, ctx) => {
+    crossCheckPlacement(c as unknown as RawConfig, ctx);
     if (c.swarm && c.docker?.daemon?.liveRestore === true) {
       ctx.addIssue({
         code: "custom",
@@ -256,8 +437,17 @@ type DeepReadonly<T> = T extends (infer U)[]
     : T;
 
 /** The validated, frozen config of one host. */
-export type HostConfig = DeepReadonly<z.output<typeof hostConfigSchema> & { host: { sudo: boolean } }>;
+type Parsed = z.output<typeof hostConfigSchema>;
+export type HostConfig = DeepReadonly<
+  Omit<Parsed, "host" | "services"> & {
+    host: Parsed["host"] & { sudo: boolean };
+    services: Record<string, Parsed["services"][string] & { containerName: string }>;
+  }
+>;
 export type DaemonSettings = HostConfig["docker"]["daemon"];
+export type VolumeConfig = HostConfig["volumes"][number];
+export type ServiceConfig = HostConfig["services"][string];
+export type SwarmConfig = NonNullable<HostConfig["swarm"]>;
 
 /** Thrown by the door: one error listing every problem. */
 export class ConfigError extends Error {
@@ -353,7 +543,17 @@ export function parseHostConfig(values: Readonly<Record<string, unknown>>, opts:
   }
   if (problems.length > 0 || !result.success) throw new ConfigError(opts.source, problems);
   const data = result.data;
-  const config = { ...data, host: { ...data.host, sudo: data.host.sudo ?? data.host.ssh.user !== "root" } };
+  const config = {
+    ...data,
+    host: { ...data.host, sudo: data.host.sudo ?? data.host.ssh.user !== "root" },
+    swarm:
+      data.swarm?.role === "manager"
+        ? { ...data.swarm, network: data.swarm.network ?? { name: "optimized-swarm", encrypted: false } }
+        : data.swarm,
+    services: Object.fromEntries(
+      Object.entries(data.services).map(([key, svc]) => [key, { ...svc, containerName: svc.containerName ?? key }]),
+    ),
+  };
   return deepFreeze(config) as HostConfig;
 }
 

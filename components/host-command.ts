@@ -26,28 +26,37 @@ export interface HostCommandArgs {
   readonly access: HostAccess;
   /** Script run on create and on update (when `triggers` or arguments change). */
   readonly script: ScriptName;
-  readonly createArgs: readonly string[];
+  readonly createArgs: readonly pulumi.Input<string>[];
   /** Arguments of the same script on delete; omit for commands that have nothing to undo. */
-  readonly deleteArgs?: readonly string[];
+  readonly deleteArgs?: readonly pulumi.Input<string>[];
   /** Content hashes of what the command installs. */
   readonly triggers: readonly pulumi.Input<string>[];
   /** Secret input, delivered on stdin only. */
-  readonly secretStdin?: pulumi.Output<string>;
+  readonly secretStdin?: pulumi.Input<string>;
+  /** The script prints a secret on stdout (e.g. a join token): keep it secret, log only stderr. */
+  readonly secretStdout?: boolean;
+}
+
+function commandString(args: HostCommandArgs, words: readonly pulumi.Input<string>[]): pulumi.Output<string> {
+  return pulumi.all([...words]).apply((w) => scriptCommand(args.script, w, { sudo: args.access.sudo }));
 }
 
 export function hostCommand(name: string, args: HostCommandArgs, opts: pulumi.CustomResourceOptions): command.remote.Command {
   const { access } = args;
-  const secret = args.secretStdin !== undefined;
+  const secretIn = args.secretStdin !== undefined;
+  const secretOut = secretIn || args.secretStdout === true;
   return new command.remote.Command(
     name,
     {
       connection: access.connection,
-      create: scriptCommand(args.script, args.createArgs, { sudo: access.sudo }),
-      ...(args.deleteArgs ? { delete: scriptCommand(args.script, args.deleteArgs, { sudo: access.sudo }) } : {}),
+      create: commandString(args, args.createArgs),
+      ...(args.deleteArgs ? { delete: commandString(args, args.deleteArgs) } : {}),
       triggers: [...args.triggers],
       addPreviousOutputInEnv: false,
-      ...(secret ? { stdin: pulumi.secret(args.secretStdin), logging: "none" as const } : {}),
+      ...(secretIn ? { stdin: pulumi.secret(args.secretStdin) } : {}),
+      // a secret on stdin could be echoed by a tool on either stream; a secret stdout is only there
+      ...(secretIn ? { logging: "none" as const } : args.secretStdout ? { logging: "stderr" as const } : {}),
     },
-    secret ? { ...opts, additionalSecretOutputs: ["stdout", "stderr"] } : opts,
+    secretOut ? { ...opts, additionalSecretOutputs: ["stdout", "stderr"] } : opts,
   );
 }

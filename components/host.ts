@@ -1,8 +1,12 @@
+import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import type { HostConfig } from "./config";
+import { UNPINNED_HOST_KEY, type HostConfig } from "./config";
 import { DaemonConfig } from "./daemon-config";
 import type { HostAccess } from "./host-command";
 import { KernelTuning } from "./kernel-tuning";
+import { ContainerService } from "./services";
+import { Swarm } from "./swarm";
+import { StorageVolumes } from "./volumes";
 
 /** A file the stack sends to the host, as synth writes it for review. */
 export interface HostFile {
@@ -20,29 +24,82 @@ export interface DgxHostArgs {
   readonly sshPrivateKey: pulumi.Output<string>;
 }
 
+/**
+ * `ssh` options for the Docker provider (it runs the system ssh client): the host key is pinned
+ * from the stack config, with no known_hosts file to keep in sync. `KnownHostsCommand` needs
+ * OpenSSH 8.5 or later on the machine that runs Pulumi. An unpinned key gets no command, so
+ * strict checking refuses the connection.
+ */
+export function dockerSshOpts(config: HostConfig): string[] {
+  const { address, ssh } = config.host;
+  const opts = ["-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"];
+  if (ssh.hostKey !== UNPINNED_HOST_KEY) {
+    const pattern = ssh.port === 22 ? address : `[${address}]:${ssh.port}`;
+    opts.push("-o", `KnownHostsCommand=/bin/echo '${pattern} ${ssh.hostKey}'`);
+  }
+  return opts;
+}
+
 /** Everything one DGX host's storage stack declares. */
 export class DgxHost extends pulumi.ComponentResource {
   public readonly access: HostAccess;
   public readonly daemon: DaemonConfig;
   public readonly kernel: KernelTuning;
+  public readonly provider: docker.Provider;
+  public readonly volumes: StorageVolumes;
+  public readonly swarm?: Swarm;
+  public readonly services: ReadonlyMap<string, ContainerService>;
   /** What the host receives, for `npm run synth`. */
   public readonly hostFiles: readonly HostFile[];
 
   constructor(name: string, args: DgxHostArgs, opts?: pulumi.ComponentResourceOptions) {
     super("dgx-storage:index:DgxHost", name, {}, opts);
     const { config } = args;
+    const { host } = config;
     this.access = {
       connection: {
-        host: config.host.address,
-        port: config.host.ssh.port,
-        user: config.host.ssh.user,
+        host: host.address,
+        port: host.ssh.port,
+        user: host.ssh.user,
         privateKey: args.sshPrivateKey,
-        hostKey: config.host.ssh.hostKey,
+        hostKey: host.ssh.hostKey,
       },
-      sudo: config.host.sudo,
+      sudo: host.sudo,
     };
     this.daemon = new DaemonConfig(`${name}-daemon`, { access: this.access, settings: config.docker.daemon }, { parent: this });
     this.kernel = new KernelTuning(`${name}-kernel`, { access: this.access, settings: config.sysctl }, { parent: this });
+
+    // Docker resources wait for the daemon to run with its merged configuration.
+    this.provider = new docker.Provider(
+      `${name}-docker`,
+      { host: `ssh://${host.ssh.user}@${host.address}:${host.ssh.port}`, sshOpts: dockerSshOpts(config) },
+      { parent: this, dependsOn: [this.daemon.restart] },
+    );
+    this.volumes = new StorageVolumes(
+      `${name}-volumes`,
+      { access: this.access, provider: this.provider, volumes: config.volumes },
+      { parent: this, dependsOn: [this.daemon.restart] },
+    );
+    if (config.swarm) {
+      this.swarm = new Swarm(`${name}-swarm`, { access: this.access, provider: this.provider, swarm: config.swarm }, { parent: this, dependsOn: [this.daemon.restart] });
+    }
+    const services = new Map<string, ContainerService>();
+    for (const [key, service] of Object.entries(config.services)) {
+      services.set(
+        key,
+        new ContainerService(
+          `${name}-${key}`,
+          {
+            provider: this.provider,
+            service,
+            volumes: this.volumes.byName,
+            ...(this.swarm ? { networkName: this.swarm.networkName, dependsOn: [this.swarm.membership] } : {}),
+          },
+          { parent: this, dependsOn: [this.volumes] },
+        ),
+      );
+    }
+    this.services = services;
     this.hostFiles = [
       { path: "/etc/docker/daemon.json", content: this.daemon.fragment, kind: "managed-keys" },
       { path: this.kernel.path, content: this.kernel.content, kind: "file" },

@@ -7,9 +7,9 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { parse as parseYaml } from "yaml";
 import { vi } from "vitest";
-import { startCapture, type Registration } from "../tools/mock-capture";
+import { startCapture, type Read, type Registration } from "../tools/mock-capture";
 
-export type { Registration } from "../tools/mock-capture";
+export type { Read, Registration } from "../tools/mock-capture";
 
 export const REPO = path.resolve(__dirname, "..");
 
@@ -18,7 +18,11 @@ export const SENTINEL_SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nSENTINEL-S
 
 export interface StackRun {
   readonly registrations: readonly Registration[];
+  /** Resources read, not registered (StackReferences). */
+  readonly reads: readonly Read[];
   readonly exports: Record<string, unknown>;
+  /** The program's exports as it made them (Outputs unresolved), e.g. for pulumi.isSecret. */
+  readonly rawExports: Record<string, unknown>;
   byName(name: string): Registration;
   ofType(type: string): Registration[];
 }
@@ -32,9 +36,25 @@ export interface RunOptions {
   readonly secrets?: Record<string, string>;
   /** @default true */
   readonly preview?: boolean;
-  /** Outputs returned by StackReferences, by referenced stack name. */
+  /** Outputs returned by StackReferences, by referenced stack name. @default MANAGER_OUTPUTS for sark */
   readonly stackOutputs?: Record<string, Record<string, unknown>>;
 }
+
+/** Sentinel swarm join token: tests assert it appears only inside secret inputs. */
+export const SENTINEL_JOIN_TOKEN = "SWMTKN-1-sentinel0join0token-5f1d";
+
+/** The manager stack's outputs, as the worker's StackReference sees them. */
+export const MANAGER_OUTPUTS: Record<string, Record<string, unknown>> = {
+  "organization/dgx-storage/sark": {
+    swarmManagerAddress: "192.168.68.69:2377",
+    swarmManagerNodeId: "mgrnode0000000000000000001",
+    swarmWorkerToken: SENTINEL_JOIN_TOKEN,
+    overlayNetwork: "optimized-swarm",
+  },
+};
+
+/** What swarm-init.sh prints on a manager. */
+export const SWARM_INIT_STDOUT = `${JSON.stringify({ nodeId: "mgrnode0000000000000000001", managerAddress: "192.168.68.69:2377", workerToken: SENTINEL_JOIN_TOKEN })}\n`;
 
 /** A stack file's config in the project namespace, prefix removed. */
 export function stackFileConfig(file: string): Record<string, unknown> {
@@ -52,7 +72,9 @@ export async function runStack(opts: RunOptions): Promise<StackRun> {
     config: opts.config,
     secrets: opts.secrets ?? { sshPrivateKey: SENTINEL_SSH_KEY },
     preview: opts.preview ?? true,
-    ...(opts.stackOutputs ? { stackOutputs: opts.stackOutputs } : {}),
+    stackOutputs: opts.stackOutputs ?? MANAGER_OUTPUTS,
+    secretOutputNames: ["swarmWorkerToken"],
+    commandStdout: (name) => (name.endsWith("-swarm-init") ? SWARM_INIT_STDOUT : undefined),
   });
   const { registrations } = capture;
   vi.resetModules();
@@ -70,7 +92,9 @@ export async function runStack(opts: RunOptions): Promise<StackRun> {
   }
   return {
     registrations,
+    reads: capture.reads,
     exports: resolved,
+    rawExports: exports,
     byName(name) {
       const r = registrations.find((x) => x.name === name);
       if (!r) throw new Error(`no resource named ${name}; have: ${registrations.map((x) => x.name).join(", ")}`);
@@ -82,7 +106,15 @@ export async function runStack(opts: RunOptions): Promise<StackRun> {
   };
 }
 
-/** The value of an Output, awaited (secrets unwrapped). */
-export function promiseOf<T>(o: pulumi.Output<T>): Promise<T> {
-  return new Promise((resolve) => o.apply((v) => resolve(v)));
+/** What `promiseOf` gives for a value that is unknown during a preview. */
+export const UNKNOWN = Symbol("unknown during preview");
+
+/**
+ * The value of an Output, awaited (secrets unwrapped), or `UNKNOWN` when the engine would only
+ * know it after an apply (an `apply` callback never runs then, so plain awaiting would hang).
+ * `isKnown`/`promise` are the SDK's own, not in its .d.ts.
+ */
+export async function promiseOf<T>(o: pulumi.Output<T>): Promise<T | typeof UNKNOWN> {
+  const impl = o as unknown as { isKnown: Promise<boolean>; promise(withUnknowns?: boolean): Promise<T> };
+  return (await impl.isKnown) ? impl.promise(true) : UNKNOWN;
 }

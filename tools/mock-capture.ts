@@ -36,10 +36,25 @@ export interface CaptureOptions {
   readonly preview: boolean;
   /** Outputs returned by StackReferences, by referenced stack name. */
   readonly stackOutputs?: Readonly<Record<string, Record<string, unknown>>>;
+  /** Which of those outputs the referenced stack holds as secrets. @default [] */
+  readonly secretOutputNames?: readonly string[];
+  /** What a remote command prints, by resource name (an `up`, not a preview, reads it). @default "" */
+  readonly commandStdout?: (name: string) => string | undefined;
+}
+
+/** A resource read rather than registered (a StackReference). */
+export interface Read {
+  readonly urn: string;
+  readonly type: string;
+  readonly name: string;
+  /** What was read: for a StackReference, the stack's name. */
+  readonly id: string;
+  readonly parent: string;
 }
 
 export interface Capture {
   readonly registrations: Registration[];
+  readonly reads: Read[];
   /** Resolves when no registration has been in flight for a few turns of the event loop. */
   settled(): Promise<void>;
 }
@@ -64,6 +79,7 @@ function unwrap(v: unknown, at: string, secrets: string[], mask: boolean): unkno
 /** Sets up the mock runtime with the stack's config and starts recording. */
 export async function startCapture(opts: CaptureOptions): Promise<Capture> {
   const registrations: Registration[] = [];
+  const reads: Read[] = [];
   let pending = 0;
   await pulumi.runtime.setMocks(
     {
@@ -72,7 +88,11 @@ export async function startCapture(opts: CaptureOptions): Promise<Capture> {
           const ref = String(args.inputs.name);
           const outputs = opts.stackOutputs?.[ref];
           if (!outputs) throw new Error(`no mocked outputs for stack reference ${ref}`);
-          return { id: ref, state: { name: ref, outputs, secretOutputNames: [] } };
+          const secret = (opts.secretOutputNames ?? []).filter((k) => k in outputs);
+          return { id: ref, state: { name: ref, outputs, secretOutputNames: secret } };
+        }
+        if (args.type === "command:remote:Command" && !opts.preview) {
+          return { id: `${args.name}-id`, state: { ...args.inputs, stdout: opts.commandStdout?.(args.name) ?? "", stderr: "" } };
         }
         return { id: `${args.name}-id`, state: args.inputs };
       },
@@ -93,7 +113,22 @@ export async function startCapture(opts: CaptureOptions): Promise<Capture> {
   );
 
   type Callback = (err: unknown, res: { getUrn(): string } | undefined) => void;
-  const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(req: RegisterRequest, cb: Callback): void };
+  const monitor = pulumi.runtime.getMonitor() as unknown as {
+    registerResource(req: RegisterRequest, cb: Callback): void;
+    readResource(req: ReadRequest, cb: Callback): void;
+  };
+  // reads (StackReference) are recorded with the id they read and no inputs of note
+  const originalRead = monitor.readResource.bind(monitor);
+  monitor.readResource = (req, callback) => {
+    pending++;
+    originalRead(req, (err, res) => {
+      if (!err && res) {
+        reads.push({ urn: res.getUrn(), type: req.getType(), name: req.getName(), id: req.getId(), parent: req.getParent() });
+      }
+      pending--;
+      callback(err, res);
+    });
+  };
   const original = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req, callback) => {
     pending++;
@@ -124,6 +159,7 @@ export async function startCapture(opts: CaptureOptions): Promise<Capture> {
   };
   return {
     registrations,
+    reads,
     async settled() {
       let quiet = 0;
       for (let i = 0; i < 5000 && quiet < 20; i++) {
@@ -133,6 +169,14 @@ export async function startCapture(opts: CaptureOptions): Promise<Capture> {
       if (pending !== 0) throw new Error(`${pending} resource registrations never finished`);
     },
   };
+}
+
+/** The parts of the gRPC ReadResourceRequest that are read here. */
+interface ReadRequest {
+  getType(): string;
+  getName(): string;
+  getId(): string;
+  getParent(): string;
 }
 
 /** The parts of the gRPC RegisterResourceRequest that are read here. */

@@ -13,7 +13,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, loadStackFile } from "../components/config";
 import { DgxHost } from "../components/host";
 import { SCRIPTS_DIR } from "../components/render/command";
-import { startCapture, type Registration } from "./mock-capture";
+import { startCapture, type Read, type Registration } from "./mock-capture";
 
 const REPO = path.resolve(__dirname, "..");
 
@@ -34,8 +34,8 @@ function short(v: unknown): string {
   return s.length > 24 ? `${s.slice(0, 12)}…` : s;
 }
 
-function table(regs: readonly Registration[]): string {
-  const byUrn = new Map(regs.map((r) => [r.urn, r.name]));
+function table(regs: readonly Registration[], reads: readonly Read[]): string {
+  const byUrn = new Map([...regs, ...reads].map((r) => [r.urn, r.name]));
   const rows = regs.map((r) => {
     const flags = [r.protect && "protect", r.retainOnDelete && "retainOnDelete", r.deleteBeforeReplace && "deleteBeforeReplace"].filter(Boolean).join(", ");
     const triggers = Array.isArray(r.inputs.triggers) ? (r.inputs.triggers as unknown[]).map(short).join(" ") : "";
@@ -43,7 +43,8 @@ function table(regs: readonly Registration[]): string {
     const provider = r.provider ? r.provider.split("::")[3]?.split("::")[0] ?? r.provider : "";
     return `| ${r.type} | ${r.name} | ${byUrn.get(r.parent) ?? ""} | ${deps} | ${triggers} | ${flags} | ${provider} |`;
   });
-  return ["| type | name | parent | depends on | triggers | options | provider |", "|---|---|---|---|---|---|---|", ...rows].join("\n") + "\n";
+  const readRows = reads.map((r) => `| ${r.type} | ${r.name} | ${byUrn.get(r.parent) ?? ""} |  |  | reads ${r.id} |  |`);
+  return ["| type | name | parent | depends on | triggers | options | provider |", "|---|---|---|---|---|---|---|", ...rows, ...readRows].join("\n") + "\n";
 }
 
 async function main(): Promise<void> {
@@ -54,7 +55,18 @@ async function main(): Promise<void> {
   const out = path.resolve(process.argv[3] ?? path.join(REPO, "out", stack));
 
   const config = loadStackFile(file);
-  const capture = await startCapture({ stack, config: {}, secrets: {}, preview: true });
+  // A worker reads the manager's outputs through a StackReference; offline they are placeholders.
+  const stackOutputs = config.swarm?.managerStack
+    ? {
+        [config.swarm.managerStack]: {
+          swarmManagerAddress: `<swarmManagerAddress of ${config.swarm.managerStack}>`,
+          swarmManagerNodeId: `<swarmManagerNodeId of ${config.swarm.managerStack}>`,
+          swarmWorkerToken: "<secret: swarmWorkerToken>",
+          overlayNetwork: `<overlayNetwork of ${config.swarm.managerStack}>`,
+        },
+      }
+    : {};
+  const capture = await startCapture({ stack, config: {}, secrets: {}, preview: true, stackOutputs, secretOutputNames: ["swarmWorkerToken"] });
   const host = new DgxHost(config.host.name, { config, sshPrivateKey: pulumi.secret("synth has no credentials") });
   await capture.settled();
 
@@ -77,7 +89,7 @@ async function main(): Promise<void> {
     }
   }
   for (const s of fs.readdirSync(SCRIPTS_DIR)) write(path.join("scripts", s), fs.readFileSync(path.join(SCRIPTS_DIR, s), "utf8"), 0o755);
-  write("resources.md", `# Resources of stack ${stack}\n\n${table(capture.registrations)}`);
+  write("resources.md", `# Resources of stack ${stack}\n\n${table(capture.registrations, capture.reads)}`);
 
   const count = (p: string) => (fs.existsSync(path.join(out, p)) ? fs.readdirSync(path.join(out, p), { recursive: true }).length : 0);
   console.log(`synth: ${stack}: ${capture.registrations.length} resources, ${host.hostFiles.length} host files, ${count("commands")} commands -> ${path.relative(process.cwd(), out)}`);
