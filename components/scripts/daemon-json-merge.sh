@@ -50,8 +50,10 @@ if [[ -z "$ROOT" ]] && command -v dockerd >/dev/null 2>&1 && dockerd --help 2>&1
 	validate_cmd="dockerd --validate --config-file"
 fi
 
-tmp="$(mktemp "$(dirname "$file")/.daemon.json.XXXXXX")"
-trap 'rm -f "$tmp" "$tmp.state"' EXIT
+# the merge result is computed outside /etc/docker: an unchanged run writes nothing there
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+tmp="$work/daemon.json"
 
 # The merge itself: python3's json module is on every DGX OS / Ubuntu / Debian host; jq is not.
 set +e
@@ -266,8 +268,7 @@ if [[ "$verdict" == changed ]]; then
 		install_content "$state" 0600 <"$tmp.state" >/dev/null
 		backup="$(backup_file "$file")"
 		[[ -n "$backup" ]] && log "previous daemon.json saved as ${backup#"$ROOT"}"
-		chmod 0644 "$tmp"
-		mv -f "$tmp" "$file"
+		install_content "$file" 0644 <"$tmp" >/dev/null
 	fi
 elif [[ "$DRY_RUN" != 1 ]]; then
 	install_content "$state" 0600 <"$tmp.state" >/dev/null

@@ -31,13 +31,17 @@ wait_for_docker() {
 	return 1
 }
 
+# Both times in microseconds: whole seconds would call a restart in the same second as the write
+# "before" it and restart again on the next apply. systemd before 248 has no --timestamp=us;
+# there an equal second counts as "not after" and dockerd is restarted (the safe side).
 started_at=0
 if systemctl is-active --quiet docker.service; then
-	ts="$(systemctl show -p ExecMainStartTimestamp --value docker.service)"
-	[[ -n "$ts" ]] && started_at="$(date -d "$ts" +%s)"
+	ts="$(systemctl show -p ExecMainStartTimestamp --value --timestamp=us+utc docker.service 2>/dev/null ||
+		systemctl show -p ExecMainStartTimestamp --value docker.service)"
+	[[ -n "$ts" ]] && started_at="$(date -d "$ts" +%s%6N)"
 fi
 written_at=0
-[[ -f "$file" ]] && written_at="$(stat -c %Y "$file")"
+[[ -f "$file" ]] && written_at="$(date -d "$(stat -c %y "$file")" +%s%6N)"
 
 if ((started_at > written_at)) && [[ "$(running_driver)" == "$expected_driver" ]]; then
 	log "dockerd already runs with the current daemon.json (storage driver $expected_driver); no restart"

@@ -35,22 +35,32 @@ sha256_of() {
 }
 
 # install_content DEST MODE < content : atomically replace DEST with stdin when it differs.
-# Prints "changed" or "unchanged". The temporary file lives beside DEST so that the final
-# rename is atomic on the same filesystem.
+# Prints "changed" or "unchanged". Nothing at all is written when DEST already has that content
+# and mode (not even a temporary file, which would bump the directory's mtime). Otherwise the
+# temporary file lives beside DEST, so the final rename is atomic on the same filesystem.
 install_content() {
-	local dest="$1" mode="$2" tmp
-	tmp="$(mktemp "$(dirname "$dest")/.$(basename "$dest").XXXXXX")"
-	cat >"$tmp"
-	if [[ -f "$dest" ]] && cmp -s "$tmp" "$dest"; then
-		rm -f "$tmp"
-		echo unchanged
-		return 0
-	fi
-	if [[ "$DRY_RUN" == 1 ]]; then
-		rm -f "$tmp"
+	local dest="$1" mode="$2" content tmp
+	content="$(
+		cat
+		printf x
+	)"
+	content="${content%x}" # keep trailing newlines
+	mode="$(printf '%o' "$((8#$mode))")"
+	if [[ -f "$dest" ]] && cmp -s "$dest" <(printf '%s' "$content"); then
+		if [[ "$(stat -c '%a' "$dest")" == "$mode" ]]; then
+			echo unchanged
+			return 0
+		fi
+		[[ "$DRY_RUN" == 1 ]] || chmod "$mode" "$dest"
 		echo changed
 		return 0
 	fi
+	if [[ "$DRY_RUN" == 1 ]]; then
+		echo changed
+		return 0
+	fi
+	tmp="$(mktemp "$(dirname "$dest")/.$(basename "$dest").XXXXXX")"
+	printf '%s' "$content" >"$tmp"
 	chmod "$mode" "$tmp"
 	mv -f "$tmp" "$dest"
 	echo changed

@@ -31,14 +31,22 @@ export function makeRoot(files: Record<string, string> = {}): string {
   return root;
 }
 
-/** Every file under `root` with its content and mtime: to prove that a run changed nothing. */
-export function snapshotTree(root: string): Record<string, { text: string; mtimeMs: number }> {
-  const out: Record<string, { text: string; mtimeMs: number }> = {};
+/**
+ * Every file and directory under `root` with its content, mode and mtime: to prove that a run
+ * changed nothing (a directory's mtime moves when a temporary file comes and goes in it).
+ */
+export function snapshotTree(root: string): Record<string, { text: string; mode: number; mtimeMs: number }> {
+  const out: Record<string, { text: string; mode: number; mtimeMs: number }> = {};
   const walk = (dir: string) => {
+    const st = fs.statSync(dir);
+    out[`${path.relative(root, dir)}/`] = { text: "", mode: st.mode, mtimeMs: st.mtimeMs };
     for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
       const p = path.join(dir, e.name);
       if (e.isDirectory()) walk(p);
-      else out[path.relative(root, p)] = { text: fs.readFileSync(p, "utf8"), mtimeMs: fs.statSync(p).mtimeMs };
+      else {
+        const fst = fs.statSync(p);
+        out[path.relative(root, p)] = { text: fs.readFileSync(p, "utf8"), mode: fst.mode, mtimeMs: fst.mtimeMs };
+      }
     }
   };
   walk(root);

@@ -1,0 +1,250 @@
+/**
+ * Converge twice (Molecule-style) on two real test hosts: systemd, sshd and their own Docker
+ * engine in containers on this machine (test/hosts). The commands are the program's own, taken
+ * from the stacks `test-sark` and `test-clu` (test/e2e/Pulumi.test-*.yaml) under mocks, and run
+ * as the user `maxvamp` through `sudo -n`, as on the real servers.
+ *
+ * Before the first round the hosts are made to look like DGX OS: sark gets the override that
+ * passes `-s overlay2` to dockerd, clu gets NVIDIA's daemon.json with `default-runtime: nvidia`
+ * (its runtime a shim that execs runc, since the hosts have no GPU).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dockerSshOpts } from "../../components/host";
+import { loadStackFile } from "../../components/config";
+import { renderSysctl } from "../../components/render/sysctl";
+import { runStack, stackFileConfig, type StackRun } from "../harness";
+import { asRoot, mustRoot, ssh, startHosts, stopHosts, type HostName, type TestHosts } from "./hosts";
+import { applyCommands, planCommands, type Executed, type PlannedCommand } from "./runner";
+
+const NVIDIA_DAEMON_JSON = `{
+    "default-runtime": "nvidia",
+    "runtimes": {
+        "nvidia": {
+            "path": "nvidia-container-runtime",
+            "runtimeArgs": []
+        }
+    }
+}
+`;
+const DGX_OVERRIDE = "[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd -H fd:// $DOCKER_OPTS -s overlay2\n";
+
+let hosts: TestHosts;
+let key: string;
+const rounds: Record<HostName, Executed[]>[] = [];
+const snapshots: Record<HostName, string>[] = [];
+let sarkPlan: PlannedCommand[];
+let cluPlan: PlannedCommand[];
+
+function stackConfig(name: HostName): Record<string, unknown> {
+  const config = stackFileConfig(`test/e2e/Pulumi.test-${name}.yaml`);
+  const h = hosts.hosts[name];
+  const host = config.host as { ssh: Record<string, unknown> };
+  return { ...config, host: { ...host, ssh: { ...host.ssh, port: h.port, hostKey: h.hostKey } } };
+}
+
+async function program(name: HostName, managerInit?: string): Promise<StackRun> {
+  const init = managerInit ? (JSON.parse(managerInit.trim().split("\n").pop()!) as Record<string, string>) : undefined;
+  return runStack({
+    stack: `test-${name}`,
+    config: stackConfig(name),
+    secrets: { sshPrivateKey: key },
+    preview: false,
+    ...(init
+      ? {
+          stackOutputs: {
+            "organization/dgx-storage/test-sark": {
+              swarmManagerAddress: init.managerAddress,
+              swarmManagerNodeId: init.nodeId,
+              swarmWorkerToken: init.workerToken,
+              overlayNetwork: "optimized-swarm",
+            },
+          },
+        }
+      : {}),
+  });
+}
+
+/** Files, modes, owners, sizes, mtimes and hashes of what the program manages, and live state. */
+function snapshot(name: HostName): string {
+  return mustRoot(
+    hosts,
+    name,
+    `set -e
+cd /
+for d in etc/docker etc/sysctl.d var/lib/dgx-storage data etc/systemd/system/docker.service.d; do
+  [ -e "$d" ] && find "$d" -printf '%p %y %m %U:%G %s %T@\\n'
+done | sort
+find etc/docker etc/sysctl.d var/lib/dgx-storage -type f -exec sha256sum {} + 2>/dev/null | sort
+echo "sysctl $(sysctl -n vm.swappiness) $(sysctl -n vm.vfs_cache_pressure)"
+echo "dockerd $(systemctl show -p ExecMainPID -p ExecMainStartTimestampMonotonic docker.service | tr '\\n' ' ')"
+docker info --format 'swarm {{.Swarm.NodeID}} {{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} driver {{.Driver}}'
+if [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" = true ]; then docker node ls --format 'node {{.ID}} {{.Hostname}} {{.Status}}' | sort; fi`,
+  );
+}
+
+function prepareHost(name: HostName): void {
+  mustRoot(
+    hosts,
+    name,
+    `set -e
+id maxvamp >/dev/null 2>&1 || useradd -m -s /bin/bash -G docker maxvamp
+install -d -m 700 -o maxvamp -g maxvamp /home/maxvamp/.ssh
+install -m 600 -o maxvamp -g maxvamp /root/.ssh/authorized_keys /home/maxvamp/.ssh/authorized_keys
+echo 'maxvamp ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/maxvamp && chmod 440 /etc/sudoers.d/maxvamp
+mkdir -p /home/maxvamp/chromadb-data /home/maxvamp/memory-data`,
+  );
+  if (name === "sark") {
+    mustRoot(hosts, name, "mkdir -p /etc/systemd/system/docker.service.d && cat > /etc/systemd/system/docker.service.d/override.conf", DGX_OVERRIDE);
+  } else {
+    mustRoot(hosts, name, "cat > /etc/docker/daemon.json", NVIDIA_DAEMON_JSON);
+    mustRoot(hosts, name, "cat > /usr/local/bin/nvidia-container-runtime && chmod 755 /usr/local/bin/nvidia-container-runtime", '#!/bin/sh\nexec runc "$@"\n');
+  }
+  mustRoot(hosts, name, "systemctl daemon-reload && systemctl restart docker && timeout 60 sh -c 'until docker info >/dev/null 2>&1; do sleep 1; done'");
+  // dockerd's start time is read in whole seconds against daemon.json's mtime
+  mustRoot(hosts, name, "sleep 1");
+}
+
+function daemonJson(name: HostName): Record<string, unknown> {
+  return JSON.parse(mustRoot(hosts, name, "cat /etc/docker/daemon.json")) as Record<string, unknown>;
+}
+
+async function converge(): Promise<Record<HostName, Executed[]>> {
+  const sarkRun = await program("sark");
+  sarkPlan = planCommands(sarkRun);
+  const sark = applyCommands(sarkPlan, path.join(hosts.workdir, "id_ed25519"));
+  const init = sark.find((r) => r.name === "sark-swarm-init")!;
+  const cluRun = await program("clu", init.stdout);
+  cluPlan = planCommands(cluRun);
+  const clu = applyCommands(cluPlan, path.join(hosts.workdir, "id_ed25519"));
+  return { sark, clu };
+}
+
+beforeAll(() => {
+  hosts = startHosts();
+  key = fs.readFileSync(hosts.privateKeyPath, "utf8");
+  prepareHost("sark");
+  prepareHost("clu");
+});
+
+afterAll(() => {
+  // also when a test failed: no test host outlives the suite
+  stopHosts();
+});
+
+describe("converge on the test hosts", () => {
+  it("round 1: every command of both stacks applies, in dependency order, as maxvamp through sudo -n", async () => {
+    rounds.push(await converge());
+    const order = (plan: PlannedCommand[]) => plan.map((c) => c.name);
+    expect(order(sarkPlan)).toEqual(["sark-daemon-merge", "sark-kernel-apply", "sark-daemon-restart", "sark-volumes-chroma-persistent-dir", "sark-swarm-init"]);
+    expect(order(cluPlan)).toEqual(["clu-daemon-merge", "clu-kernel-apply", "clu-daemon-restart", "clu-volumes-memory-persistent-dir", "clu-swarm-join"]);
+    for (const c of [...sarkPlan, ...cluPlan]) {
+      expect(c.target.user).toBe("maxvamp");
+      expect(c.create.startsWith("sudo -n bash -c ")).toBe(true);
+    }
+    expect(rounds[0]!.sark.find((r) => r.name === "sark-daemon-restart")!.stdout).toContain("restarting docker.service");
+  });
+
+  it("daemon.json is merged: sark leaves storage-driver to DGX OS's -s flag, clu keeps NVIDIA's runtime keys", () => {
+    const merge = rounds[0]!.sark.find((r) => r.name === "sark-daemon-merge")!;
+    expect(merge.stdout).toContain("storage-driver: already passed to dockerd as a flag in /etc/systemd/system/docker.service.d/override.conf");
+    expect(daemonJson("sark")).toEqual({ "live-restore": false, "log-driver": "json-file", "log-opts": { "max-file": "5", "max-size": "100m" } });
+    expect(daemonJson("clu")).toEqual({
+      ...JSON.parse(NVIDIA_DAEMON_JSON),
+      "live-restore": false,
+      "log-driver": "json-file",
+      "log-opts": { "max-file": "5", "max-size": "100m" },
+      "storage-driver": "overlay2",
+    });
+    for (const name of ["sark", "clu"] as const) {
+      expect(mustRoot(hosts, name, "docker info --format '{{.Driver}} {{.LoggingDriver}}'").trim()).toBe("overlay2 json-file");
+    }
+    expect(mustRoot(hosts, "clu", "docker info --format '{{.DefaultRuntime}}'").trim()).toBe("nvidia");
+    expect(mustRoot(hosts, "clu", "ls /var/lib/dgx-storage/backups").trim()).toMatch(/^daemon\.json\.\d{8}T\d{6}Z\.\d+$/);
+  });
+
+  it("sysctl values are persisted and read back on both hosts", () => {
+    const content = renderSysctl({ "vm.swappiness": 10, "vm.vfs_cache_pressure": 50 });
+    for (const name of ["sark", "clu"] as const) {
+      expect(mustRoot(hosts, name, "cat /etc/sysctl.d/90-dgx-storage.conf")).toBe(content);
+      expect(mustRoot(hosts, name, "sysctl -n vm.swappiness vm.vfs_cache_pressure").split("\n").slice(0, 2)).toEqual(["10", "50"]);
+    }
+  });
+
+  it("the bind volumes' directories exist with the configured owner and mode", () => {
+    expect(mustRoot(hosts, "sark", "stat -c '%U:%G %a' /data/chroma").trim()).toBe("root:root 755");
+    expect(mustRoot(hosts, "clu", "stat -c '%U:%G %a' /data/memory").trim()).toBe("root:root 755");
+  });
+
+  it("the swarm has two nodes: sark the manager, clu a worker", () => {
+    const nodes = mustRoot(hosts, "sark", "docker node ls --format '{{.Hostname}} {{.Status}} {{.ManagerStatus}}'").trim().split("\n").sort();
+    expect(nodes).toEqual(["clu Ready ", "sark Ready Leader"]);
+    const init = JSON.parse(rounds[0]!.sark.find((r) => r.name === "sark-swarm-init")!.stdout.trim()) as Record<string, string>;
+    expect(init.managerAddress).toBe(`${hosts.hosts.sark.internalAddress}:2377`);
+    expect(init.workerToken).toMatch(/^SWMTKN-1-/);
+    // the token went to the engine on stdin, never into a command line that the journal records
+    const journal = mustRoot(hosts, "clu", "journalctl --no-pager -o cat");
+    expect(journal).not.toContain(init.workerToken!);
+  });
+
+  it("round 2 changes nothing on either host: files, mtimes, sysctl values, dockerd's process, swarm membership", async () => {
+    snapshots.push({ sark: snapshot("sark"), clu: snapshot("clu") });
+    rounds.push(await converge());
+    snapshots.push({ sark: snapshot("sark"), clu: snapshot("clu") });
+    expect(snapshots[1]!.sark).toBe(snapshots[0]!.sark);
+    expect(snapshots[1]!.clu).toBe(snapshots[0]!.clu);
+    const says = (name: string) => [...rounds[1]!.sark, ...rounds[1]!.clu].find((r) => r.name === name)!;
+    expect(says("sark-daemon-merge").stdout).toContain("daemon.json: unchanged");
+    expect(says("clu-daemon-restart").stdout).toContain("no restart");
+    expect(says("sark-kernel-apply").stdout).toContain("unchanged; live values already match");
+    expect(says("sark-volumes-chroma-persistent-dir").stdout).toContain("unchanged");
+    expect(says("sark-swarm-init").stderr).toContain("nothing to do");
+    expect(says("clu-swarm-join").stdout).toContain("nothing to do");
+    // the manager's outputs are the same, so the worker's command would not even be re-run
+    expect(says("sark-swarm-init").stdout).toBe(rounds[0]!.sark.find((r) => r.name === "sark-swarm-init")!.stdout);
+  });
+
+  it("a container on clu reaches one on sark over the attachable overlay network (created with the docker CLI, as the provider would)", () => {
+    mustRoot(hosts, "sark", "docker network inspect optimized-swarm >/dev/null 2>&1 || docker network create -d overlay --attachable optimized-swarm");
+    mustRoot(hosts, "sark", "docker run -d --name e2e-web --network optimized-swarm testbox:1 sh -c 'mkdir -p /www && echo hello-from-sark > /www/index.html && httpd -f -p 8080 -h /www'");
+    let body = "";
+    for (let i = 0; i < 20 && !body.includes("hello-from-sark"); i++) {
+      // busybox-static's wget crashes in these images; nc speaks the HTTP request instead
+      body = asRoot(hosts, "clu", `docker run --rm --network optimized-swarm testbox:1 sh -c 'printf "GET /index.html HTTP/1.0\\r\\n\\r\\n" | nc -w 3 e2e-web 8080'`).stdout;
+      if (!body.includes("hello-from-sark")) mustRoot(hosts, "clu", "sleep 1");
+    }
+    expect(body).toMatch(/^HTTP\/1\.[01] 200 OK/);
+    expect(body.trim().split("\n").pop()).toBe("hello-from-sark");
+  });
+
+  it("the Docker provider's ssh options reach the host with the pinned key and refuse another key", () => {
+    const config = loadStackFile(path.join(__dirname, "Pulumi.test-sark.yaml"));
+    const h = hosts.hosts.sark;
+    const pinned = { ...config, host: { ...config.host, ssh: { ...config.host.ssh, port: h.port, hostKey: h.hostKey } } };
+    const opts = dockerSshOpts(pinned);
+    const run = (o: string[]) =>
+      ssh({ address: h.address, port: h.port, user: "maxvamp", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBLrQgIozjqCs7hQKWbqXbleEIsOrirOHJPcW56vBRA4" }, hosts.privateKeyPath, "docker version --format '{{.Server.Version}}'", undefined, 60_000, o);
+    const ok = run(opts);
+    expect(ok.stderr).toBe("");
+    expect(ok.stdout.trim()).toMatch(/^\d+\.\d+/);
+    const other = { ...pinned, host: { ...pinned.host, ssh: { ...pinned.host.ssh, hostKey: hosts.hosts.clu.hostKey } } };
+    const refused = run(dockerSshOpts(other));
+    expect(refused.code).toBe(255);
+    expect(refused.stderr).toMatch(/Host key verification failed/);
+  });
+
+  it("a daemon.json that dockerd rejects is rolled back by the restart command, and dockerd runs again", () => {
+    const restart = cluPlan.find((c) => c.name === "clu-daemon-restart")!;
+    const good = mustRoot(hosts, "clu", "cat /etc/docker/daemon.json");
+    // what the merge does before it writes: the previous file goes to the backups
+    mustRoot(hosts, "clu", "cp -p /etc/docker/daemon.json /var/lib/dgx-storage/backups/daemon.json.29990101T000000Z.1");
+    mustRoot(hosts, "clu", `python3 -c 'import json; d=json.load(open("/etc/docker/daemon.json")); d["no-such-directive"]=True; json.dump(d, open("/etc/docker/daemon.json","w"))'`);
+    const r = ssh(restart.target, path.join(hosts.workdir, "id_ed25519"), restart.create);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("The previous daemon.json was restored");
+    expect(mustRoot(hosts, "clu", "cat /etc/docker/daemon.json")).toBe(good);
+    expect(mustRoot(hosts, "clu", "docker info --format '{{.Driver}} {{.Swarm.LocalNodeState}}'").trim()).toBe("overlay2 active");
+    expect(mustRoot(hosts, "clu", "cat /var/lib/dgx-storage/daemon.json.rejected")).toContain("no-such-directive");
+  });
+});

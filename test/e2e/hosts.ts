@@ -1,0 +1,102 @@
+/**
+ * The test hosts (test/hosts/*.sh) from TypeScript: start, stop, and run a command over SSH the
+ * way @pulumi/command does (the command string goes to the login shell; stdin is piped).
+ * Every connection pins the host key it is given: nothing here trusts a host on first use.
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { REPO } from "../harness";
+
+export type HostName = "sark" | "clu";
+
+export interface TestHost {
+  readonly address: string;
+  readonly port: number;
+  readonly user: string;
+  readonly hostKey: string;
+  /** Address on the hosts' private network (what the swarm advertises). */
+  readonly internalAddress: string;
+  readonly container: string;
+}
+
+export interface TestHosts {
+  readonly workdir: string;
+  readonly privateKeyPath: string;
+  readonly hosts: Record<HostName, TestHost>;
+}
+
+const HOSTS_DIR = path.join(REPO, "test", "hosts");
+
+/** Builds (or reuses) the image and starts both hosts; throws with the script's output on failure. */
+export function startHosts(): TestHosts {
+  const workdir = fs.mkdtempSync(path.join(os.tmpdir(), "dgx-e2e-"));
+  const r = spawnSync(path.join(HOSTS_DIR, "start-hosts.sh"), [workdir], { encoding: "utf8", timeout: 20 * 60_000 });
+  if (r.status !== 0) throw new Error(`start-hosts.sh failed (${r.status ?? r.signal}):\n${r.stderr}\n${r.stdout}`);
+  const info = JSON.parse(fs.readFileSync(path.join(workdir, "hosts.json"), "utf8")) as TestHosts & { privateKeyPath: string };
+  return { workdir, privateKeyPath: info.privateKeyPath, hosts: info.hosts };
+}
+
+export function stopHosts(): void {
+  spawnSync(path.join(HOSTS_DIR, "stop-hosts.sh"), [], { encoding: "utf8", timeout: 5 * 60_000 });
+}
+
+export interface SshTarget {
+  readonly address: string;
+  readonly port: number;
+  readonly user: string;
+  /** `ssh-ed25519 AAAA...`: pinned for this connection. */
+  readonly hostKey: string;
+}
+
+export interface RunResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Loopback only: the suite must never reach anything but the hosts it started. */
+function assertLoopback(address: string): void {
+  if (!/^127\.\d+\.\d+\.\d+$/.test(address)) throw new Error(`refusing to connect to ${address}: the e2e suite only reaches its test hosts on loopback`);
+}
+
+/**
+ * Runs `command` on the host over SSH with `keyPath`, stdin piped, host key pinned. `hostOpts`
+ * replaces the host-key options (to test the Docker provider's own `sshOpts`).
+ */
+export function ssh(target: SshTarget, keyPath: string, command: string, stdin?: string, timeoutMs = 10 * 60_000, hostOpts?: readonly string[]): RunResult {
+  assertLoopback(target.address);
+  const knownHosts = path.join(path.dirname(keyPath), `known_hosts.${target.port}`);
+  fs.writeFileSync(knownHosts, `[${target.address}]:${target.port} ${target.hostKey}\n`);
+  const pin = hostOpts ?? ["-o", `UserKnownHostsFile=${knownHosts}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"];
+  const r = spawnSync(
+    "ssh",
+    [
+      "-F", "/dev/null",
+      "-i", keyPath,
+      "-o", "IdentitiesOnly=yes",
+      ...pin,
+      "-o", "ConnectTimeout=10",
+      "-o", "LogLevel=ERROR",
+      "-p", String(target.port),
+      `${target.user}@${target.address}`,
+      command,
+    ],
+    { input: stdin ?? "", encoding: "utf8", timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 },
+  );
+  return { code: r.status ?? -1, stdout: r.stdout ?? "", stderr: (r.stderr ?? "") + (r.error ? String(r.error) : "") };
+}
+
+/** Runs a command as root on a test host (fixture set-up and inspection, not the program's commands). */
+export function asRoot(hosts: TestHosts, name: HostName, command: string, stdin?: string): RunResult {
+  const h = hosts.hosts[name];
+  return ssh({ address: h.address, port: h.port, user: "root", hostKey: h.hostKey }, hosts.privateKeyPath, command, stdin);
+}
+
+/** Like `asRoot`, but throws with the output when the command fails. */
+export function mustRoot(hosts: TestHosts, name: HostName, command: string, stdin?: string): string {
+  const r = asRoot(hosts, name, command, stdin);
+  if (r.code !== 0) throw new Error(`${name}: '${command.slice(0, 200)}' failed (${r.code}):\n${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
