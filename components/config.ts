@@ -217,6 +217,23 @@ const volumeSection = z.strictObject({
   data: z.boolean().default(true),
 });
 
+const migrationSection = z.strictObject({
+  /** Name of the migration (its state file on the host is named after it). */
+  name: z.string().regex(/^[a-z][a-z0-9-]{0,40}$/, "a lower-case name: letters, digits, '-'"),
+  /** The service of this stack whose data moves; its bind mount of `source` moves to `destination`. */
+  service: dockerName,
+  source: absolutePath,
+  destination: absolutePath,
+  /** The filesystem the destination must be on (its mount point), checked before copying. */
+  mount: absolutePath.optional(),
+  /** Free space required beyond the source's size, in percent. @default 10 */
+  marginPercent: z.number().int("a whole number").min(0, "0 or more").max(100, "at most 100").default(10),
+  /** Seconds the service may take to become healthy on the destination. @default 300 */
+  healthTimeout: z.number().int("a whole number").positive("a positive whole number").default(300),
+  /** `borg`: archive the source first (needs the backup component on this host). @default "none" */
+  snapshot: z.enum(["none", "borg"]).default("none"),
+});
+
 const duration = z.string().regex(/^\d+(ms|s|m|h)$/, "a duration such as '30s'");
 
 const serviceSection = z.strictObject({
@@ -319,6 +336,39 @@ interface RawConfig {
   swarm?: { role?: unknown; network?: unknown };
   volumes?: { name?: unknown; host?: unknown; bind?: { device?: unknown } }[];
   services?: Record<string, { host?: unknown; ports?: { published?: unknown; protocol?: unknown; ip?: unknown }[]; mounts?: { source?: unknown; target?: unknown }[]; overlay?: unknown }>;
+  migrations?: { name?: unknown; service?: unknown; source?: unknown; destination?: unknown; mount?: unknown }[];
+}
+
+/** "a, b, c", or "none" for an empty list (in messages). */
+const listOrNone = (items: readonly unknown[]) => (items.length > 0 ? items.map(String).join(", ") : "none");
+
+const inside = (a: string, b: string) => a === b || a.startsWith(b === "/" ? "/" : `${b}/`);
+
+/** Migrations: each moves a bind mount of a service of this stack to a path of its own. */
+function crossCheckMigrations(c: RawConfig, ctx: z.RefinementCtx): void {
+  const seen = new Map<unknown, number>();
+  const destinations = new Map<unknown, number>();
+  (Array.isArray(c.migrations) ? c.migrations : []).forEach((m, i) => {
+    if (seen.has(m?.name)) ctx.addIssue({ code: "custom", path: ["migrations", i, "name"], message: `a unique name (migrations[${seen.get(m?.name)}] has it)`, input: m?.name });
+    else seen.set(m?.name, i);
+    const src = m?.source, dst = m?.destination;
+    if (typeof src === "string" && typeof dst === "string") {
+      if (inside(dst, src) || inside(src, dst)) {
+        ctx.addIssue({ code: "custom", path: ["migrations", i, "destination"], message: `a path neither equal to nor inside the source ${src}, nor containing it`, input: dst });
+      }
+      if (destinations.has(dst)) ctx.addIssue({ code: "custom", path: ["migrations", i, "destination"], message: `a destination no other migration uses (migrations[${destinations.get(dst)}])`, input: dst });
+      else destinations.set(dst, i);
+      if (typeof m?.mount === "string" && !inside(dst, m.mount)) {
+        ctx.addIssue({ code: "custom", path: ["migrations", i, "mount"], message: `the mount point that holds the destination ${dst}`, input: m.mount });
+      }
+    }
+    const svc = typeof m?.service === "string" ? c.services?.[m.service] : undefined;
+    if (!svc) {
+      ctx.addIssue({ code: "custom", path: ["migrations", i, "service"], message: `a service of this stack (${listOrNone(Object.keys(c.services ?? {}))})`, input: m?.service });
+    } else if (!(Array.isArray(svc.mounts) ? svc.mounts : []).some((mt) => mt?.source === src)) {
+      ctx.addIssue({ code: "custom", path: ["migrations", i, "source"], message: `a path that service ${String(m?.service)} mounts (its bind mounts: ${listOrNone((svc.mounts ?? []).map((mt) => mt?.source))})`, input: src });
+    }
+  });
 }
 
 /** Placement, names and mounts across sections: the rules one field cannot check alone. */
@@ -371,7 +421,7 @@ function crossCheckPlacement(c: RawConfig, ctx: z.RefinementCtx): void {
         ctx.addIssue({
           code: "custom",
           path: ["services", svc, "mounts", i, "source"],
-          message: `a volume declared in this stack's volumes (${names.size > 0 ? [...names.keys()].map(String).join(", ") : "none"}) or an absolute host path`,
+          message: `a volume declared in this stack's volumes (${listOrNone([...names.keys()])}) or an absolute host path`,
           input: src,
         });
       }
@@ -400,10 +450,12 @@ const hostConfigSchema = z
     swarm: swarmSection.optional(),
     volumes: z.array(volumeSection).default([]),
     services: z.record(dockerName, serviceSection).default({}),
+    migrations: z.array(migrationSection).default([]),
     capacity: capacitySection.optional(),
   })
   .superRefine((c, ctx) => {
     crossCheckPlacement(c as unknown as RawConfig, ctx);
+    crossCheckMigrations(c as unknown as RawConfig, ctx);
     if (c.swarm && c.docker?.daemon?.liveRestore === true) {
       ctx.addIssue({
         code: "custom",
@@ -448,6 +500,7 @@ export type DaemonSettings = HostConfig["docker"]["daemon"];
 export type VolumeConfig = HostConfig["volumes"][number];
 export type ServiceConfig = HostConfig["services"][string];
 export type SwarmConfig = NonNullable<HostConfig["swarm"]>;
+export type MigrationConfig = HostConfig["migrations"][number];
 
 /** Thrown by the door: one error listing every problem. */
 export class ConfigError extends Error {
@@ -550,8 +603,14 @@ export function parseHostConfig(values: Readonly<Record<string, unknown>>, opts:
       data.swarm?.role === "manager"
         ? { ...data.swarm, network: data.swarm.network ?? { name: "optimized-swarm", encrypted: false } }
         : data.swarm,
+    // A migrated mount reads from its destination: the container is replaced after the
+    // migration has copied and verified the data there.
     services: Object.fromEntries(
-      Object.entries(data.services).map(([key, svc]) => [key, { ...svc, containerName: svc.containerName ?? key }]),
+      Object.entries(data.services).map(([key, svc]) => {
+        const moves = data.migrations.filter((m) => m.service === key);
+        const mounts = svc.mounts.map((mt) => ({ ...mt, source: moves.find((m) => m.source === mt.source)?.destination ?? mt.source }));
+        return [key, { ...svc, containerName: svc.containerName ?? key, mounts }];
+      }),
     ),
   };
   return deepFreeze(config) as HostConfig;

@@ -4,6 +4,7 @@ import { UNPINNED_HOST_KEY, type HostConfig } from "./config";
 import { DaemonConfig } from "./daemon-config";
 import type { HostAccess } from "./host-command";
 import { KernelTuning } from "./kernel-tuning";
+import { DataMigration } from "./migration";
 import { ContainerService } from "./services";
 import { Swarm } from "./swarm";
 import { StorageVolumes } from "./volumes";
@@ -49,6 +50,7 @@ export class DgxHost extends pulumi.ComponentResource {
   public readonly volumes: StorageVolumes;
   public readonly swarm?: Swarm;
   public readonly services: ReadonlyMap<string, ContainerService>;
+  public readonly migrations: readonly DataMigration[];
   /** What the host receives, for `npm run synth`. */
   public readonly hostFiles: readonly HostFile[];
 
@@ -84,22 +86,28 @@ export class DgxHost extends pulumi.ComponentResource {
       this.swarm = new Swarm(`${name}-swarm`, { access: this.access, provider: this.provider, swarm: config.swarm }, { parent: this, dependsOn: [this.daemon.restart] });
     }
     const services = new Map<string, ContainerService>();
+    const migrations: DataMigration[] = [];
     for (const [key, service] of Object.entries(config.services)) {
-      services.set(
-        key,
-        new ContainerService(
-          `${name}-${key}`,
-          {
-            provider: this.provider,
-            service,
-            volumes: this.volumes.byName,
-            ...(this.swarm ? { networkName: this.swarm.networkName, dependsOn: [this.swarm.membership] } : {}),
-          },
-          { parent: this, dependsOn: [this.volumes] },
-        ),
+      const moves = config.migrations
+        .filter((m) => m.service === key)
+        .map((m) => new DataMigration(`${name}-migrate-${m.name}`, { access: this.access, migration: m, containerName: service.containerName }, { parent: this }));
+      const svc = new ContainerService(
+        `${name}-${key}`,
+        {
+          provider: this.provider,
+          service,
+          volumes: this.volumes.byName,
+          ...(this.swarm ? { networkName: this.swarm.networkName } : {}),
+          dependsOn: [...(this.swarm ? [this.swarm.membership] : []), ...moves.map((m) => m.run)],
+        },
+        { parent: this, dependsOn: [this.volumes] },
       );
+      for (const m of moves) m.finalizeAfter(svc.container);
+      services.set(key, svc);
+      migrations.push(...moves);
     }
     this.services = services;
+    this.migrations = migrations;
     this.hostFiles = [
       { path: "/etc/docker/daemon.json", content: this.daemon.fragment, kind: "managed-keys" },
       { path: this.kernel.path, content: this.kernel.content, kind: "file" },

@@ -75,7 +75,7 @@ export class ContainerService extends pulumi.ComponentResource {
           : {}),
         labels: [{ label: "managed-by", value: "dgx-storage" }],
       },
-      { parent: this, provider: args.provider, deleteBeforeReplace: true, ...(args.dependsOn ? { dependsOn: [...args.dependsOn] } : {}) },
+      { parent: this, provider: args.provider, deleteBeforeReplace: true, ...(args.dependsOn?.length ? { dependsOn: [...args.dependsOn] } : {}) },
     );
     this.registerOutputs({ containerName: this.container.name });
   }

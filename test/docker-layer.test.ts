@@ -123,7 +123,8 @@ describe("services", () => {
     const r = await run("sark");
     const c = r.byName("sark-chromadb-container");
     expect(c.inputs.name).toBe("chromadb");
-    expect(c.inputs.mounts).toEqual([{ type: "bind", source: "/home/maxvamp/chromadb-data", target: "/chroma/chroma", readOnly: false }]);
+    // the data path after the plan's migration (test/migration.test.ts)
+    expect(c.inputs.mounts).toEqual([{ type: "bind", source: "/data/enhanced/chromadb", target: "/chroma/chroma", readOnly: false }]);
     expect(c.inputs.networksAdvanced).toEqual([{ name: "optimized-swarm", aliases: ["chromadb"] }]);
     expect(c.inputs.restart).toBe("unless-stopped");
     expect(c.inputs.ports).toEqual([{ internal: 8000, external: 8000, protocol: "tcp", ip: "0.0.0.0" }]);
@@ -164,7 +165,7 @@ describe("services", () => {
     expect(r.registrations.find((x) => x.name === "clu-memory-service-image")).toBeUndefined();
     const c = r.byName("clu-memory-service-container");
     expect(c.inputs.image).toBe("memory-service:1.0");
-    expect(c.inputs.mounts).toEqual([{ type: "bind", source: "/home/maxvamp/memory-data", target: "/app/data", readOnly: false }]);
+    expect(c.inputs.mounts).toEqual([{ type: "bind", source: "/data/enhanced/memory-service", target: "/app/data", readOnly: false }]);
     expect(c.inputs).not.toHaveProperty("deviceRequests");
     expect(c.inputs.networksAdvanced).toEqual([{ name: "optimized-swarm", aliases: ["memory-service"] }]);
   });

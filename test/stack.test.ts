@@ -35,6 +35,9 @@ describe.each(["sark", "clu"] as const)("stack %s under mocks", (stack) => {
         "dgx-storage:index:Swarm sark-swarm",
         "command:remote:Command sark-swarm-init",
         "docker:index/network:Network sark-swarm-network",
+        "dgx-storage:index:DataMigration sark-migrate-chromadb",
+        "command:remote:Command sark-migrate-chromadb-run",
+        "command:remote:Command sark-migrate-chromadb-finalize",
         "dgx-storage:index:ContainerService sark-chromadb",
         "docker:index/remoteImage:RemoteImage sark-chromadb-image",
         "docker:index/container:Container sark-chromadb-container",
@@ -54,6 +57,9 @@ describe.each(["sark", "clu"] as const)("stack %s under mocks", (stack) => {
         "docker:index/volume:Volume clu-volumes-vllm-models",
         "dgx-storage:index:Swarm clu-swarm",
         "command:remote:Command clu-swarm-join",
+        "dgx-storage:index:DataMigration clu-migrate-memory-service",
+        "command:remote:Command clu-migrate-memory-service-run",
+        "command:remote:Command clu-migrate-memory-service-finalize",
         "dgx-storage:index:ContainerService clu-memory-service",
         "docker:index/container:Container clu-memory-service-container",
         "dgx-storage:index:ContainerService clu-vllm",
@@ -148,7 +154,15 @@ describe("stack config errors stop the program before any resource exists", () =
     const host = config.host as { ssh: Record<string, unknown> };
     const run = await runStack({ stack: "sark", config: { ...config, host: { ...host, ssh: { ...host.ssh, hostKey: FIXTURE_HOST_KEY } } }, preview: false });
     const cmds = run.ofType(COMMAND);
-    expect(cmds.map((c) => c.name).sort()).toEqual(["sark-daemon-merge", "sark-daemon-restart", "sark-kernel-apply", "sark-swarm-init", "sark-volumes-chroma-persistent-dir"]);
+    expect(cmds.map((c) => c.name).sort()).toEqual([
+      "sark-daemon-merge",
+      "sark-daemon-restart",
+      "sark-kernel-apply",
+      "sark-migrate-chromadb-finalize",
+      "sark-migrate-chromadb-run",
+      "sark-swarm-init",
+      "sark-volumes-chroma-persistent-dir",
+    ]);
     for (const c of cmds) expect((c.inputs.connection as Record<string, unknown>).hostKey).toBe(FIXTURE_HOST_KEY);
   });
 });

@@ -13,7 +13,15 @@ import * as path from "node:path";
 export const SCRIPTS_DIR = path.join(__dirname, "..", "scripts");
 
 /** The scripts a remote command may run (files in components/scripts/). */
-export type ScriptName = "daemon-json-merge" | "docker-restart" | "ensure-dir" | "install-units" | "swarm-init" | "swarm-join" | "sysctl-apply";
+export type ScriptName =
+  | "daemon-json-merge"
+  | "docker-restart"
+  | "ensure-dir"
+  | "install-units"
+  | "migrate"
+  | "swarm-init"
+  | "swarm-join"
+  | "sysctl-apply";
 
 /** POSIX single-quote quoting: safe for any byte string as one shell word. */
 export function shq(s: string): string {

@@ -13,6 +13,8 @@ ROOT="${ROOT:-}"
 DRY_RUN="${DRY_RUN:-0}"
 STATE_DIR="${ROOT}/var/lib/dgx-storage"
 SCRIPT_NAME="${SCRIPT_NAME:-$(basename "$0" .sh)}"
+# shellcheck disable=SC2034,SC2016 # used by the scripts that write host files; backticks are text
+MANAGED_HEADER='# Managed by dgx-storage (Pulumi). Do not edit: the next `pulumi up` overwrites it.'
 
 log() { printf '%s: %s\n' "$SCRIPT_NAME" "$*"; }
 warn() { printf '%s: warning: %s\n' "$SCRIPT_NAME" "$*" >&2; }

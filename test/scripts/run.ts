@@ -44,8 +44,10 @@ export function snapshotTree(root: string): Record<string, { text: string; mode:
       const p = path.join(dir, e.name);
       if (e.isDirectory()) walk(p);
       else {
-        const fst = fs.statSync(p);
-        out[path.relative(root, p)] = { text: fs.readFileSync(p, "utf8"), mode: fst.mode, mtimeMs: fst.mtimeMs };
+        // lstat: a symlink is its target text (dangling ones too); a FIFO is never opened
+        const fst = fs.lstatSync(p);
+        const text = e.isSymbolicLink() ? `-> ${fs.readlinkSync(p)}` : e.isFile() ? fs.readFileSync(p, "utf8") : "(special)";
+        out[path.relative(root, p)] = { text, mode: fst.mode, mtimeMs: fst.mtimeMs };
       }
     }
   };

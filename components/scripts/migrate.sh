@@ -1,0 +1,340 @@
+#!/usr/bin/env bash
+# Move a service's data directory to a new place with little downtime, verified, resumable, and
+# never losing a byte.
+#
+#   migrate.sh run      <name> <container|-> <source> <destination> <mount|-> <margin%> <health-timeout-s> <snapshot: none|borg>
+#   migrate.sh finalize <name> <container|-> <source> <destination> <health-timeout-s>
+#
+# run (before Pulumi replaces the container with one that mounts <destination>):
+#   1. pre-flight, nothing changed yet: absolute paths, neither inside the other, the source
+#      readable, the container known, the destination on <mount> with room for the source plus
+#      <margin>%, and empty or holding a partial run of this same migration;
+#   2. a borg archive of the source (snapshot=borg) or nothing (snapshot=none);
+#   3. pass 1 while the service runs: rsync -aHAX --numeric-ids --sparse;
+#   4. stop the container, make sure no process still has a file open under the source;
+#   5. final pass with --delete (inside the destination only): SQLite -wal/-journal files go
+#      together with their database, because the writer is stopped;
+#   6. verification: an rsync dry run over the whole tree reports any difference in content
+#      size, mtime, mode, owner, group, ACLs, xattrs, links or hard links, and every file
+#      touched since pass 1 started is compared by checksum (rsync already checksummed every
+#      file it copied);
+#   7. a trial container, cloned from the stopped one with <destination> in place of <source>,
+#      must become healthy (or stay up for 10 s when it has no health check);
+#   8. record "verified" and leave the old container stopped: Pulumi replaces it next.
+#   Any failure after step 4 starts the old container again on the untouched source.
+# finalize (after the new container exists): it must run from <destination> and be healthy;
+#   then the source is made read-only (a read-only bind mount, kept across reboots by a systemd
+#   mount unit) and the migration is recorded "complete" with the downtime.
+# A migration recorded "verified" or "complete" never copies again: a later `pulumi up`, a
+# changed connection or a replaced command cannot copy stale source data over newer data.
+if ! declare -F dgx_lib_loaded >/dev/null; then
+	# shellcheck source=components/scripts/lib.sh
+	. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+fi
+
+mode="${1:-}"
+case "$mode" in
+run) [[ $# -eq 9 ]] || die "usage: migrate.sh run <name> <container|-> <source> <destination> <mount|-> <margin%> <health-timeout-s> <none|borg>" ;;
+finalize) [[ $# -eq 6 ]] || die "usage: migrate.sh finalize <name> <container|-> <source> <destination> <health-timeout-s>" ;;
+*) die "usage: migrate.sh run ... | finalize ..." ;;
+esac
+name="$2" container="$3" src="$4" dst="$5"
+[[ "$name" =~ ^[a-z][a-z0-9-]*$ ]] || die "the migration name must be lower-case letters, digits and '-', got '$name'"
+for p in "$src" "$dst"; do
+	[[ "$p" == /* ]] || die "'$p' is not an absolute path; nothing was touched"
+	[[ "$p" != */ && "$p" != *//* && "$p" != */./* && "$p" != */../* && "$p" != */. && "$p" != */.. ]] ||
+		die "'$p' is not a normalised path; nothing was touched"
+done
+[[ "$src" != "$dst" ]] || die "source and destination are the same path ($src); nothing was touched"
+[[ "$dst/" != "$src/"* ]] || die "the destination $dst is inside the source $src; nothing was touched"
+[[ "$src/" != "$dst/"* ]] || die "the source $src is inside the destination $dst; nothing was touched"
+S="${ROOT}${src}" D="${ROOT}${dst}"
+state_dir="${STATE_DIR}/migrations"
+marker="${state_dir}/${name}.json"
+require_cmd rsync python3
+
+# marker_get KEY : a field of the marker, empty when absent
+marker_get() {
+	[[ -f "$marker" ]] || return 0
+	python3 -c 'import json,sys; v=json.load(open(sys.argv[1])).get(sys.argv[2]); print("" if v is None else v)' "$marker" "$1"
+}
+# marker_set KEY=VALUE... : update fields (values are strings)
+marker_set() {
+	mkdir -p "$state_dir"
+	chmod 0700 "$STATE_DIR" "$state_dir"
+	python3 - "$marker" "$@" <<'PY'
+import json, os, sys
+path = sys.argv[1]
+m = json.load(open(path)) if os.path.exists(path) else {}
+for kv in sys.argv[2:]:
+    k, _, v = kv.partition("=")
+    m[k] = v
+tmp = path + ".tmp"
+with open(tmp, "w") as f:
+    json.dump(m, f, indent=2, sort_keys=True)
+    f.write("\n")
+os.replace(tmp, path)
+PY
+}
+now() { date +%s.%N; }
+human() { numfmt --to=iec-i --suffix=B "$1" 2>/dev/null || echo "$1 bytes"; }
+
+has_container() { [[ "$container" != - ]]; }
+container_running() { [[ "$(docker inspect -f '{{.State.Running}}' "$container" 2>/dev/null)" == true ]]; }
+
+# wait_healthy CONTAINER TIMEOUT : healthy (or running for 10 s without a health check)
+wait_healthy() {
+	local c="$1" timeout="$2" deadline health up_since=""
+	deadline=$((SECONDS + timeout))
+	while ((SECONDS < deadline)); do
+		[[ "$(docker inspect -f '{{.State.Running}}' "$c" 2>/dev/null)" == true ]] || return 1
+		health="$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$c")"
+		case "$health" in
+		healthy) return 0 ;;
+		unhealthy) return 1 ;;
+		none)
+			up_since="${up_since:-$SECONDS}"
+			((SECONDS - up_since >= 10)) && return 0
+			;;
+		esac
+		sleep 1
+	done
+	return 1
+}
+
+if [[ "$mode" == finalize ]]; then
+	health_timeout="$6"
+	state="$(marker_get state)"
+	case "$state" in
+	complete)
+		log "migration $name completed on $(marker_get completed_at); nothing to do"
+		exit 0
+		;;
+	verified) ;;
+	*) die "migration $name is not verified yet (state '${state:-none}'); the run step must succeed first" ;;
+	esac
+	if has_container; then
+		require_cmd docker
+		docker inspect -f '{{range .Mounts}}{{.Source}}{{"\n"}}{{end}}' "$container" 2>/dev/null | grep -qxF "$dst" ||
+			die "container $container does not mount $dst; it must be replaced with the destination mount before finalize"
+		wait_healthy "$container" "$health_timeout" ||
+			die "container $container is not healthy on $dst. The source $src is untouched: to go back, remove the migration from the stack config (the service then mounts the source again) and pulumi up"
+	fi
+	healthy_at="$(now)"
+	# the source read-only, also after a reboot: a read-only bind mount of itself
+	if [[ -z "$ROOT" ]] && command -v systemctl >/dev/null 2>&1; then
+		unit="$(systemd-escape --path --suffix=mount "$src")"
+		printf '%s\n' "$MANAGED_HEADER" "[Unit]" "Description=Read-only source of the completed migration $name ($src -> $dst)" \
+			"" "[Mount]" "What=$src" "Where=$src" "Type=none" "Options=bind,ro" "" "[Install]" "WantedBy=local-fs.target" |
+			install_content "/etc/systemd/system/$unit" 0644 >/dev/null
+		systemctl daemon-reload
+		systemctl enable --now "$unit" >/dev/null 2>&1 || die "could not mount $src read-only ($unit): $(systemctl status "$unit" --no-pager 2>&1 | tail -3)"
+		log "source $src is now read-only ($unit); retire it on purpose when you no longer need it"
+	else
+		log "(no systemd) would make $src read-only"
+	fi
+	stopped_at="$(marker_get stopped_at)"
+	downtime="$(python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.1f}")' "${stopped_at:-$healthy_at}" "$healthy_at")"
+	marker_set state=complete completed_at="$(date -u +%Y-%m-%dT%H:%M:%SZ)" downtime_s="$downtime"
+	log "migration $name complete: $(marker_get bytes_copied) bytes copied, $(marker_get files_verified) files verified, downtime ${downtime} s (service stopped to healthy on $dst)"
+	exit 0
+fi
+
+# ---- run ---------------------------------------------------------------------------------------
+mount_point="$6" margin="$7" health_timeout="$8" snapshot="$9"
+[[ "$margin" =~ ^[0-9]+$ ]] || die "the margin must be a whole percentage, got '$margin'"
+[[ "$snapshot" == none || "$snapshot" == borg ]] || die "snapshot must be none or borg, got '$snapshot'"
+state="$(marker_get state)"
+if [[ "$state" == complete ]]; then
+	log "migration $name completed on $(marker_get completed_at); nothing to do (the source is never copied again)"
+	exit 0
+fi
+if [[ "$state" == verified ]]; then
+	# verified, waiting for Pulumi to replace the container; the destination must be as verified
+	[[ "$(marker_get source)" == "$src" && "$(marker_get destination)" == "$dst" ]] ||
+		die "migration $name was verified for $(marker_get source) -> $(marker_get destination), not $src -> $dst"
+	changes="$(rsync -aHAX --numeric-ids -n -i --delete "$S/" "$D/" | head -20 || true)"
+	if [[ -n "$changes" ]]; then
+		# The service runs on the destination from the trial on, so it may well differ from the
+		# source now; whatever the reason, the source is never copied over it again.
+		warn "the destination $dst changed after migration $name was verified; not copying over it. Differences (first 20):
+$changes
+Expected once the service has run on $dst. If it has not, inspect $dst; delete ${marker#"$ROOT"} only to start the migration over from the source"
+		exit 0
+	fi
+	log "migration $name is verified and the destination is unchanged; nothing to do until the container is replaced"
+	exit 0
+fi
+
+# 1. pre-flight
+[[ -d "$S" ]] || die "the source $src does not exist or is not a directory; nothing was touched"
+[[ -r "$S" && -x "$S" ]] || die "the source $src is not readable; nothing was touched"
+if has_container; then
+	require_cmd docker
+	docker inspect "$container" >/dev/null 2>&1 || die "there is no container '$container' on $(hostname); nothing was touched"
+	docker inspect -f '{{range .Mounts}}{{.Source}}{{"\n"}}{{end}}' "$container" | grep -qxF "$src" ||
+		die "container $container does not mount $src; nothing was touched"
+fi
+parent="$D"
+while [[ ! -e "$parent" ]]; do parent="$(dirname "$parent")"; done
+if [[ "$mount_point" != - ]]; then
+	on="$(findmnt -n -o TARGET --target "$parent")"
+	[[ "$on" == "${ROOT}${mount_point}" || ( -z "$ROOT" && "$on" == "$mount_point" ) ]] ||
+		die "the destination $dst is on the filesystem mounted at $on, not on $mount_point; nothing was touched"
+fi
+if [[ -d "$D" ]] && [[ -n "$(ls -A "$D")" ]]; then
+	if [[ "$state" != copying || "$(marker_get source)" != "$src" || "$(marker_get destination)" != "$dst" ]]; then
+		die "the destination $dst is not empty and holds no earlier run of migration $name; nothing was touched"
+	fi
+	log "resuming migration $name: $dst holds a partial copy from an earlier run"
+fi
+need=$(du -s --block-size=1 "$S" | cut -f1)
+have_partial=0
+[[ -d "$D" ]] && have_partial=$(du -s --block-size=1 "$D" | cut -f1)
+avail=$(df -B1 --output=avail "$parent" | tail -1 | tr -d ' ')
+want=$((need + need * margin / 100 - have_partial))
+((avail >= want)) ||
+	die "not enough room for $dst: the source takes $(human "$need"), with the ${margin}% margin $(human "$want") more are needed, $(human "$avail") are free; nothing was touched"
+if [[ "$DRY_RUN" == 1 ]]; then
+	log "dry run: pre-flight passed ($(human "$need") to copy, $(human "$avail") free)"
+	exit 0
+fi
+
+# 2. snapshot
+if [[ "$snapshot" == borg ]]; then
+	runner=/usr/local/lib/dgx-storage/borg-run.sh
+	[[ -x "$runner" ]] || die "snapshot=borg but $runner is not installed (apply the backup component first); nothing was touched"
+	log "borg archive of $src before migrating"
+	"$runner" create "migration-$name" "$src" || die "the borg archive of $src failed; nothing was touched"
+fi
+
+mkdir -p "$D"
+marker_set state=copying source="$src" destination="$dst" container="$container" started_at="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+RSYNC=(rsync -aHAX --numeric-ids --sparse)
+started_pass1="$(mktemp)"
+stopped=0
+cleanup() {
+	local rc=$?
+	rm -f "$started_pass1"
+	[[ -n "${trial:-}" ]] && docker rm -f "$trial" >/dev/null 2>&1
+	if ((rc != 0 && stopped)) && has_container && ! container_running; then
+		warn "bringing $container back on the untouched source $src"
+		docker start "$container" >/dev/null && warn "$container runs on $src again"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT HUP
+
+# 3. pass 1, service running
+log "pass 1 (service running): $src -> $dst ($(human "$need"))"
+t0="$(now)"
+# progress (bytes, %, rate, files) every 5%; the process substitution keeps rsync's exit status
+"${RSYNC[@]}" --info=progress2 "$S/" "$D/" > >(tr '\r' '\n' | awk '/(to|ir)-chk/ { p = $2 + 0; if (p >= last + 5 || p == 100) { print "  " $0; last = p } }')
+pass1_bytes="$(du -s --block-size=1 "$D" | cut -f1)"
+log "pass 1 done in $(python3 -c 'import sys; print(f"{float(sys.argv[2])-float(sys.argv[1]):.1f}")' "$t0" "$(now)") s"
+
+# 4. stop the writer
+stopped_at="$(now)"
+if has_container && container_running; then
+	log "stopping $container"
+	stopped=1
+	docker stop -t 60 "$container" >/dev/null
+fi
+holders="$(find /proc/[0-9]*/fd /proc/[0-9]*/cwd -maxdepth 1 \( -lname "$S/*" -o -lname "$S" \) 2>/dev/null | cut -d/ -f3 | sort -u | tr '\n' ' ' || true)"
+[[ -z "$holders" ]] || die "processes still hold files open under $src (pids: $holders); not copying the final state"
+
+# 5. final pass
+log "final pass (service stopped)"
+final_stats="$("${RSYNC[@]}" --delete --stats "$S/" "$D/")"
+final_bytes="$(awk -F': ' '/Total transferred file size/ {gsub(/[^0-9]/, "", $2); print $2}' <<<"$final_stats")"
+
+# 6. verification
+log "verifying"
+diffs="$("${RSYNC[@]}" -n -i --delete "$S/" "$D/" | head -50 || true)"
+[[ -z "$diffs" ]] || die "the trees differ after the final pass (first 50):
+$diffs"
+recent="$(mktemp)"
+(cd "$S" && find . -newer "$started_pass1" \( -type f -o -type l \) -print0) >"$recent"
+if [[ -s "$recent" ]]; then
+	cdiffs="$(rsync -aHAX --numeric-ids -n -i -c --from0 --files-from="$recent" "$S/" "$D/" || true)"
+	rm -f "$recent"
+	[[ -z "$cdiffs" ]] || die "content differs in files changed during pass 1:
+$cdiffs"
+else
+	rm -f "$recent"
+fi
+files=$(find "$S" | wc -l)
+marker_set bytes_copied="$((pass1_bytes + ${final_bytes:-0}))" files_verified="$files" stopped_at="$stopped_at"
+
+# 7. trial run on the destination
+if has_container; then
+	trial="${container}-migration-trial"
+	docker rm -f "$trial" >/dev/null 2>&1 || true
+	args_file="$(mktemp)"
+	env_file="$(mktemp)"
+	chmod 0600 "$env_file"
+	inspect_file="$(mktemp)"
+	docker inspect "$container" >"$inspect_file"
+	python3 - "$inspect_file" "$src" "$dst" "$trial" "$args_file" "$env_file" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))[0]
+src, dst, trial, args_path, env_path = sys.argv[2:7]
+cfg, host = c["Config"], c["HostConfig"]
+args = ["--name", trial, "--label", "dgx-storage.migration-trial=1"]
+with open(env_path, "w") as f:  # env on a file, not in argv
+    for e in cfg.get("Env") or []:
+        f.write(e + "\n")
+args += ["--env-file", env_path]
+if cfg.get("User"):
+    args += ["--user", cfg["User"]]
+if cfg.get("WorkingDir"):
+    args += ["--workdir", cfg["WorkingDir"]]
+for m in c.get("Mounts") or []:
+    source = dst if m["Source"] == src else m["Source"]
+    if m["Type"] == "volume":
+        source = m["Name"]
+    ro = "" if m.get("RW", True) else ",readonly"
+    args += ["--mount", f"type={m['Type']},source={source},target={m['Destination']}{ro}"]
+hc = cfg.get("Healthcheck")
+if hc and hc.get("Test") and hc["Test"][0] != "NONE":
+    test = hc["Test"]
+    cmd = test[1] if test[0] == "CMD-SHELL" else " ".join(json.dumps(t) for t in test[1:])
+    args += ["--health-cmd", cmd, "--health-interval", "2s", "--health-retries", str(hc.get("Retries") or 3)]
+    if hc.get("Timeout"):
+        args += ["--health-timeout", f"{hc['Timeout'] // 1_000_000}ms"]
+    if hc.get("StartPeriod"):
+        args += ["--health-start-period", f"{hc['StartPeriod'] // 1_000_000}ms"]
+if host.get("ShmSize"):
+    args += ["--shm-size", str(host["ShmSize"])]
+for r in host.get("DeviceRequests") or []:
+    if r.get("DeviceIDs"):
+        args += ["--gpus", "device=" + ",".join(r["DeviceIDs"])]
+    elif r.get("Count"):
+        args += ["--gpus", str(r["Count"]) if r["Count"] > 0 else "all"]
+if cfg.get("Entrypoint"):
+    args += ["--entrypoint", cfg["Entrypoint"][0]]
+args.append(cfg["Image"])
+args += (cfg.get("Entrypoint") or [])[1:] + (cfg.get("Cmd") or [])
+with open(args_path, "w") as f:
+    f.write("\0".join(args))
+PY
+	mapfile -d '' -t trial_args <"$args_file"
+	rm -f "$args_file" "$inspect_file"
+	log "trial run of $container on $dst"
+	docker run -d "${trial_args[@]}" >/dev/null
+	rm -f "$env_file"
+	if ! wait_healthy "$trial" "$health_timeout"; then
+		logs="$(docker logs --tail 10 "$trial" 2>&1 || true)"
+		die "the service did not become healthy on $dst within ${health_timeout}s (trial container); last log lines:
+$logs"
+	fi
+	docker rm -f "$trial" >/dev/null
+	trial=""
+	log "the service is healthy on $dst"
+fi
+
+# 8. hand over to Pulumi
+marker_set state=verified verified_at="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+stopped=0 # from here on, the old container stays stopped: Pulumi replaces it
+log "migration $name verified: $(marker_get bytes_copied) bytes copied, $files files verified; $container stays stopped until Pulumi replaces it with one on $dst"

@@ -1,0 +1,161 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { makeRoot, runScript, snapshotTree } from "./run";
+
+/** Builds the fidelity tree the issue lists under ROOT/src. */
+function fidelityTree(root: string): void {
+  const s = path.join(root, "src");
+  const sh = (cmd: string) => execFileSync("bash", ["-euc", cmd], { cwd: s });
+  fs.mkdirSync(path.join(s, "a/b/c"), { recursive: true });
+  sh(`
+    echo hello > a/file.txt
+    ln a/file.txt a/b/hardlink.txt
+    ln -s ../file.txt a/b/rel-link
+    ln -s /nonexistent/target dangling-link
+    : > empty
+    printf 'x' > owned && chown 100:200 owned
+    printf '#!/bin/sh\\n' > setuid && chmod 4755 setuid
+    mkfifo fifo
+    truncate -s 64M sparse && printf 'tail' | dd of=sparse bs=1 seek=$((32*1024*1024)) conv=notrunc status=none
+    setfattr -n user.origin -v sark a/file.txt
+    setfacl -m u:1234:r a/b/c
+    head -c 300000 /dev/urandom > a/b/c/random.bin
+    chmod 0640 a/b/c/random.bin
+    sqlite3 db.sqlite 'PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES (1);' >/dev/null 2>&1 || printf 'not sqlite' > db.sqlite
+  `);
+}
+
+/** Everything that must survive: type, mode, owner, size, link count, link target, content, xattrs, ACLs. */
+function manifest(dir: string): string {
+  return execFileSync(
+    "bash",
+    [
+      "-euc",
+      `cd "$1"
+       find . -printf '%P %y %m %U:%G %s %n %l\\n' | sort
+       find . -type f -exec sha256sum {} + | sort -k2
+       getfattr -R -d -m - --absolute-names . 2>/dev/null | sed 's/^# file: //' 
+       getfacl -R -p . 2>/dev/null`,
+      "manifest",
+      dir,
+    ],
+    { encoding: "utf8" },
+  );
+}
+
+const roots: string[] = [];
+const newRoot = () => {
+  const r = makeRoot();
+  roots.push(r);
+  return r;
+};
+afterAll(() => {
+  for (const r of roots) spawnSync("umount", [path.join(r, "small")]);
+});
+
+const run = (root: string, src = "/src", dst = "/dst", extra: Record<string, string> = {}) =>
+  runScript("migrate", ["run", "chroma", "-", src, dst, "-", "10", "30", "none"], { ROOT: root, ...extra });
+const finalize = (root: string) => runScript("migrate", ["finalize", "chroma", "-", "/src", "/dst", "30"], { ROOT: root });
+
+describe("migrate.sh (the copy and verification engine, no container)", () => {
+  it("GIVEN the fidelity tree WHEN migrated THEN the trees are identical in content, owners, modes, links, xattrs and ACLs, sparse stays sparse", () => {
+    const root = newRoot();
+    fidelityTree(root);
+    const r = run(root);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/migration chroma verified: \d+ bytes copied, \d+ files verified/);
+    expect(manifest(path.join(root, "dst"))).toBe(manifest(path.join(root, "src")));
+    // allocated blocks of the 64 MiB sparse file stay small
+    const blocks = Number(execFileSync("stat", ["-c", "%b", path.join(root, "dst/sparse")], { encoding: "utf8" }));
+    expect(blocks * 512).toBeLessThan(1024 * 1024);
+    const marker = JSON.parse(fs.readFileSync(path.join(root, "var/lib/dgx-storage/migrations/chroma.json"), "utf8"));
+    expect(marker).toMatchObject({ state: "verified", source: "/src", destination: "/dst" });
+  });
+
+  it("GIVEN a verified migration THEN a re-run copies nothing; finalize completes it; later runs change nothing", () => {
+    const root = newRoot();
+    fidelityTree(root);
+    expect(run(root).code).toBe(0);
+    const again = run(root);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain("verified and the destination is unchanged; nothing to do");
+    const f = finalize(root);
+    expect(f.code).toBe(0);
+    expect(f.stdout).toMatch(/migration chroma complete: \d+ bytes copied, \d+ files verified, downtime [\d.]+ s/);
+    const tree = snapshotTree(path.join(root, "dst"));
+    // new data on the destination, then a re-run: never copies the source over it
+    fs.writeFileSync(path.join(root, "src/a/file.txt"), "stale source\n");
+    const later = run(root);
+    expect(later.code).toBe(0);
+    expect(later.stdout).toContain("completed on");
+    expect(snapshotTree(path.join(root, "dst"))).toEqual(tree);
+  });
+
+  it("GIVEN a file changed in the destination after verification THEN the re-run reports it and does not overwrite it", () => {
+    const root = newRoot();
+    fidelityTree(root);
+    expect(run(root).code).toBe(0);
+    fs.writeFileSync(path.join(root, "dst/a/b/c/random.bin"), "changed after verification");
+    const r = run(root);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("warning: the destination /dst changed after migration chroma was verified; not copying over it");
+    expect(r.stderr).toContain("a/b/c/random.bin");
+    expect(fs.readFileSync(path.join(root, "dst/a/b/c/random.bin"), "utf8")).toBe("changed after verification");
+  });
+
+  it("GIVEN a partial copy from an interrupted run THEN it resumes; a foreign non-empty destination is refused", () => {
+    const root = newRoot();
+    fidelityTree(root);
+    fs.mkdirSync(path.join(root, "dst"));
+    fs.writeFileSync(path.join(root, "dst/foreign.txt"), "not ours");
+    const refused = run(root);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("the destination /dst is not empty and holds no earlier run of migration chroma; nothing was touched");
+    expect(fs.existsSync(path.join(root, "var/lib/dgx-storage/migrations/chroma.json"))).toBe(false);
+    // an interrupted run: marker "copying" and part of the tree
+    fs.rmSync(path.join(root, "dst"), { recursive: true });
+    fs.mkdirSync(path.join(root, "dst"));
+    fs.mkdirSync(path.join(root, "var/lib/dgx-storage/migrations"), { recursive: true });
+    fs.writeFileSync(path.join(root, "var/lib/dgx-storage/migrations/chroma.json"), JSON.stringify({ state: "copying", source: "/src", destination: "/dst" }));
+    execFileSync("rsync", ["-a", path.join(root, "src/a/"), path.join(root, "dst/a/")]);
+    fs.writeFileSync(path.join(root, "dst/leftover-deleted-in-source"), "x");
+    const r = run(root);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("resuming migration chroma");
+    expect(manifest(path.join(root, "dst"))).toBe(manifest(path.join(root, "src")));
+  });
+
+  it.each([
+    ["a missing source", "/nope", "/dst", "the source /nope does not exist"],
+    ["source equal to destination", "/src", "/src", "source and destination are the same path"],
+    ["destination inside the source", "/src", "/src/new", "the destination /src/new is inside the source /src"],
+    ["source inside the destination", "/src", "/", "is not a normalised path"],
+    ["source inside the destination (deeper)", "/data/src", "/data", "the source /data/src is inside the destination /data"],
+    ["a relative source", "src", "/dst", "'src' is not an absolute path"],
+    ["a relative destination", "/src", "dst", "'dst' is not an absolute path"],
+  ])("GIVEN %s THEN a clear error and nothing touched", (_what, src, dst, message) => {
+    const root = newRoot();
+    fidelityTree(root);
+    const before = snapshotTree(root);
+    const r = run(root, src, dst);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(message);
+    expect(snapshotTree(root)).toEqual(before);
+  });
+
+  it("GIVEN a destination too small THEN pre-flight stops with the sizes, nothing touched", () => {
+    const root = newRoot();
+    fidelityTree(root);
+    fs.writeFileSync(path.join(root, "src/big.bin"), Buffer.alloc(3 * 1024 * 1024, 1));
+    fs.mkdirSync(path.join(root, "small"));
+    const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", path.join(root, "small")]);
+    expect(mounted.status, "this test needs root to mount a 1 MiB tmpfs").toBe(0);
+    const r = run(root, "/src", "/small/dst");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/not enough room for \/small\/dst: the source takes .*, with the 10% margin .* more are needed, .* are free; nothing was touched/);
+    expect(fs.readdirSync(path.join(root, "small"))).toEqual([]);
+  });
+});
