@@ -43,7 +43,8 @@ export class StorageVolumes extends pulumi.ComponentResource {
           name: v.name,
           driver: "local",
           ...(v.bind ? { driverOpts: { type: "none", o: "bind", device: v.bind.device } } : {}),
-          labels: [{ label: "managed-by", value: "dgx-storage" }],
+          // the policy pack exempts a volume from its protection rule only with this label
+          labels: [{ label: "managed-by", value: "dgx-storage" }, ...(v.data ? [] : [{ label: "dgx-storage/holds-data", value: "false" }])],
         },
         {
           parent: this,

@@ -17,8 +17,12 @@ export type ScriptName =
   | "daemon-json-merge"
   | "docker-restart"
   | "ensure-dir"
+  | "fio-baseline"
+  | "fstrim-once"
   | "install-units"
   | "migrate"
+  | "smartd-config"
+  | "storage-alert"
   | "swarm-init"
   | "swarm-join"
   | "sysctl-apply";

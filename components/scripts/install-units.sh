@@ -7,9 +7,9 @@
 # The manifest is {"files":[{"path","mode","content"}...],"enable":["x.timer",...]}.
 # apply:
 #   - refuses paths outside /etc/systemd/system, /usr/local/lib/dgx-storage and /etc/dgx-storage;
-#   - checks the new unit files with `systemd-analyze verify` before anything is installed;
-#   - writes each file only when it differs (atomically), then `systemctl daemon-reload` when a
-#     unit changed;
+#   - writes each file only when it differs (atomically): first the files the units run, then,
+#     once `systemd-analyze verify` accepts the new unit files, the units; then
+#     `systemctl daemon-reload` when a unit changed;
 #   - removes (after disabling) the files an earlier version of this set installed and this
 #     one no longer has;
 #   - enables and starts each unit of "enable" that is not enabled and active yet, and
@@ -96,6 +96,27 @@ PY
 mapfile -t entries <"$work/.files"
 mapfile -t enable <"$work/.enable"
 
+changed_units=0
+declare -a paths=()
+# install_entry "<path> <mode>" : write one file of the set when it differs
+install_entry() {
+	local p="${1% *}" m="${1##* }" verdict
+	mkdir -p "$(dirname "${ROOT}${p}")"
+	verdict="$(install_content "${ROOT}${p}" "$m" <"$work/root${p}")"
+	if [[ "$verdict" == changed ]]; then
+		log "$p changed"
+		[[ "$p" == /etc/systemd/system/* ]] && changed_units=1
+	fi
+	return 0
+}
+
+# The files the units run first (scripts, configs): `systemd-analyze verify` checks that an
+# ExecStart= program exists, so the units are verified once those are in place, and only then
+# installed themselves. A unit that fails verification is never installed.
+for e in "${entries[@]}"; do
+	if [[ "${e% *}" != /etc/systemd/system/* ]]; then install_entry "$e"; fi
+done
+
 # systemd-analyze verify the new units as a set (a timer finds its service beside it)
 units_dir="$work/root/etc/systemd/system"
 if ((have_systemd)) && [[ -d "$units_dir" ]] && command -v systemd-analyze >/dev/null 2>&1; then
@@ -108,17 +129,9 @@ $out"
 	fi
 fi
 
-changed_units=0
-declare -a paths=()
 for e in "${entries[@]}"; do
-	p="${e% *}" m="${e##* }"
-	paths+=("$p")
-	mkdir -p "$(dirname "${ROOT}${p}")"
-	verdict="$(install_content "${ROOT}${p}" "$m" <"$work/root${p}")"
-	if [[ "$verdict" == changed ]]; then
-		log "$p changed"
-		[[ "$p" == /etc/systemd/system/* ]] && changed_units=1
-	fi
+	paths+=("${e% *}")
+	if [[ "${e% *}" == /etc/systemd/system/* ]]; then install_entry "$e"; fi
 done
 
 # files an earlier version of the set installed and this one no longer has

@@ -233,6 +233,9 @@ t0="$(now)"
 "${RSYNC[@]}" --info=progress2 "$S/" "$D/" > >(tr '\r' '\n' | awk '/(to|ir)-chk/ { p = $2 + 0; if (p >= last + 5 || p == 100) { print "  " $0; last = p } }')
 pass1_bytes="$(du -s --block-size=1 "$D" | cut -f1)"
 log "pass 1 done in $(python3 -c 'import sys; print(f"{float(sys.argv[2])-float(sys.argv[1]):.1f}")' "$t0" "$(now)") s"
+# Benchmarks and tests only (the program never sets it; sshd would not pass it): a command run
+# between pass 1 and the stop, e.g. to change 1% of the files as a running service would.
+if [[ -n "${MIGRATE_AFTER_PASS1:-}" ]]; then bash -c "$MIGRATE_AFTER_PASS1"; fi
 
 # 4. stop the writer
 stopped_at="$(now)"
@@ -305,6 +308,8 @@ if hc and hc.get("Test") and hc["Test"][0] != "NONE":
         args += ["--health-timeout", f"{hc['Timeout'] // 1_000_000}ms"]
     if hc.get("StartPeriod"):
         args += ["--health-start-period", f"{hc['StartPeriod'] // 1_000_000}ms"]
+if host.get("Init"):
+    args.append("--init")
 if host.get("ShmSize"):
     args += ["--shm-size", str(host["ShmSize"])]
 for r in host.get("DeviceRequests") or []:
@@ -335,6 +340,6 @@ $logs"
 fi
 
 # 8. hand over to Pulumi
-marker_set state=verified verified_at="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+marker_set state=verified verified_at="$(date -u +%Y-%m-%dT%H:%M:%SZ)" handover_at="$(now)"
 stopped=0 # from here on, the old container stays stopped: Pulumi replaces it
 log "migration $name verified: $(marker_get bytes_copied) bytes copied, $files files verified; $container stays stopped until Pulumi replaces it with one on $dst"

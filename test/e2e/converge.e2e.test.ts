@@ -15,7 +15,7 @@ import { dockerSshOpts } from "../../components/host";
 import { loadStackFile } from "../../components/config";
 import { renderSysctl } from "../../components/render/sysctl";
 import { runStack, stackFileConfig, type StackRun } from "../harness";
-import { asRoot, mustRoot, ssh, startHosts, stopHosts, type HostName, type TestHosts } from "./hosts";
+import { addOperator, asRoot, mustRoot, ssh, startHosts, stopHosts, type HostName, type TestHosts } from "./hosts";
 import { applyCommands, planCommands, type Executed, type PlannedCommand } from "./runner";
 
 const NVIDIA_DAEMON_JSON = `{
@@ -85,16 +85,7 @@ if [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" = true ]; then dock
 }
 
 function prepareHost(name: HostName): void {
-  mustRoot(
-    hosts,
-    name,
-    `set -e
-id maxvamp >/dev/null 2>&1 || useradd -m -s /bin/bash -G docker maxvamp
-install -d -m 700 -o maxvamp -g maxvamp /home/maxvamp/.ssh
-install -m 600 -o maxvamp -g maxvamp /root/.ssh/authorized_keys /home/maxvamp/.ssh/authorized_keys
-echo 'maxvamp ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/maxvamp && chmod 440 /etc/sudoers.d/maxvamp
-mkdir -p /home/maxvamp/chromadb-data /home/maxvamp/memory-data`,
-  );
+  addOperator(hosts, name);
   if (name === "sark") {
     mustRoot(hosts, name, "mkdir -p /etc/systemd/system/docker.service.d && cat > /etc/systemd/system/docker.service.d/override.conf", DGX_OVERRIDE);
   } else {

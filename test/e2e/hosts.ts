@@ -100,3 +100,19 @@ export function mustRoot(hosts: TestHosts, name: HostName, command: string, stdi
   if (r.code !== 0) throw new Error(`${name}: '${command.slice(0, 200)}' failed (${r.code}):\n${r.stderr}${r.stdout}`);
   return r.stdout;
 }
+
+/**
+ * The operator account the real servers have: `maxvamp`, in the docker group, passwordless sudo,
+ * logging in with the suite's key. The program's commands run as this user through `sudo -n`.
+ */
+export function addOperator(hosts: TestHosts, name: HostName): void {
+  mustRoot(
+    hosts,
+    name,
+    `set -e
+id maxvamp >/dev/null 2>&1 || useradd -m -s /bin/bash -G docker maxvamp
+install -d -m 700 -o maxvamp -g maxvamp /home/maxvamp/.ssh
+install -m 600 -o maxvamp -g maxvamp /root/.ssh/authorized_keys /home/maxvamp/.ssh/authorized_keys
+echo 'maxvamp ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/maxvamp && chmod 440 /etc/sudoers.d/maxvamp`,
+  );
+}
