@@ -7,11 +7,11 @@ import { UNPINNED_HOST_KEY } from "./components/config";
 import { DgxHost } from "./components/host";
 import { loadStackConfig } from "./components/stack-config";
 
-const { config, sshPrivateKey } = loadStackConfig();
+const { config, sshPrivateKey, alertWebhook } = loadStackConfig();
 if (config.host.ssh.hostKey === UNPINNED_HOST_KEY) {
   pulumi.log.warn(`host.ssh.hostKey is '${UNPINNED_HOST_KEY}': preview only; pulumi up refuses until the key is pinned`);
 }
-const host = new DgxHost(config.host.name, { config, sshPrivateKey });
+const host = new DgxHost(config.host.name, { config, sshPrivateKey, ...(alertWebhook ? { alertWebhook } : {}) });
 
 export const hostName = config.host.name;
 export const address = config.host.address;
@@ -24,3 +24,7 @@ export const overlayNetwork = host.swarm?.networkName;
 export const swarmManagerAddress = host.swarm?.manager?.swarmManagerAddress;
 export const swarmManagerNodeId = host.swarm?.manager?.swarmManagerNodeId;
 export const swarmWorkerToken = host.swarm?.manager?.swarmWorkerToken;
+// issue 7: the fio baseline beside the plan's targets (met or not), and capacity projections
+export const performanceBaseline = host.monitoring?.baseline;
+export const capacityPlanned = host.monitoring?.capacityPlanned;
+export const capacityLive = host.monitoring?.capacityLive;

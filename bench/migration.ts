@@ -105,6 +105,8 @@ function main(): void {
   const pass1 = Number(/pass 1 done in ([\d.]+) s/.exec(r.stdout)?.[1]);
   const files = Number(marker.files_verified);
 
+  // where our downtime goes, from the script's own log
+  for (const line of r.stdout.split("\n")) if (/final pass:|final pass and verification took|verifying pass 1|stopping/.test(line)) console.log(`  (${line.trim()})`);
   const mbps = (t: number) => bytes / 1e6 / t;
   const rows: [string, string, string][] = [
     ["plan: downtime (stop, rsync -a of everything, start)", `${planTime.toFixed(1)} s`, ""],

@@ -19,10 +19,36 @@ export const PROJECT = "dgx-storage";
 
 /**
  * Stack config keys that hold secrets. They are never parsed into `HostConfig`: the program
- * reads them with `requireSecret`, so they stay wrapped as Pulumi secrets end to end.
+ * reads them with `requireSecret` (or `getSecret`), so they stay wrapped as Pulumi secrets end
+ * to end.
  */
-export const SECRET_KEYS = ["sshPrivateKey"] as const;
+export const SECRET_KEYS = ["sshPrivateKey", "alertWebhook"] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
+
+/**
+ * Secret keys a stack may leave unset: without `alertWebhook`, alerts go to the journal only.
+ * Every other key of `SECRET_KEYS` is required when the caller says which secrets are set.
+ */
+export const OPTIONAL_SECRET_KEYS: readonly SecretKey[] = ["alertWebhook"];
+
+/**
+ * What a secret's value must look like. The door never sees secret values: the caller that holds
+ * them (components/stack-config.ts) runs `checkSecretFormat` and passes the names of the invalid
+ * ones in `ParseOptions.invalidSecrets`, so the problem is listed with the others, value unshown.
+ */
+export const SECRET_FORMATS: Readonly<Partial<Record<SecretKey, { readonly test: RegExp; readonly expected: string }>>> = {
+  // one line: the file on the host holds exactly this URL, read by storage-alert.sh and borg-run.sh
+  alertWebhook: { test: /^https?:\/\/[^\s'"\\`$]+$/, expected: "an http(s) URL on one line (e.g. https://ntfy.sh/<topic>)" },
+};
+
+/** The names of the secrets whose values do not have the form `SECRET_FORMATS` expects. */
+export function checkSecretFormat(values: Readonly<Partial<Record<SecretKey, string>>>): SecretKey[] {
+  return SECRET_KEYS.filter((k) => {
+    const v = values[k];
+    const f = SECRET_FORMATS[k];
+    return v !== undefined && f !== undefined && !f.test.test(v.trim());
+  });
+}
 
 /**
  * Placeholder for a host key that nobody has recorded yet. `pulumi preview` accepts it (with a
@@ -312,11 +338,29 @@ const diskSection = z.strictObject({
   usedTB: z.number().nonnegative("0 or more"),
 });
 
+const isoDay = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}$/, "a date 'YYYY-MM-DD'")
+  .refine((d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)) && new Date(`${d}T00:00:00Z`).toISOString().startsWith(d), { message: "a real calendar date 'YYYY-MM-DD'" });
+
 const capacitySection = z
   .strictObject({
     disks: z.array(diskSection).min(1, "at least one disk"),
     /** Expected growth of used space per year, as a fraction (0.2 = 20%). */
     annualGrowth: z.number().min(0, "0 or more").max(10, "at most 10 (1000%)"),
+    /**
+     * How `annualGrowth` applies (components/render/capacity.ts): `compound` grows the used bytes
+     * by the rate each year; `linear` adds rate x today's usage each year (the plan's
+     * +20/+40/+60% table); `points` adds rate x 100 percentage points a year.
+     * @default "compound"
+     */
+    model: z.enum(["compound", "linear", "points"]).default("compound"),
+    /**
+     * The day the disks' `usedTB` figures were read: the start of the projection from config.
+     * Fixed, so the stack outputs and synth's chart do not change from one day to the next.
+     * @default the day the program runs
+     */
+    asOf: isoDay.optional(),
   })
   .superRefine((c, ctx) => {
     (Array.isArray(c.disks) ? c.disks : []).forEach((d, i) => {
@@ -325,6 +369,83 @@ const capacitySection = z
       }
     });
   }, EVEN_IF_INVALID);
+
+const maintenanceSection = z.strictObject({
+  /** Plan phase 5.1, "Enable TRIM for SSD optimization". */
+  fstrim: z
+    .strictObject({
+      /** Mount points trimmed once on apply (fstrim trims whole filesystems: mount points, not directories). @default [] */
+      mounts: z.array(absolutePath).default([]),
+      /** Enable util-linux's weekly `fstrim.timer` (it trims every mounted filesystem that supports discard). @default true */
+      timer: z.boolean().default(true),
+    })
+    .default({ mounts: [], timer: true }),
+});
+
+const percent = z.number().gt(0, "a percentage above 0").max(100, "a percentage of at most 100");
+
+/** A warning and a critical level, warning at most critical. */
+const levels = (warning: number, critical: number) =>
+  z
+    .strictObject({
+      warning: percent.default(warning),
+      critical: percent.default(critical),
+    })
+    .refine((l) => !(typeof l.warning === "number" && typeof l.critical === "number" && l.warning > l.critical), {
+      message: "warning at most critical",
+      path: ["warning"],
+    });
+
+/** fio's size syntax: digits and an optional K, M, G or T suffix. */
+const fioSize = z.string().regex(/^[1-9]\d*[KMGT]?$/, "a size in fio's syntax such as '4G' or '512M'");
+
+const monitoringSection = z.strictObject({
+  /** Data mount points (or directories: their filesystem) checked for usage and read live by `df` for capacity. */
+  mounts: z.array(absolutePath).min(1, "at least one data mount"),
+  /** NVMe devices smartd watches (the plan's `smartctl -a /dev/nvmeXn1` lines). @default [] (no smartd config) */
+  nvmeDevices: z.array(z.string().regex(/^\/dev\/[A-Za-z0-9_./:-]+$/, "a device path such as '/dev/nvme0n1'")).default([]),
+  /**
+   * Accept a smartd config whose devices this host does not have (test hosts without NVMe): the
+   * syntax is still checked by smartd, and smartd is not restarted on it.
+   * @default false
+   */
+  allowMissingDevices: z.boolean().default(false),
+  /** smartd alerts when a device is above this temperature, °C (the plan: 70). @default 70 */
+  temperatureCriticalC: z.number().int("a whole number of degrees").min(1, "at least 1").max(119, "at most 119").default(70),
+  /** Used space per data mount, percent (the plan: alert above 80%). @default { warning: 80, critical: 90 } */
+  usage: levels(80, 90).default({ warning: 80, critical: 90 }),
+  /**
+   * CPU I/O wait, percent over `sampleSeconds`. The plan's 80 is out of reach on a many-core DGX
+   * (docs/monitoring.md). @default { warning: 20, critical: 50, sampleSeconds: 5 }
+   */
+  iowait: z
+    .strictObject({
+      warning: percent.default(20),
+      critical: percent.default(50),
+      sampleSeconds: z.number().int("a whole number").min(1, "at least 1").max(60, "at most 60").default(5),
+    })
+    .refine((l) => !(typeof l.warning === "number" && typeof l.critical === "number" && l.warning > l.critical), { message: "warning at most critical", path: ["warning"] })
+    .default({ warning: 20, critical: 50, sampleSeconds: 5 }),
+  /** Warn when random-read IOPS drop by more than this percent of the fio baseline (the plan: below 50%). @default 50 */
+  iopsDropPercent: z.number().int("a whole number").min(1, "a percentage from 1 to 99").max(99, "a percentage from 1 to 99").default(50),
+  /** Minutes between two alert checks. @default 5 */
+  intervalMinutes: z.number().int("a whole number").min(1, "at least 1").max(60, "at most 60").default(5),
+  /** A persisting alert goes to the webhook again after this many minutes (the journal gets every check). @default 60 */
+  repeatMinutes: z.number().int("a whole number").min(1, "at least 1").default(60),
+  /** The fio performance baseline (plan phase 1.2); absent: no baseline, no IOPS alert. */
+  baseline: z
+    .strictObject({
+      /** Data paths measured, each on its own test file (removed afterwards). */
+      paths: z.array(absolutePath).min(1, "at least one path"),
+      /** Test file size: well above the drive's cache on the DGX. @default "4G" */
+      size: fioSize.default("4G"),
+      /** Seconds per job (four jobs run one after the other). @default 30 */
+      runtimeSeconds: z.number().int("a whole number").min(1, "at least 1").max(600, "at most 600").default(30),
+      /** Change this string to measure again on the next `pulumi up` (fio runs only when it, a path, the size or the time changes). @default "1" */
+      trigger: z.string().min(1, "a non-empty string").default("1"),
+    })
+    .optional(),
+});
 
 // ---------------------------------------------------------------------------------------------
 // The whole host config
@@ -337,6 +458,9 @@ interface RawConfig {
   volumes?: { name?: unknown; host?: unknown; bind?: { device?: unknown } }[];
   services?: Record<string, { host?: unknown; ports?: { published?: unknown; protocol?: unknown; ip?: unknown }[]; mounts?: { source?: unknown; target?: unknown }[]; overlay?: unknown }>;
   migrations?: { name?: unknown; service?: unknown; source?: unknown; destination?: unknown; mount?: unknown }[];
+  capacity?: { disks?: { mount?: unknown }[] };
+  maintenance?: { fstrim?: { mounts?: unknown[] } };
+  monitoring?: { mounts?: unknown[]; nvmeDevices?: unknown[]; baseline?: { paths?: unknown[] } };
 }
 
 /** "a, b, c", or "none" for an empty list (in messages). */
@@ -367,6 +491,36 @@ function crossCheckMigrations(c: RawConfig, ctx: z.RefinementCtx): void {
       ctx.addIssue({ code: "custom", path: ["migrations", i, "service"], message: `a service of this stack (${listOrNone(Object.keys(c.services ?? {}))})`, input: m?.service });
     } else if (!(Array.isArray(svc.mounts) ? svc.mounts : []).some((mt) => mt?.source === src)) {
       ctx.addIssue({ code: "custom", path: ["migrations", i, "source"], message: `a path that service ${String(m?.service)} mounts (its bind mounts: ${listOrNone((svc.mounts ?? []).map((mt) => mt?.source))})`, input: src });
+    }
+  });
+}
+
+/** Each entry of a list once (`key` names it in the message). */
+function checkUnique(list: unknown, path: readonly (string | number)[], what: string, ctx: z.RefinementCtx): void {
+  const seen = new Map<unknown, number>();
+  (Array.isArray(list) ? list : []).forEach((v, i) => {
+    if (seen.has(v)) ctx.addIssue({ code: "custom", path: [...path, i], message: `${what} listed once (it is already at [${seen.get(v)}])`, input: v });
+    else seen.set(v, i);
+  });
+}
+
+/** Monitoring, maintenance and capacity: lists without repeats; every capacity disk is watched. */
+function crossCheckMonitoring(c: RawConfig, ctx: z.RefinementCtx): void {
+  checkUnique(c.maintenance?.fstrim?.mounts, ["maintenance", "fstrim", "mounts"], "a mount", ctx);
+  const mon = c.monitoring;
+  if (mon === undefined) return;
+  checkUnique(mon.mounts, ["monitoring", "mounts"], "a mount", ctx);
+  checkUnique(mon.nvmeDevices, ["monitoring", "nvmeDevices"], "a device", ctx);
+  checkUnique(mon.baseline?.paths, ["monitoring", "baseline", "paths"], "a path", ctx);
+  const watched = Array.isArray(mon.mounts) ? mon.mounts : [];
+  (Array.isArray(c.capacity?.disks) ? c.capacity.disks : []).forEach((d, i) => {
+    if (typeof d?.mount === "string" && !watched.includes(d.mount)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["capacity", "disks", i, "mount"],
+        message: `a mount of monitoring.mounts (${listOrNone(watched)}): the live df reading and the usage alert cover the disks that are planned`,
+        input: d.mount,
+      });
     }
   });
 }
@@ -452,10 +606,13 @@ const hostConfigSchema = z
     services: z.record(dockerName, serviceSection).default({}),
     migrations: z.array(migrationSection).default([]),
     capacity: capacitySection.optional(),
+    maintenance: maintenanceSection.optional(),
+    monitoring: monitoringSection.optional(),
   })
   .superRefine((c, ctx) => {
     crossCheckPlacement(c as unknown as RawConfig, ctx);
     crossCheckMigrations(c as unknown as RawConfig, ctx);
+    crossCheckMonitoring(c as unknown as RawConfig, ctx);
     if (c.swarm && c.docker?.daemon?.liveRestore === true) {
       ctx.addIssue({
         code: "custom",
@@ -501,6 +658,9 @@ export type VolumeConfig = HostConfig["volumes"][number];
 export type ServiceConfig = HostConfig["services"][string];
 export type SwarmConfig = NonNullable<HostConfig["swarm"]>;
 export type MigrationConfig = HostConfig["migrations"][number];
+export type CapacityConfig = NonNullable<HostConfig["capacity"]>;
+export type MaintenanceConfig = NonNullable<HostConfig["maintenance"]>;
+export type MonitoringConfig = NonNullable<HostConfig["monitoring"]>;
 
 /** Thrown by the door: one error listing every problem. */
 export class ConfigError extends Error {
@@ -528,6 +688,11 @@ export interface ParseOptions {
    * @default undefined (not checked)
    */
   readonly secretsPresent?: readonly string[];
+  /**
+   * Secret keys whose values the caller found malformed (`checkSecretFormat`): each is listed as
+   * a problem, its value never shown. @default []
+   */
+  readonly invalidSecrets?: readonly SecretKey[];
 }
 
 function show(value: unknown): string {
@@ -580,9 +745,13 @@ export function parseHostConfig(values: Readonly<Record<string, unknown>>, opts:
     plain[k] = v;
   }
   for (const k of opts.secretsPresent ? SECRET_KEYS : []) {
+    if (OPTIONAL_SECRET_KEYS.includes(k)) continue;
     if (!opts.secretsPresent?.includes(k) && !(k in values)) {
       problems.push(`${k}: (missing) secret; set it with: pulumi config set --secret ${k} < ~/.ssh/<key> (Pulumi stores it encrypted)`);
     }
+  }
+  for (const k of opts.invalidSecrets ?? []) {
+    problems.push(`${k}: (secret, not shown) is invalid; expected ${SECRET_FORMATS[k]?.expected ?? "another value"}`);
   }
   const result = hostConfigSchema.safeParse(plain);
   if (!result.success) problems.push(...result.error.issues.flatMap((i) => describe(i, plain)));

@@ -5,6 +5,7 @@ import { DaemonConfig } from "./daemon-config";
 import type { HostAccess } from "./host-command";
 import { KernelTuning } from "./kernel-tuning";
 import { DataMigration } from "./migration";
+import { Monitoring } from "./monitoring";
 import { ContainerService } from "./services";
 import { Swarm } from "./swarm";
 import { StorageVolumes } from "./volumes";
@@ -23,6 +24,8 @@ export interface DgxHostArgs {
   readonly config: HostConfig;
   /** The SSH private key, as a Pulumi secret. */
   readonly sshPrivateKey: pulumi.Output<string>;
+  /** The alert webhook URL, as a Pulumi secret; absent: alerts go to the journal only. */
+  readonly alertWebhook?: pulumi.Output<string>;
 }
 
 /**
@@ -46,6 +49,8 @@ export class DgxHost extends pulumi.ComponentResource {
   public readonly access: HostAccess;
   public readonly daemon: DaemonConfig;
   public readonly kernel: KernelTuning;
+  /** fstrim, SMART, alerts, the fio baseline and capacity (issue 7); absent without `monitoring` and `maintenance`. */
+  public readonly monitoring?: Monitoring;
   public readonly provider: docker.Provider;
   public readonly volumes: StorageVolumes;
   public readonly swarm?: Swarm;
@@ -70,6 +75,21 @@ export class DgxHost extends pulumi.ComponentResource {
     };
     this.daemon = new DaemonConfig(`${name}-daemon`, { access: this.access, settings: config.docker.daemon }, { parent: this });
     this.kernel = new KernelTuning(`${name}-kernel`, { access: this.access, settings: config.sysctl }, { parent: this });
+    if (config.monitoring || config.maintenance) {
+      this.monitoring = new Monitoring(
+        `${name}-monitoring`,
+        {
+          access: this.access,
+          host: host.name,
+          ...(config.monitoring ? { monitoring: config.monitoring } : {}),
+          ...(config.maintenance ? { maintenance: config.maintenance } : {}),
+          ...(config.capacity ? { capacity: config.capacity } : {}),
+          containers: Object.values(config.services).map((s) => s.containerName),
+          ...(args.alertWebhook ? { alertWebhook: args.alertWebhook } : {}),
+        },
+        { parent: this },
+      );
+    }
 
     // Docker resources wait for the daemon to run with its merged configuration.
     this.provider = new docker.Provider(
@@ -111,6 +131,7 @@ export class DgxHost extends pulumi.ComponentResource {
     this.hostFiles = [
       { path: "/etc/docker/daemon.json", content: this.daemon.fragment, kind: "managed-keys" },
       { path: this.kernel.path, content: this.kernel.content, kind: "file" },
+      ...(this.monitoring?.hostFiles ?? []),
     ];
     this.registerOutputs({ daemonJsonHash: this.daemon.fragmentHash, sysctlFile: this.kernel.path });
   }

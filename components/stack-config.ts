@@ -4,11 +4,13 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
-import { parseHostConfig, PROJECT, SECRET_KEYS, type HostConfig } from "./config";
+import { checkSecretFormat, parseHostConfig, PROJECT, SECRET_KEYS, type HostConfig, type SecretKey } from "./config";
 
 export interface StackConfig {
   readonly config: HostConfig;
   readonly sshPrivateKey: pulumi.Output<string>;
+  /** The alert webhook URL, as a secret; undefined when not set (alerts go to the journal only). */
+  readonly alertWebhook?: pulumi.Output<string>;
 }
 
 function decode(raw: string): unknown {
@@ -31,11 +33,14 @@ function isSecret(fullKey: string): boolean {
 export function loadStackConfig(): StackConfig {
   const values: Record<string, unknown> = {};
   const secretsPresent: string[] = [];
+  const secretValues: Partial<Record<SecretKey, string>> = {};
   for (const [fullKey, raw] of Object.entries(pulumi.runtime.allConfig())) {
     if (!fullKey.startsWith(`${PROJECT}:`)) continue;
     const key = fullKey.slice(PROJECT.length + 1);
     if ((SECRET_KEYS as readonly string[]).includes(key) && isSecret(fullKey)) {
       secretsPresent.push(key);
+      // only to check its form (checkSecretFormat); the value goes nowhere else from here
+      secretValues[key as SecretKey] = raw;
       continue;
     }
     // a secret key set in plaintext stays in `values`, and the door rejects it
@@ -45,6 +50,9 @@ export function loadStackConfig(): StackConfig {
     source: `Pulumi.${pulumi.getStack()}.yaml`,
     mode: pulumi.runtime.isDryRun() ? "preview" : "apply",
     secretsPresent,
+    invalidSecrets: checkSecretFormat(secretValues),
   });
-  return { config, sshPrivateKey: new pulumi.Config(PROJECT).requireSecret("sshPrivateKey") };
+  const cfg = new pulumi.Config(PROJECT);
+  const alertWebhook = secretsPresent.includes("alertWebhook") ? cfg.requireSecret("alertWebhook").apply((u) => u.trim()) : undefined;
+  return { config, sshPrivateKey: cfg.requireSecret("sshPrivateKey"), ...(alertWebhook ? { alertWebhook } : {}) };
 }

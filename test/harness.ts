@@ -38,6 +38,8 @@ export interface RunOptions {
   readonly preview?: boolean;
   /** Outputs returned by StackReferences, by referenced stack name. @default MANAGER_OUTPUTS for sark */
   readonly stackOutputs?: Record<string, Record<string, unknown>>;
+  /** What a remote command prints on an `up` (preview: false), by name. @default swarm-init's output, else "" */
+  readonly commandStdout?: (name: string) => string | undefined;
 }
 
 /** Sentinel swarm join token: tests assert it appears only inside secret inputs. */
@@ -74,7 +76,7 @@ export async function runStack(opts: RunOptions): Promise<StackRun> {
     preview: opts.preview ?? true,
     stackOutputs: opts.stackOutputs ?? MANAGER_OUTPUTS,
     secretOutputNames: ["swarmWorkerToken"],
-    commandStdout: (name) => (name.endsWith("-swarm-init") ? SWARM_INIT_STDOUT : undefined),
+    commandStdout: (name) => opts.commandStdout?.(name) ?? (name.endsWith("-swarm-init") ? SWARM_INIT_STDOUT : undefined),
   });
   const { registrations } = capture;
   vi.resetModules();

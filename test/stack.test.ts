@@ -16,7 +16,7 @@ function parentName(run: StackRun, r: Registration): string | undefined {
 }
 
 describe.each(["sark", "clu"] as const)("stack %s under mocks", (stack) => {
-  it("registers exactly the resources of the foundation and the Docker layer", async () => {
+  it("registers exactly the resources of the foundation, the Docker layer and monitoring", async () => {
     const run = await realStack(stack);
     const expected: Record<typeof stack, string[]> = {
       sark: [
@@ -26,6 +26,13 @@ describe.each(["sark", "clu"] as const)("stack %s under mocks", (stack) => {
         "command:remote:Command sark-daemon-restart",
         "dgx-storage:index:KernelTuning sark-kernel",
         "command:remote:Command sark-kernel-apply",
+        "dgx-storage:index:Monitoring sark-monitoring",
+        "command:remote:Command sark-monitoring-packages",
+        "command:remote:Command sark-monitoring-units",
+        "command:remote:Command sark-monitoring-fstrim",
+        "command:remote:Command sark-monitoring-smartd",
+        "command:remote:Command sark-monitoring-fio-data",
+        "command:remote:Command sark-monitoring-df",
         "pulumi:providers:docker sark-docker",
         "dgx-storage:index:StorageVolumes sark-volumes",
         "command:remote:Command sark-volumes-chroma-persistent-dir",
@@ -49,6 +56,13 @@ describe.each(["sark", "clu"] as const)("stack %s under mocks", (stack) => {
         "command:remote:Command clu-daemon-restart",
         "dgx-storage:index:KernelTuning clu-kernel",
         "command:remote:Command clu-kernel-apply",
+        "dgx-storage:index:Monitoring clu-monitoring",
+        "command:remote:Command clu-monitoring-packages",
+        "command:remote:Command clu-monitoring-units",
+        "command:remote:Command clu-monitoring-fstrim",
+        "command:remote:Command clu-monitoring-smartd",
+        "command:remote:Command clu-monitoring-fio-data",
+        "command:remote:Command clu-monitoring-df",
         "pulumi:providers:docker clu-docker",
         "dgx-storage:index:StorageVolumes clu-volumes",
         "command:remote:Command clu-volumes-memory-persistent-dir",
@@ -160,6 +174,12 @@ describe("stack config errors stop the program before any resource exists", () =
       "sark-kernel-apply",
       "sark-migrate-chromadb-finalize",
       "sark-migrate-chromadb-run",
+      "sark-monitoring-df",
+      "sark-monitoring-fio-data",
+      "sark-monitoring-fstrim",
+      "sark-monitoring-packages",
+      "sark-monitoring-smartd",
+      "sark-monitoring-units",
       "sark-swarm-init",
       "sark-volumes-chroma-persistent-dir",
     ]);

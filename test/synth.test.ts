@@ -37,7 +37,28 @@ describe("npm run synth", () => {
     // the exact command string, runnable for review
     expect(read(`commands/${stack}-kernel-apply.create.sh`)).toMatch(/^#!\/bin\/sh\n# .*\nsudo -n bash -c '/);
     expect(fs.readdirSync(path.join(r.out, "scripts"))).toEqual(expect.arrayContaining(["lib.sh", "daemon-json-merge.sh", "swarm-join.sh"]));
-    expect(r.stdout).toMatch(new RegExp(`^synth: ${stack}: \\d+ resources, 2 host files, \\d+ commands -> `));
+    // daemon.json keys, sysctl.d, the monitoring unit set (5 files), /etc/smartd.conf
+    expect(r.stdout).toMatch(new RegExp(`^synth: ${stack}: \\d+ resources, 8 host files, \\d+ commands -> `));
+    expect(read("host-files/etc/smartd.conf")).toContain("/dev/nvme0n1 -d nvme -H -l error -W 0,0,71 ");
+    expect(read("host-files/etc/systemd/system/dgx-storage-alert.timer")).toContain("OnUnitActiveSec=5min");
+  });
+
+  it.each(["sark", "clu"])("writes %s's capacity chart with both hosts' series and the 60/80/90%% threshold lines", (stack) => {
+    const r = synth(stack);
+    expect(r.code).toBe(0);
+    const file = path.join(r.out, "capacity.svg");
+    const svg = fs.readFileSync(file, "utf8");
+    // one 960x480 chart, a few kB: three series (sark, sark's backup disk, clu) and their tooltips
+    expect(fs.statSync(file).size).toBeGreaterThan(3_000);
+    expect(fs.statSync(file).size).toBeLessThan(20_000);
+    expect(svg).toMatch(/^<\?xml version="1\.0" encoding="UTF-8"\?>\n<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" width="960" height="480"/);
+    for (const id of ["series-sark", "series-clu", "series-sark-backup", "threshold-60", "threshold-80", "threshold-90"]) expect(svg).toContain(`<g id="${id}"`);
+    expect(svg).toContain("Add additional container storage volumes");
+    expect(svg).toContain("Archive cold data to external storage");
+    // well-formed XML (python's parser), and the series it finds
+    const parsed = spawnSync("python3", ["-c", "import sys, xml.etree.ElementTree as E; t = E.parse(sys.argv[1]); ns = '{http://www.w3.org/2000/svg}'; print(sorted(g.get('id') for g in t.iter(ns + 'g') if (g.get('id') or '').startswith('series-')))", file], { encoding: "utf8" });
+    expect(parsed.stderr).toBe("");
+    expect(parsed.stdout.trim()).toBe("['series-clu', 'series-sark', 'series-sark-backup']");
   });
 
   it("marks the worker's join token as a secret stdin, never writing it", () => {

@@ -6,12 +6,15 @@
  *   commands/     the exact command string of each remote command (create / delete)
  *   scripts/      the host scripts those commands carry
  *   resources.md  a table of the resources the stack declares
+ *   capacity.svg  projected utilization of every host with a capacity section (all stack files,
+ *                 so both servers are on one chart) against the plan's 60/80/90% thresholds
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError, loadStackFile } from "../components/config";
+import { ConfigError, loadStackFile, type HostConfig } from "../components/config";
 import { DgxHost } from "../components/host";
+import { renderCapacityChart, type ChartSeries } from "../components/render/chart";
 import { SCRIPTS_DIR } from "../components/render/command";
 import { startCapture, type Read, type Registration } from "./mock-capture";
 
@@ -45,6 +48,26 @@ function table(regs: readonly Registration[], reads: readonly Read[]): string {
   });
   const readRows = reads.map((r) => `| ${r.type} | ${r.name} | ${byUrn.get(r.parent) ?? ""} |  |  | reads ${r.id} |  |`);
   return ["| type | name | parent | depends on | triggers | options | provider |", "|---|---|---|---|---|---|---|", ...rows, ...readRows].join("\n") + "\n";
+}
+
+/**
+ * One series per capacity disk of every stack file: `<host>` for a host's first disk (its primary
+ * data disk), `<host>-<disk>` for the others. From the config figures, so the chart is the same
+ * on every run (the live df is only known after an apply).
+ */
+function capacitySeries(configs: readonly HostConfig[], today = new Date()): ChartSeries[] {
+  return configs.flatMap((c) =>
+    (c.capacity?.disks ?? []).map((d, i) => ({
+      host: i === 0 ? c.host.name : `${c.host.name}-${d.name}`,
+      input: {
+        size: d.sizeTB,
+        used: d.usedTB,
+        annualGrowth: c.capacity!.annualGrowth,
+        model: c.capacity!.model,
+        start: c.capacity!.asOf !== undefined ? new Date(`${c.capacity!.asOf}T00:00:00Z`) : today,
+      },
+    })),
+  );
 }
 
 async function main(): Promise<void> {
@@ -90,6 +113,12 @@ async function main(): Promise<void> {
   }
   for (const s of fs.readdirSync(SCRIPTS_DIR)) write(path.join("scripts", s), fs.readFileSync(path.join(SCRIPTS_DIR, s), "utf8"), 0o755);
   write("resources.md", `# Resources of stack ${stack}\n\n${table(capture.registrations, capture.reads)}`);
+  // both servers on one chart: every stack file, read through the same door
+  const series = capacitySeries(stacks().sort().map((s) => (s === stack ? config : loadStackFile(path.join(REPO, `Pulumi.${s}.yaml`)))));
+  if (series.length > 0) {
+    const { model, annualGrowth } = series[0]!.input;
+    write("capacity.svg", renderCapacityChart(series, { title: `Projected storage utilization (${model ?? "compound"} growth, ${Math.round(annualGrowth * 100)}%/year)` }));
+  }
 
   const count = (p: string) => (fs.existsSync(path.join(out, p)) ? fs.readdirSync(path.join(out, p), { recursive: true }).length : 0);
   console.log(`synth: ${stack}: ${capture.registrations.length} resources, ${host.hostFiles.length} host files, ${count("commands")} commands -> ${path.relative(process.cwd(), out)}`);

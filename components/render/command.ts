@@ -14,13 +14,16 @@ export const SCRIPTS_DIR = path.join(__dirname, "..", "scripts");
 
 /** The scripts a remote command may run (files in components/scripts/). */
 export type ScriptName =
+  | "apt-ensure"
   | "daemon-json-merge"
+  | "df-read"
   | "docker-restart"
   | "ensure-dir"
   | "fio-baseline"
   | "fstrim-once"
   | "install-units"
   | "migrate"
+  | "secret-file"
   | "smartd-config"
   | "storage-alert"
   | "swarm-init"

@@ -46,7 +46,8 @@ if [[ "$DRY_RUN" != 1 ]]; then
 fi
 
 validate_cmd=""
-if [[ -z "$ROOT" ]] && command -v dockerd >/dev/null 2>&1 && dockerd --help 2>&1 | grep -q -- '--validate'; then
+# a here-string: `dockerd --help | grep -q` can fail under pipefail when grep exits early (SIGPIPE)
+if [[ -z "$ROOT" ]] && command -v dockerd >/dev/null 2>&1 && grep -q -- '--validate' <<<"$(dockerd --help 2>&1)"; then
 	validate_cmd="dockerd --validate --config-file"
 fi
 

@@ -42,7 +42,9 @@ disable_ours() {
 	[[ -f "$enabled_list" ]] || return 0
 	while IFS= read -r u; do
 		[[ -n "$u" ]] || continue
-		if [[ $# -gt 0 ]] && printf '%s\n' "$@" | grep -qxF "$u"; then continue; fi
+		# a here-string, not `printf | grep -q`: under pipefail, grep -q exiting at its first match
+		# can kill printf with SIGPIPE and turn a match into a failure
+		if [[ $# -gt 0 ]] && grep -qxF -- "$u" <<<"$(printf '%s\n' "$@")"; then continue; fi
 		sys disable --now "$u" >/dev/null 2>&1 || true
 		log "disabled $u"
 	done <"$enabled_list"
@@ -138,7 +140,8 @@ done
 if [[ -f "$list" ]]; then
 	while IFS= read -r old; do
 		[[ -n "$old" ]] || continue
-		if ! printf '%s\n' "${paths[@]}" | grep -qxF "$old"; then
+		# here-string: see disable_ours (a SIGPIPE race deleted files that were still in the set)
+		if ! grep -qxF -- "$old" <<<"$(printf '%s\n' "${paths[@]}")"; then
 			[[ "$DRY_RUN" == 1 ]] && {
 				log "dry run: would delete $old"
 				continue
@@ -163,12 +166,19 @@ printf '%s\n' "${paths[@]}" | install_content "$list" 0600 >/dev/null
 disable_ours "${enable[@]}"
 for u in "${enable[@]}"; do
 	if ((have_systemd)); then
-		if systemctl is-enabled --quiet "$u" && systemctl is-active --quiet "$u"; then
+		# enabled, and running or refused by a condition of its own (util-linux's fstrim.timer has
+		# ConditionVirtualization=!container): nothing to do
+		if systemctl is-enabled --quiet "$u" &&
+			{ systemctl is-active --quiet "$u" || [[ "$(systemctl show -p ConditionResult --value "$u")" == no ]]; }; then
 			continue
 		fi
 		systemctl is-enabled --quiet "$u" || grep -qxF "$u" "$enabled_list" || echo "$u" >>"$enabled_list"
 		systemctl enable --now "$u" >/dev/null 2>&1 || die "systemctl enable --now $u failed: $(systemctl status "$u" --no-pager 2>&1 | tail -5)"
-		log "enabled and started $u"
+		if [[ "$(systemctl show -p ConditionResult --value "$u")" == no ]]; then
+			log "enabled $u; not started: a condition of the unit is not met on this host (e.g. ConditionVirtualization=!container)"
+		else
+			log "enabled and started $u"
+		fi
 	else
 		grep -qxF "$u" "$enabled_list" || echo "$u" >>"$enabled_list"
 		log "(no systemd) would enable --now $u"

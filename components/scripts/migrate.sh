@@ -12,12 +12,12 @@
 #   2. a borg archive of the source (snapshot=borg) or nothing (snapshot=none);
 #   3. pass 1 while the service runs: rsync -aHAX --numeric-ids --sparse;
 #   4. stop the container, make sure no process still has a file open under the source;
-#   5. final pass with --delete (inside the destination only): SQLite -wal/-journal files go
-#      together with their database, because the writer is stopped;
-#   6. verification: an rsync dry run over the whole tree reports any difference in content
-#      size, mtime, mode, owner, group, ACLs, xattrs, links or hard links, and every file
-#      touched since pass 1 started is compared by checksum (rsync already checksummed every
-#      file it copied);
+#   5. verification of pass 1 while the service still runs: every entry with a ctime older than
+#      pass 1's start is identical in both trees (the rest changed since and goes in step 6);
+#   6. the final pass and its verification, the downtime: only entries whose ctime is newer than
+#      pass 1's start are copied (deletions inside the destination only), and each is compared
+#      (metadata, directory listing, content byte for byte, ACLs, xattrs). SQLite -wal/-journal files
+#      go together with their database, because the writer is stopped;
 #   7. a trial container, cloned from the stopped one with <destination> in place of <source>,
 #      must become healthy (or stay up for 10 s when it has no health check);
 #   8. record "verified" and leave the old container stopped: Pulumi replaces it next.
@@ -115,7 +115,9 @@ if [[ "$mode" == finalize ]]; then
 	esac
 	if has_container; then
 		require_cmd docker
-		docker inspect -f '{{range .Mounts}}{{.Source}}{{"\n"}}{{end}}' "$container" 2>/dev/null | grep -qxF "$dst" ||
+		# here-strings, not `docker inspect | grep -q`: under pipefail a grep -q that exits at its
+		# first match can fail the pipeline through SIGPIPE
+		grep -qxF "$dst" <<<"$(docker inspect -f '{{range .Mounts}}{{.Source}}{{"\n"}}{{end}}' "$container" 2>/dev/null)" ||
 			die "container $container does not mount $dst; it must be replaced with the destination mount before finalize"
 		wait_healthy "$container" "$health_timeout" ||
 			die "container $container is not healthy on $dst. The source $src is untouched: to go back, remove the migration from the stack config (the service then mounts the source again) and pulumi up"
@@ -153,7 +155,7 @@ if [[ "$state" == verified ]]; then
 	# verified, waiting for Pulumi to replace the container; the destination must be as verified
 	[[ "$(marker_get source)" == "$src" && "$(marker_get destination)" == "$dst" ]] ||
 		die "migration $name was verified for $(marker_get source) -> $(marker_get destination), not $src -> $dst"
-	changes="$(rsync -aHAX --numeric-ids -n -i --delete "$S/" "$D/" | head -20 || true)"
+	changes="$(rsync -aHAX --numeric-ids --modify-window=-1 -n -i --delete "$S/" "$D/" | head -20 || true)"
 	if [[ -n "$changes" ]]; then
 		# The service runs on the destination from the trial on, so it may well differ from the
 		# source now; whatever the reason, the source is never copied over it again.
@@ -172,7 +174,7 @@ fi
 if has_container; then
 	require_cmd docker
 	docker inspect "$container" >/dev/null 2>&1 || die "there is no container '$container' on $(hostname); nothing was touched"
-	docker inspect -f '{{range .Mounts}}{{.Source}}{{"\n"}}{{end}}' "$container" | grep -qxF "$src" ||
+	grep -qxF "$src" <<<"$(docker inspect -f '{{range .Mounts}}{{.Source}}{{"\n"}}{{end}}' "$container")" ||
 		die "container $container does not mount $src; nothing was touched"
 fi
 parent="$D"
@@ -210,8 +212,14 @@ fi
 
 mkdir -p "$D"
 marker_set state=copying source="$src" destination="$dst" container="$container" started_at="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-RSYNC=(rsync -aHAX --numeric-ids --sparse)
+# --modify-window=-1: times must match to the nanosecond. rsync otherwise compares whole seconds:
+# it leaves a directory, symlink or FIFO made in the same second as the copy with the copy's
+# time, and skips a same-size file changed within the second it was copied.
+RSYNC=(rsync -aHAX --numeric-ids --sparse --modify-window=-1)
 started_pass1="$(mktemp)"
+# entries whose ctime is newer than this are copied again in the final pass; a second of slack
+# covers filesystems that store whole-second times
+touch -d "@$(($(date +%s) - 2))" "$started_pass1"
 stopped=0
 cleanup() {
 	local rc=$?
@@ -237,7 +245,47 @@ log "pass 1 done in $(python3 -c 'import sys; print(f"{float(sys.argv[2])-float(
 # between pass 1 and the stop, e.g. to change 1% of the files as a running service would.
 if [[ -n "${MIGRATE_AFTER_PASS1:-}" ]]; then bash -c "$MIGRATE_AFTER_PASS1"; fi
 
-# 4. stop the writer
+# 4. verification of pass 1, while the service still runs (so it costs no downtime): every
+# source entry whose ctime is older than pass 1's start was copied by pass 1 and untouched since,
+# so it must already be identical in the destination (type, mode, owner, size, mtime to the
+# nanosecond, link count, link target; rsync checksummed its content while copying); entries the
+# destination has and the source has not are removed. What changed since pass 1 began has a newer
+# ctime (ctime moves with every change of content, xattrs, ACLs, owner, mode or links, and a
+# deletion moves the parent directory's), and the final pass copies and verifies exactly that.
+work="$(mktemp -d)"
+log "verifying pass 1 (service running)"
+(cd "$S" && find . -printf '%P\t%y\t%m\t%U\t%G\t%s\t%T@\t%n\t%l\t%C@\0' >"$work/src") &
+(cd "$D" && find . -printf '%P\t%y\t%m\t%U\t%G\t%s\t%T@\t%n\t%l\t%C@\0' >"$work/dst") &
+wait
+files="$(python3 - "$work/src" "$work/dst" "$D" "$(stat -c %Y "$started_pass1")" <<'PY'
+import os, shutil, sys
+src_m, dst_m, D, ref = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+def load(p):
+    out = {}
+    for rec in open(p, "rb").read().split(b"\0"):
+        if rec:
+            f = rec.split(b"\t")
+            if f[1] == b"d":
+                f[5] = f[7] = b"-"  # a directory's size and link count depend on the filesystem
+            out[f[0]] = (f[1:9], float(f[9]))
+    return out
+src, dst = load(src_m), load(dst_m)
+bad = [p for p, (meta, ctime) in src.items() if ctime <= ref and p and dst.get(p, (None,))[0] != meta]
+if bad:
+    for p in bad[:50]:
+        print("migrate: differs after pass 1:", p.decode(errors="replace"), file=sys.stderr)
+    sys.exit(1)
+for p in sorted((p for p in dst if p not in src), key=lambda p: -p.count(b"/")):
+    victim = os.path.join(D.encode(), p)
+    if os.path.isdir(victim) and not os.path.islink(victim):
+        shutil.rmtree(victim, ignore_errors=True)
+    elif os.path.lexists(victim):
+        os.unlink(victim)
+print(len(src))
+PY
+)" || die "pass 1 left the destination different from the source (see above); the service still runs on $src"
+
+# the stop
 stopped_at="$(now)"
 if has_container && container_running; then
 	log "stopping $container"
@@ -247,27 +295,93 @@ fi
 holders="$(find /proc/[0-9]*/fd /proc/[0-9]*/cwd -maxdepth 1 \( -lname "$S/*" -o -lname "$S" \) 2>/dev/null | cut -d/ -f3 | sort -u | tr '\n' ' ' || true)"
 [[ -z "$holders" ]] || die "processes still hold files open under $src (pids: $holders); not copying the final state"
 
-# 5. final pass
+# 5. final pass: only the entries whose ctime is newer than pass 1's start (the step before
+# proved every other entry identical), then deletions inside the destination only
 log "final pass (service stopped)"
-final_stats="$("${RSYNC[@]}" --delete --stats "$S/" "$D/")"
-final_bytes="$(awk -F': ' '/Total transferred file size/ {gsub(/[^0-9]/, "", $2); print $2}' <<<"$final_stats")"
-
-# 6. verification
-log "verifying"
-diffs="$("${RSYNC[@]}" -n -i --delete "$S/" "$D/" | head -50 || true)"
-[[ -z "$diffs" ]] || die "the trees differ after the final pass (first 50):
-$diffs"
-recent="$(mktemp)"
-(cd "$S" && find . -newer "$started_pass1" \( -type f -o -type l \) -print0) >"$recent"
-if [[ -s "$recent" ]]; then
-	cdiffs="$(rsync -aHAX --numeric-ids -n -i -c --from0 --files-from="$recent" "$S/" "$D/" || true)"
-	rm -f "$recent"
-	[[ -z "$cdiffs" ]] || die "content differs in files changed during pass 1:
-$cdiffs"
-else
-	rm -f "$recent"
+t_final="$(now)"
+(cd "$S" && find . -cnewer "$started_pass1" -printf '%P\0' | sed -z 's/^$/./') >"$work/changed"
+verdict="$(python3 - "$S" "$D" "$work/changed" "$work/sync" <<'PY'
+import os, shutil, sys
+S, D, changed, sync_out = sys.argv[1:5]
+paths = [p for p in open(changed, "rb").read().split(b"\0") if p]
+deleted = 0
+# a deletion in the source moved its parent directory's ctime: the parents listed are all the
+# directories whose entries may have gone
+for rel in paths:
+    s, d = os.path.join(S.encode(), rel), os.path.join(D.encode(), rel)
+    if os.path.isdir(s) and not os.path.islink(s) and os.path.isdir(d) and not os.path.islink(d):
+        for name in set(os.listdir(d)) - set(os.listdir(s)):
+            victim = os.path.join(d, name)
+            if os.path.isdir(victim) and not os.path.islink(victim):
+                shutil.rmtree(victim)
+            else:
+                os.unlink(victim)
+            deleted += 1
+open(sync_out, "wb").write(b"".join(p + b"\0" for p in paths))
+print(f"{len(paths)} {deleted}")
+PY
+)"
+final_bytes=0
+if [[ -s "$work/sync" ]]; then
+	final_stats="$("${RSYNC[@]}" --force --from0 --files-from="$work/sync" --stats "$S/" "$D/")"
+	final_bytes="$(awk -F': ' '/Total transferred file size/ {gsub(/[^0-9]/, "", $2); print $2}' <<<"$final_stats")"
 fi
-files=$(find "$S" | wc -l)
+log "final pass: ${verdict% *} changed entries copied, ${verdict#* } deleted, in $(python3 -c 'import sys; print(f"{float(sys.argv[2])-float(sys.argv[1]):.1f}")' "$t_final" "$(now)") s"
+
+# 6. verification of the final pass, in one walk of the changed entries: each is equal in both
+# trees (type, mode, owner, size, mtime to the nanosecond, link count, link target), with the same
+# content (compared byte for byte), the same xattrs (POSIX ACLs are the system.posix_acl_* ones),
+# and each changed directory lists the same entries
+log "verifying the final pass"
+python3 - "$S" "$D" "$work/sync" <<'PY' || die "the trees differ after the final pass; see above"
+import os, stat, sys
+S, D, lst = sys.argv[1:4]
+bad = []
+def meta(p):
+    st = os.lstat(p)
+    isdir = stat.S_ISDIR(st.st_mode)
+    return (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+            None if isdir else st.st_size, st.st_mtime_ns, None if isdir else st.st_nlink,
+            os.readlink(p) if stat.S_ISLNK(st.st_mode) else None)
+def xattrs(p):
+    try:
+        return {k: os.getxattr(p, k, follow_symlinks=False) for k in sorted(os.listxattr(p, follow_symlinks=False))}
+    except OSError:
+        return None
+def same_content(a, b):
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(1 << 20), fb.read(1 << 20)
+            if x != y:
+                return False
+            if not x:
+                return True
+for rel in open(lst, "rb").read().split(b"\0"):
+    if not rel:
+        continue
+    s, d = os.path.join(S.encode(), rel), os.path.join(D.encode(), rel)
+    if not os.path.lexists(s):
+        if os.path.lexists(d):
+            bad.append((rel, "exists only in the destination"))
+        continue
+    if not os.path.lexists(d):
+        bad.append((rel, "missing in the destination"))
+        continue
+    ms = meta(s)
+    if ms != meta(d):
+        bad.append((rel, "metadata"))
+    elif xattrs(s) != xattrs(d):
+        bad.append((rel, "xattrs or ACLs"))
+    elif stat.S_ISREG(ms[0]) and not same_content(s, d):
+        bad.append((rel, "content"))
+    elif stat.S_ISDIR(ms[0]) and set(os.listdir(s)) != set(os.listdir(d)):
+        bad.append((rel, "directory entries"))
+for rel, why in bad[:50]:
+    print(f"migrate: differs ({why}):", rel.decode(errors="replace"), file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+rm -rf "$work"
+log "final pass and verification took $(python3 -c 'import sys; print(f"{float(sys.argv[2])-float(sys.argv[1]):.1f}")' "$t_final" "$(now)") s"
 marker_set bytes_copied="$((pass1_bytes + ${final_bytes:-0}))" files_verified="$files" stopped_at="$stopped_at"
 
 # 7. trial run on the destination

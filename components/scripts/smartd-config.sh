@@ -107,7 +107,7 @@ if [[ "$DRY_RUN" != 1 ]]; then
 	chmod 0700 "$STATE_DIR"
 	# the distribution's file, once: a file that already carries our header is not theirs
 	if [[ ! -f "$orig" && ! -f "${orig}.absent" ]]; then
-		if [[ -f "$dest" ]] && ! head -n 1 "$dest" | grep -q '^# Managed by dgx-storage'; then
+		if [[ -f "$dest" ]] && ! grep -q '^# Managed by dgx-storage' <<<"$(head -n 1 "$dest")"; then
 			cp -p "$dest" "$orig"
 			log "kept the distribution's $2 as ${orig#"$ROOT"}"
 		elif [[ ! -f "$dest" ]]; then

@@ -75,6 +75,31 @@ describe("migrate.sh (the copy and verification engine, no container)", () => {
     expect(marker).toMatchObject({ state: "verified", source: "/src", destination: "/dst" });
   });
 
+  it("GIVEN every kind of change while pass 1 ran THEN only the changed entries are copied in the downtime, and the trees end identical", () => {
+    const root = newRoot();
+    fidelityTree(root);
+    // the tree predates pass 1 by more than the two seconds of slack, as a service's data does
+    execFileSync("bash", ["-c", `find "${root}/src" -exec touch -h -d '-10 seconds' {} +`]);
+    execFileSync("sleep", ["3"]);
+    const changes = `set -e; cd "${root}/src"
+      echo more >> a/file.txt                                   # content (and its hard link)
+      printf 'same' > same && touch -d '-1 hour' same; printf 'SAME' > same2 && touch -r same same2 && mv same2 same  # same size, mtime put back
+      setfattr -n user.stage -v 2 a/b/c/random.bin              # xattr only
+      setfacl -m u:4321:rw owned                                # ACL only
+      chmod 0600 empty; chown 300:300 setuid                    # mode, owner
+      echo new > a/b/new.txt; ln a/b/new.txt a/new-hardlink     # new file, new hard link
+      mv dangling-link a/moved-link                             # rename
+      rm a/b/rel-link; rm -r a/b/c                              # deletions, a whole directory
+      mkdir -p x/y && echo deep > x/y/z                         # new directories`;
+    const r = run(root, "/src", "/dst", { MIGRATE_AFTER_PASS1: changes });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const copied = Number(/final pass: (\d+) changed entries copied/.exec(r.stdout)?.[1]);
+    expect(copied).toBeGreaterThan(5);
+    expect(copied).toBeLessThan(25); // the delta, not the tree
+    expect(manifest(path.join(root, "dst"))).toBe(manifest(path.join(root, "src")));
+  });
+
   it("GIVEN a verified migration THEN a re-run copies nothing; finalize completes it; later runs change nothing", () => {
     const root = newRoot();
     fidelityTree(root);
