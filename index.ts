@@ -7,11 +7,16 @@ import { UNPINNED_HOST_KEY } from "./components/config";
 import { DgxHost } from "./components/host";
 import { loadStackConfig } from "./components/stack-config";
 
-const { config, sshPrivateKey, alertWebhook } = loadStackConfig();
+const { config, sshPrivateKey, alertWebhook, borgPassphrase } = loadStackConfig();
 if (config.host.ssh.hostKey === UNPINNED_HOST_KEY) {
   pulumi.log.warn(`host.ssh.hostKey is '${UNPINNED_HOST_KEY}': preview only; pulumi up refuses until the key is pinned`);
 }
-const host = new DgxHost(config.host.name, { config, sshPrivateKey, ...(alertWebhook ? { alertWebhook } : {}) });
+const host = new DgxHost(config.host.name, {
+  config,
+  sshPrivateKey,
+  ...(alertWebhook ? { alertWebhook } : {}),
+  ...(borgPassphrase ? { borgPassphrase } : {}),
+});
 
 export const hostName = config.host.name;
 export const address = config.host.address;
@@ -28,3 +33,9 @@ export const swarmWorkerToken = host.swarm?.manager?.swarmWorkerToken;
 export const performanceBaseline = host.monitoring?.baseline;
 export const capacityPlanned = host.monitoring?.capacityPlanned;
 export const capacityLive = host.monitoring?.capacityLive;
+// issue 6: the local repository, its exported key (copy it off the host, with the passphrase),
+// and the public key this host's off-site copy logs in with on the other host (append-only there)
+export const backupRepository = host.backup?.repository;
+export const backupKeyExport = host.backup?.keyExport;
+export const backupOffsitePublicKey = host.backup?.offsitePublicKey;
+export const backupStatus = host.backup?.status;

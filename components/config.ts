@@ -22,14 +22,15 @@ export const PROJECT = "dgx-storage";
  * reads them with `requireSecret` (or `getSecret`), so they stay wrapped as Pulumi secrets end
  * to end.
  */
-export const SECRET_KEYS = ["sshPrivateKey", "alertWebhook"] as const;
+export const SECRET_KEYS = ["sshPrivateKey", "alertWebhook", "borgPassphrase"] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 
 /**
- * Secret keys a stack may leave unset: without `alertWebhook`, alerts go to the journal only.
+ * Secret keys a stack may leave unset: without `alertWebhook`, alerts go to the journal only;
+ * `borgPassphrase` is required only with a `backup` section (checked by `parseHostConfig`).
  * Every other key of `SECRET_KEYS` is required when the caller says which secrets are set.
  */
-export const OPTIONAL_SECRET_KEYS: readonly SecretKey[] = ["alertWebhook"];
+export const OPTIONAL_SECRET_KEYS: readonly SecretKey[] = ["alertWebhook", "borgPassphrase"];
 
 /**
  * What a secret's value must look like. The door never sees secret values: the caller that holds
@@ -39,6 +40,8 @@ export const OPTIONAL_SECRET_KEYS: readonly SecretKey[] = ["alertWebhook"];
 export const SECRET_FORMATS: Readonly<Partial<Record<SecretKey, { readonly test: RegExp; readonly expected: string }>>> = {
   // one line: the file on the host holds exactly this URL, read by storage-alert.sh and borg-run.sh
   alertWebhook: { test: /^https?:\/\/[^\s'"\\`$]+$/, expected: "an http(s) URL on one line (e.g. https://ntfy.sh/<topic>)" },
+  // borg-repo.sh reads one line from stdin into the pass file; a short passphrase guards little
+  borgPassphrase: { test: /^[^\n\r]{12,}$/, expected: "a passphrase of at least 12 characters on one line" },
 };
 
 /** The names of the secrets whose values do not have the form `SECRET_FORMATS` expects. */
@@ -447,6 +450,94 @@ const monitoringSection = z.strictObject({
     .optional(),
 });
 
+
+/** borg prune's `--keep-*` numbers of one archive series. */
+const retentionSection = z
+  .strictObject({
+    hourly: z.number().int("a whole number").min(0, "0 or more").optional(),
+    daily: z.number().int("a whole number").min(0, "0 or more").optional(),
+    weekly: z.number().int("a whole number").min(0, "0 or more").optional(),
+    monthly: z.number().int("a whole number").min(0, "0 or more").optional(),
+    yearly: z.number().int("a whole number").min(0, "0 or more").optional(),
+  })
+  .refine((r) => Object.values(r).some((n) => typeof n === "number" && n > 0), { message: "at least one keep number above 0" });
+
+/** A systemd OnCalendar= expression (systemd.time(7)); install-units.sh has systemd-analyze verify it. */
+const calendar = z.string().regex(/^[A-Za-z0-9*:.,/~ -]{1,64}$/, "a systemd OnCalendar expression such as '*-*-* 02:00:00' or 'hourly'");
+
+/** A system user name borg-repo.sh accepts for the receiving side. */
+const receiverUser = z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, "a user name of lower-case letters, digits and '-', e.g. 'borg-sark'");
+
+const backupSection = z.strictObject({
+  /** The local borg repository (repokey encryption), created once by borg-repo.sh. */
+  repository: z.strictObject({
+    /** Absolute path, e.g. /mnt/borg-backup (SARK's external disk in the plan). */
+    path: absolutePath,
+    /** Names the pass file and exported key: /etc/dgx-storage/borg/<name>.pass and .key. */
+    name: z.string().regex(/^[a-z][a-z0-9-]{0,40}$/, "a lower-case name: letters, digits, '-'"),
+  }),
+  paths: z
+    .strictObject({
+      /**
+       * The daily series. The host's bind-volume devices and the writable bind sources of its
+       * service containers are added automatically. @default []
+       */
+      daily: z.array(absolutePath).default([]),
+      /** The hourly series: the critical paths only. Empty: no hourly units. @default [] */
+      hourly: z.array(absolutePath).default([]),
+    })
+    .default({ daily: [], hourly: [] }),
+  /** Live SQLite databases under those paths, archived as online-backup copies (docs/backup.md). @default [] */
+  sqlite: z.array(absolutePath).default([]),
+  retention: z
+    .strictObject({
+      /** @default the plan's { daily: 7, weekly: 4, monthly: 6 } */
+      daily: retentionSection.default({ daily: 7, weekly: 4, monthly: 6 }),
+      /** Needs keep-hourly, or each prune keeps one hourly archive a day. @default { hourly: 24 } */
+      hourly: retentionSection.default({ hourly: 24 }),
+    })
+    .default({ daily: { daily: 7, weekly: 4, monthly: 6 }, hourly: { hourly: 24 } }),
+  /** OnCalendar of each job; absent keys keep components/render/backup.ts's defaults. @default {} */
+  schedules: z
+    .strictObject({
+      daily: calendar.optional(),
+      hourly: calendar.optional(),
+      offsite: calendar.optional(),
+      check: calendar.optional(),
+      verifyData: calendar.optional(),
+      drill: calendar.optional(),
+    })
+    .default({}),
+  /** An archive adding more than this times the median of the last runs raises an alert. @default 4 */
+  growthFactor: z.number().gt(1, "above 1").max(1000, "at most 1000").default(4),
+  /** Files the monthly restore drill extracts and compares. @default 200 */
+  drillSample: z.number().int("a whole number").min(1, "at least 1").max(100000, "at most 100000").default(200),
+  /**
+   * The weekly off-site copy into a repository on the other host. This stack installs the
+   * receiving side there too (one `pulumi up`, no StackReference).
+   */
+  offsite: z
+    .strictObject({
+      /** How Pulumi reaches the peer's management SSH to install the receiving side (same operator key). */
+      ssh: z.strictObject({
+        address,
+        port: port.default(22),
+        user: posixUser,
+        /** The peer's host key: pins Pulumi's command there and this host's borg traffic. */
+        hostKey,
+      }),
+      /** Where this host reaches the peer for borg traffic. @default offsite.ssh.address */
+      address: address.optional(),
+      /** @default offsite.ssh.port */
+      port: port.optional(),
+      /** The system user on the peer that owns the repository, e.g. `borg-sark`. */
+      user: receiverUser,
+      /** The repository directory on the peer (the key's `--restrict-to-path`). */
+      repoDir: absolutePath,
+    })
+    .optional(),
+});
+
 // ---------------------------------------------------------------------------------------------
 // The whole host config
 // ---------------------------------------------------------------------------------------------
@@ -461,6 +552,13 @@ interface RawConfig {
   capacity?: { disks?: { mount?: unknown }[] };
   maintenance?: { fstrim?: { mounts?: unknown[] } };
   monitoring?: { mounts?: unknown[]; nvmeDevices?: unknown[]; baseline?: { paths?: unknown[] } };
+  backup?: {
+    repository?: { path?: unknown };
+    paths?: { daily?: unknown[]; hourly?: unknown[] };
+    sqlite?: unknown[];
+    retention?: { hourly?: { hourly?: unknown } };
+    offsite?: { ssh?: { address?: unknown }; repoDir?: unknown };
+  };
 }
 
 /** "a, b, c", or "none" for an empty list (in messages). */
@@ -523,6 +621,88 @@ function crossCheckMonitoring(c: RawConfig, ctx: z.RefinementCtx): void {
       });
     }
   });
+}
+
+/**
+ * The paths the daily series gets without being told: every bind-volume device of this host and
+ * every writable bind source of its containers (after migrations: the destination). Read-only
+ * mounts (vLLM's model weights) are left out: the service does not write them, they can be
+ * fetched again, and at hundreds of GB they would dominate the repository; list one in
+ * `backup.paths.daily` to include it.
+ */
+export function automaticBackupPaths(c: {
+  readonly volumes?: readonly { readonly bind?: { readonly device?: unknown } }[];
+  readonly services?: Readonly<Record<string, { readonly mounts?: readonly { readonly source?: unknown; readonly readOnly?: unknown }[] }>>;
+  readonly migrations?: readonly { readonly source?: unknown; readonly destination?: unknown }[];
+}): string[] {
+  const out: string[] = [];
+  for (const v of Array.isArray(c.volumes) ? c.volumes : []) if (typeof v?.bind?.device === "string") out.push(v.bind.device);
+  const moves = Array.isArray(c.migrations) ? c.migrations : [];
+  for (const svc of Object.values(c.services ?? {})) {
+    for (const m of Array.isArray(svc?.mounts) ? svc.mounts : []) {
+      if (typeof m?.source !== "string" || !m.source.startsWith("/") || m.readOnly === true) continue;
+      const moved = moves.find((x) => x?.source === m.source)?.destination;
+      out.push(typeof moved === "string" ? moved : m.source);
+    }
+  }
+  return out;
+}
+
+/** Sorted, without repeats and without paths inside another one of the list (borg would archive them twice). */
+export function outermostPaths(paths: readonly string[]): string[] {
+  const sorted = [...new Set(paths)].sort();
+  return sorted.filter((p) => !sorted.some((q) => q !== p && inside(p, q)));
+}
+
+/** Backup: absolute, unique paths; the repository outside what it backs up; databases inside a series. */
+function crossCheckBackup(c: RawConfig, ctx: z.RefinementCtx): void {
+  for (const [i, m] of (Array.isArray(c.migrations) ? c.migrations : []).entries()) {
+    if ((m as { snapshot?: unknown })?.snapshot === "borg" && c.backup === undefined) {
+      ctx.addIssue({ code: "custom", path: ["migrations", i, "snapshot"], message: "'none', or a backup section: snapshot 'borg' archives into this host's repository", input: "borg" });
+    }
+  }
+  const b = c.backup;
+  if (b === undefined) return;
+  const strings = (l: unknown) => (Array.isArray(l) ? l.filter((x): x is string => typeof x === "string") : []);
+  checkUnique(b.paths?.daily, ["backup", "paths", "daily"], "a path", ctx);
+  checkUnique(b.paths?.hourly, ["backup", "paths", "hourly"], "a path", ctx);
+  checkUnique(b.sqlite, ["backup", "sqlite"], "a database", ctx);
+  const daily = strings(b.paths?.daily);
+  const hourly = strings(b.paths?.hourly);
+  const auto = automaticBackupPaths(c as Parameters<typeof automaticBackupPaths>[0]);
+  if (daily.length + auto.length === 0) {
+    ctx.addIssue({ code: "custom", path: ["backup", "paths", "daily"], message: "at least one path (none configured, and the host has no bind volume or bind-mounted service data)", input: b.paths?.daily });
+  }
+  const repo = b.repository?.path;
+  if (typeof repo === "string") {
+    const check = (list: readonly string[], at: readonly (string | number)[], i?: number) =>
+      list.forEach((p, j) => {
+        if (inside(repo, p)) {
+          ctx.addIssue({ code: "custom", path: ["backup", "repository", "path"], message: `a path outside what is backed up (${p}${at.length ? ` at backup.${at.join(".")}[${i ?? j}]` : ", a bind volume or service mount of this host"} contains it: borg would archive its own repository)`, input: repo });
+        } else if (inside(p, repo) && at.length) {
+          ctx.addIssue({ code: "custom", path: ["backup", ...at, i ?? j], message: `a path outside the repository ${repo}`, input: p });
+        }
+      });
+    check(daily, ["paths", "daily"]);
+    check(hourly, ["paths", "hourly"]);
+    check(auto, []);
+  }
+  const series = [...daily, ...hourly, ...auto];
+  strings(b.sqlite).forEach((db, i) => {
+    if (!series.some((p) => db !== p && inside(db, p))) {
+      ctx.addIssue({ code: "custom", path: ["backup", "sqlite", i], message: `a database file inside a backed-up path (${listOrNone(outermostPaths(series))})`, input: db });
+    }
+  });
+  const keepHourly = b.retention?.hourly?.hourly;
+  if (hourly.length > 0 && b.retention?.hourly !== undefined && !(typeof keepHourly === "number" && keepHourly > 0)) {
+    ctx.addIssue({ code: "custom", path: ["backup", "retention", "hourly", "hourly"], message: "a keep-hourly number above 0 when paths.hourly is set (without it each prune keeps one hourly archive a day)", input: keepHourly });
+  }
+  const o = b.offsite;
+  const self = c.host as { address?: unknown; ssh?: { port?: unknown } } | undefined;
+  const peerPort = (o?.ssh as { port?: unknown } | undefined)?.port ?? 22;
+  if (o?.ssh?.address !== undefined && o.ssh.address === self?.address && peerPort === (self?.ssh?.port ?? 22)) {
+    ctx.addIssue({ code: "custom", path: ["backup", "offsite", "ssh", "address"], message: "the other host's management SSH (this is this host's own address and port): an off-site copy on this host itself protects nothing", input: o.ssh.address });
+  }
 }
 
 /** Placement, names and mounts across sections: the rules one field cannot check alone. */
@@ -608,11 +788,13 @@ const hostConfigSchema = z
     capacity: capacitySection.optional(),
     maintenance: maintenanceSection.optional(),
     monitoring: monitoringSection.optional(),
+    backup: backupSection.optional(),
   })
   .superRefine((c, ctx) => {
     crossCheckPlacement(c as unknown as RawConfig, ctx);
     crossCheckMigrations(c as unknown as RawConfig, ctx);
     crossCheckMonitoring(c as unknown as RawConfig, ctx);
+    crossCheckBackup(c as unknown as RawConfig, ctx);
     if (c.swarm && c.docker?.daemon?.liveRestore === true) {
       ctx.addIssue({
         code: "custom",
@@ -648,9 +830,11 @@ type DeepReadonly<T> = T extends (infer U)[]
 /** The validated, frozen config of one host. */
 type Parsed = z.output<typeof hostConfigSchema>;
 export type HostConfig = DeepReadonly<
-  Omit<Parsed, "host" | "services"> & {
+  Omit<Parsed, "host" | "services" | "backup"> & {
     host: Parsed["host"] & { sudo: boolean };
     services: Record<string, Parsed["services"][string] & { containerName: string }>;
+    /** `paths.daily`: the configured paths plus the automatic ones, outermost only, sorted. */
+    backup?: NonNullable<Parsed["backup"]>;
   }
 >;
 export type DaemonSettings = HostConfig["docker"]["daemon"];
@@ -661,6 +845,7 @@ export type MigrationConfig = HostConfig["migrations"][number];
 export type CapacityConfig = NonNullable<HostConfig["capacity"]>;
 export type MaintenanceConfig = NonNullable<HostConfig["maintenance"]>;
 export type MonitoringConfig = NonNullable<HostConfig["monitoring"]>;
+export type BackupConfig = NonNullable<HostConfig["backup"]>;
 
 /** Thrown by the door: one error listing every problem. */
 export class ConfigError extends Error {
@@ -750,11 +935,21 @@ export function parseHostConfig(values: Readonly<Record<string, unknown>>, opts:
       problems.push(`${k}: (missing) secret; set it with: pulumi config set --secret ${k} < ~/.ssh/<key> (Pulumi stores it encrypted)`);
     }
   }
+  if (opts.secretsPresent && values.backup !== undefined && !opts.secretsPresent.includes("borgPassphrase")) {
+    problems.push("borgPassphrase: (missing) secret, required with a backup section; set it with: pulumi config set --secret borgPassphrase (keep a copy off the hosts)");
+  }
   for (const k of opts.invalidSecrets ?? []) {
     problems.push(`${k}: (secret, not shown) is invalid; expected ${SECRET_FORMATS[k]?.expected ?? "another value"}`);
   }
   const result = hostConfigSchema.safeParse(plain);
   if (!result.success) problems.push(...result.error.issues.flatMap((i) => describe(i, plain)));
+  const peerKey = result.success ? result.data.backup?.offsite?.ssh.hostKey : undefined;
+  if (opts.mode === "apply" && peerKey === UNPINNED_HOST_KEY) {
+    problems.push(
+      `backup.offsite.ssh.hostKey: ${show(UNPINNED_HOST_KEY)} cannot be applied; pin the other host's key (the same line as its stack's host.ssh.hostKey): ` +
+        `pulumi config set --path backup.offsite.ssh.hostKey 'ssh-ed25519 AAAA...'`,
+    );
+  }
   if (result.success && opts.mode === "apply" && result.data.host.ssh.hostKey === UNPINNED_HOST_KEY) {
     const h = result.data.host;
     problems.push(
@@ -781,6 +976,9 @@ export function parseHostConfig(values: Readonly<Record<string, unknown>>, opts:
         return [key, { ...svc, containerName: svc.containerName ?? key, mounts }];
       }),
     ),
+    ...(data.backup
+      ? { backup: { ...data.backup, paths: { ...data.backup.paths, daily: outermostPaths([...data.backup.paths.daily, ...automaticBackupPaths(data)]) } } }
+      : {}),
   };
   return deepFreeze(config) as HostConfig;
 }

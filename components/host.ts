@@ -1,10 +1,12 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { Backup } from "./backup";
 import { UNPINNED_HOST_KEY, type HostConfig } from "./config";
 import { DaemonConfig } from "./daemon-config";
 import type { HostAccess } from "./host-command";
 import { KernelTuning } from "./kernel-tuning";
 import { DataMigration } from "./migration";
+import type { DriftExpectation } from "./render/drift";
 import { Monitoring } from "./monitoring";
 import { ContainerService } from "./services";
 import { Swarm } from "./swarm";
@@ -26,6 +28,8 @@ export interface DgxHostArgs {
   readonly sshPrivateKey: pulumi.Output<string>;
   /** The alert webhook URL, as a Pulumi secret; absent: alerts go to the journal only. */
   readonly alertWebhook?: pulumi.Output<string>;
+  /** The borg repository passphrase, as a Pulumi secret; required with a `backup` section. */
+  readonly borgPassphrase?: pulumi.Output<string>;
 }
 
 /**
@@ -51,6 +55,8 @@ export class DgxHost extends pulumi.ComponentResource {
   public readonly kernel: KernelTuning;
   /** fstrim, SMART, alerts, the fio baseline and capacity (issue 7); absent without `monitoring` and `maintenance`. */
   public readonly monitoring?: Monitoring;
+  /** borg: repository, schedules, off-site copy (issue 6); absent without `backup`. */
+  public readonly backup?: Backup;
   public readonly provider: docker.Provider;
   public readonly volumes: StorageVolumes;
   public readonly swarm?: Swarm;
@@ -58,6 +64,8 @@ export class DgxHost extends pulumi.ComponentResource {
   public readonly migrations: readonly DataMigration[];
   /** What the host receives, for `npm run synth`. */
   public readonly hostFiles: readonly HostFile[];
+  /** What the read-only drift probe checks on the host (`npm run drift`). */
+  public readonly drift: DriftExpectation;
 
   constructor(name: string, args: DgxHostArgs, opts?: pulumi.ComponentResourceOptions) {
     super("dgx-storage:index:DgxHost", name, {}, opts);
@@ -91,6 +99,21 @@ export class DgxHost extends pulumi.ComponentResource {
       );
     }
 
+    if (config.backup) {
+      if (!args.borgPassphrase) throw new Error("the backup section needs the secret borgPassphrase (pulumi config set --secret borgPassphrase)");
+      this.backup = new Backup(
+        `${name}-backup`,
+        {
+          access: this.access,
+          host: host.name,
+          backup: config.backup,
+          passphrase: args.borgPassphrase,
+          ...(this.monitoring?.webhook ? { alertWebhook: this.monitoring.webhook } : {}),
+        },
+        { parent: this },
+      );
+    }
+
     // Docker resources wait for the daemon to run with its merged configuration.
     this.provider = new docker.Provider(
       `${name}-docker`,
@@ -110,7 +133,15 @@ export class DgxHost extends pulumi.ComponentResource {
     for (const [key, service] of Object.entries(config.services)) {
       const moves = config.migrations
         .filter((m) => m.service === key)
-        .map((m) => new DataMigration(`${name}-migrate-${m.name}`, { access: this.access, migration: m, containerName: service.containerName }, { parent: this }));
+        .map(
+          (m) =>
+            new DataMigration(
+              `${name}-migrate-${m.name}`,
+              { access: this.access, migration: m, containerName: service.containerName },
+              // snapshot: borg runs the helper the backup unit set installs, with its repository
+              { parent: this, ...(m.snapshot === "borg" && this.backup ? { dependsOn: [this.backup.units] } : {}) },
+            ),
+        );
       const svc = new ContainerService(
         `${name}-${key}`,
         {
@@ -132,7 +163,18 @@ export class DgxHost extends pulumi.ComponentResource {
       { path: "/etc/docker/daemon.json", content: this.daemon.fragment, kind: "managed-keys" },
       { path: this.kernel.path, content: this.kernel.content, kind: "file" },
       ...(this.monitoring?.hostFiles ?? []),
+      ...(this.backup?.hostFiles ?? []),
     ];
+    this.drift = {
+      host: host.name,
+      // unit files and the scripts they run are among the host files
+      files: this.hostFiles,
+      sysctl: Object.fromEntries(Object.entries(config.sysctl).map(([k, v]) => [k, String(v)])),
+      enabledUnits: [...(this.monitoring?.unitSet?.enable ?? []), ...(this.backup?.unitSet.enable ?? [])],
+      ...(config.swarm ? { swarmRole: config.swarm.role } : {}),
+      containers: Object.values(config.services).map((s) => ({ name: s.containerName, mounts: s.mounts.map((m) => ({ source: m.source, target: m.target })) })),
+      migrations: config.migrations.map((m) => m.name),
+    };
     this.registerOutputs({ daemonJsonHash: this.daemon.fragmentHash, sysctlFile: this.kernel.path });
   }
 }

@@ -11,6 +11,8 @@ export interface StackConfig {
   readonly sshPrivateKey: pulumi.Output<string>;
   /** The alert webhook URL, as a secret; undefined when not set (alerts go to the journal only). */
   readonly alertWebhook?: pulumi.Output<string>;
+  /** The borg repository passphrase, as a secret; set when the stack has a `backup` section. */
+  readonly borgPassphrase?: pulumi.Output<string>;
 }
 
 function decode(raw: string): unknown {
@@ -54,5 +56,14 @@ export function loadStackConfig(): StackConfig {
   });
   const cfg = new pulumi.Config(PROJECT);
   const alertWebhook = secretsPresent.includes("alertWebhook") ? cfg.requireSecret("alertWebhook").apply((u) => u.trim()) : undefined;
-  return { config, sshPrivateKey: cfg.requireSecret("sshPrivateKey"), ...(alertWebhook ? { alertWebhook } : {}) };
+  // only the line ending `pulumi config set --secret borgPassphrase < file` adds is dropped:
+  // spaces are part of a passphrase
+  const borgPassphrase =
+    config.backup && secretsPresent.includes("borgPassphrase") ? cfg.requireSecret("borgPassphrase").apply((p) => p.replace(/\r?\n$/, "")) : undefined;
+  return {
+    config,
+    sshPrivateKey: cfg.requireSecret("sshPrivateKey"),
+    ...(alertWebhook ? { alertWebhook } : {}),
+    ...(borgPassphrase ? { borgPassphrase } : {}),
+  };
 }

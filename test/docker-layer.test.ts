@@ -2,17 +2,12 @@ import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { parseHostConfig } from "../components/config";
 import { FIXTURE_HOST_KEY } from "./fixtures";
-import { runStack, SENTINEL_JOIN_TOKEN, stackFileConfig, UNKNOWN, type Registration, type StackRun } from "./harness";
+import { expectConfigProblem, pinnedStackConfig, runStack, SENTINEL_JOIN_TOKEN, stackFileConfig, UNKNOWN, type Registration, type StackRun } from "./harness";
 
 const VOLUME = "docker:index/volume:Volume";
 
-function withHostKey(stack: "sark" | "clu", hostKey = FIXTURE_HOST_KEY): Record<string, unknown> {
-  const config = stackFileConfig(`Pulumi.${stack}.yaml`);
-  const host = config.host as { ssh: Record<string, unknown> };
-  return { ...config, host: { ...host, ssh: { ...host.ssh, hostKey } } };
-}
 
-const run = (stack: "sark" | "clu", preview = true) => runStack({ stack, config: withHostKey(stack), preview });
+const run = (stack: "sark" | "clu", preview = true) => runStack({ stack, config: pinnedStackConfig(stack), preview });
 
 function dockerResources(r: StackRun): Registration[] {
   return r.registrations.filter((x) => x.type.startsWith("docker:"));
@@ -37,7 +32,7 @@ describe("Docker provider per host", () => {
   });
 
   it("puts the port in the known-hosts pattern when it is not 22, and pins nothing for an unpinned key", async () => {
-    const config = withHostKey("sark");
+    const config = pinnedStackConfig("sark");
     const host = config.host as { ssh: Record<string, unknown> };
     const r = await runStack({ stack: "sark", config: { ...config, host: { ...host, ssh: { ...host.ssh, port: 2222 } } } });
     expect(JSON.parse(String(r.byName("sark-docker").inputs.sshOpts))).toContain(`KnownHostsCommand=/bin/echo '[192.168.68.69]:2222 ${FIXTURE_HOST_KEY}'`);
@@ -97,7 +92,7 @@ describe("swarm and the overlay network", () => {
   });
 
   it("an encrypted network sets the encrypted option", async () => {
-    const config = withHostKey("sark");
+    const config = pinnedStackConfig("sark");
     const swarm = config.swarm as Record<string, unknown>;
     const r = await runStack({ stack: "sark", config: { ...config, swarm: { ...swarm, network: { name: "optimized-swarm", encrypted: true } } } });
     expect(r.byName("sark-swarm-network").inputs.options).toEqual({ encrypted: "" });
@@ -153,7 +148,7 @@ describe("services", () => {
   });
 
   it("a GPU named by id is requested by id", async () => {
-    const config = withHostKey("clu");
+    const config = pinnedStackConfig("clu");
     const services = structuredClone(config.services) as Record<string, Record<string, unknown>>;
     services.vllm!.gpus = { deviceIds: ["GPU-3f2a"] };
     const r = await runStack({ stack: "clu", config: { ...config, services } });
@@ -178,18 +173,8 @@ describe("services", () => {
 });
 
 describe("config door: the Docker layer", () => {
-  const base = () => withHostKey("sark");
-  const reject = (values: Record<string, unknown>, key: string, text: string) => {
-    let message = "";
-    try {
-      parseHostConfig(values, { source: "Pulumi.sark.yaml" });
-    } catch (e) {
-      message = (e as Error).message;
-    }
-    const line = message.split("\n").find((l) => l.includes(`- ${key}:`));
-    expect(line, `no problem for ${key} in:\n${message}`).toBeDefined();
-    expect(line).toContain(text);
-  };
+  const base = () => pinnedStackConfig("sark");
+  const reject = expectConfigProblem;
   const chroma = (patch: Record<string, unknown>) => {
     const c = base();
     const services = structuredClone(c.services) as Record<string, Record<string, unknown>>;
@@ -232,7 +217,7 @@ describe("config door: the Docker layer", () => {
     reject(c, "services.other.ports.0.published", "a host port no other service publishes");
   });
   it("rejects a network on a worker", () =>
-    reject({ ...withHostKey("clu"), swarm: { role: "worker", advertiseAddress: "192.168.68.71", managerStack: "organization/dgx-storage/sark", network: { name: "x" } } }, "swarm.network", "no network on a worker"));
+    reject({ ...pinnedStackConfig("clu"), swarm: { role: "worker", advertiseAddress: "192.168.68.71", managerStack: "organization/dgx-storage/sark", network: { name: "x" } } }, "swarm.network", "no network on a worker"));
   it("rejects an overlay service without a swarm", () => {
     const { swarm: _s, ...noSwarm } = base();
     reject(noSwarm, "services.chromadb.overlay", "a swarm section");

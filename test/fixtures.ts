@@ -26,3 +26,16 @@ export function withValue(obj: Record<string, unknown>, dotted: string, value: u
   else cur[last] = value;
   return copy;
 }
+
+/** The other host's key in the backup's off-site block (a public key made for these tests). */
+export const FIXTURE_PEER_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJNuR60GMH3cwtKterh+Fd545OGEz0pvHhvFBXSfHzv+";
+
+/**
+ * A copy of a stack config with `backup.offsite.ssh.hostKey` pinned (the committed stack files
+ * carry "unpinned", which `pulumi up` refuses); unchanged when the stack has no off-site copy.
+ */
+export function withPeerKey(config: Record<string, unknown>, hostKey: string = FIXTURE_PEER_HOST_KEY, port?: number): Record<string, unknown> {
+  const backup = config.backup as { offsite?: { ssh?: Record<string, unknown> } } | undefined;
+  if (!backup?.offsite?.ssh) return config;
+  return { ...config, backup: { ...backup, offsite: { ...backup.offsite, ssh: { ...backup.offsite.ssh, hostKey, ...(port !== undefined ? { port } : {}) } } } };
+}

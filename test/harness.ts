@@ -6,7 +6,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { parse as parseYaml } from "yaml";
-import { vi } from "vitest";
+import { expect, vi } from "vitest";
+import { parseHostConfig } from "../components/config";
+import { FIXTURE_HOST_KEY, withPeerKey } from "./fixtures";
 import { startCapture, type Read, type Registration } from "../tools/mock-capture";
 
 export type { Read, Registration } from "../tools/mock-capture";
@@ -32,8 +34,10 @@ export interface RunOptions {
   readonly stack: string;
   /** Config values without the project prefix. */
   readonly config: Record<string, unknown>;
-  /** Secret config values. @default the sentinel SSH key */
+  /** Secret config values. @default the sentinel SSH key; the sentinel borg passphrase is added unless given or `withoutBorgPassphrase` */
   readonly secrets?: Record<string, string>;
+  /** Leave the borg passphrase out (a test of the door's rule). @default false */
+  readonly withoutBorgPassphrase?: boolean;
   /** @default true */
   readonly preview?: boolean;
   /** Outputs returned by StackReferences, by referenced stack name. @default MANAGER_OUTPUTS for sark */
@@ -41,6 +45,12 @@ export interface RunOptions {
   /** What a remote command prints on an `up` (preview: false), by name. @default swarm-init's output, else "" */
   readonly commandStdout?: (name: string) => string | undefined;
 }
+
+/** Sentinel borg passphrase: tests assert it appears only inside secret inputs. */
+export const SENTINEL_BORG_PASSPHRASE = "sentinel-borg-passphrase-0b9e";
+
+/** What `borg-repo.sh ssh-key` prints on an up: the off-site public key (a key made for these tests). */
+export const OFFSITE_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJNuR60GMH3cwtKterh+Fd545OGEz0pvHhvFBXSfHzv+ dgx-backup@sark";
 
 /** Sentinel swarm join token: tests assert it appears only inside secret inputs. */
 export const SENTINEL_JOIN_TOKEN = "SWMTKN-1-sentinel0join0token-5f1d";
@@ -68,15 +78,42 @@ export function stackFileConfig(file: string): Record<string, unknown> {
   );
 }
 
+/**
+ * A real stack file's config with pinned host keys, the host's and the off-site peer's (the
+ * committed files carry "unpinned").
+ */
+export function pinnedStackConfig(stack: "sark" | "clu", hostKey = FIXTURE_HOST_KEY): Record<string, unknown> {
+  const config = stackFileConfig(`Pulumi.${stack}.yaml`);
+  const host = config.host as { ssh: Record<string, unknown> };
+  return withPeerKey({ ...config, host: { ...host, ssh: { ...host.ssh, hostKey } } });
+}
+
+/** Asserts that the door rejects `values` with a problem line for `key` that contains `text`. */
+export function expectConfigProblem(values: Record<string, unknown>, key: string, text: string): void {
+  let message = "";
+  try {
+    parseHostConfig(values, { source: "Pulumi.sark.yaml" });
+  } catch (e) {
+    message = (e as Error).message;
+  }
+  const line = message.split("\n").find((l) => l.includes(`- ${key}:`));
+  expect(line, `no problem for ${key} in:\n${message}`).toBeDefined();
+  expect(line).toContain(text);
+}
+
 export async function runStack(opts: RunOptions): Promise<StackRun> {
   const capture = await startCapture({
     stack: opts.stack,
     config: opts.config,
-    secrets: opts.secrets ?? { sshPrivateKey: SENTINEL_SSH_KEY },
+    secrets: {
+      ...(opts.withoutBorgPassphrase ? {} : { borgPassphrase: SENTINEL_BORG_PASSPHRASE }),
+      ...(opts.secrets ?? { sshPrivateKey: SENTINEL_SSH_KEY }),
+    },
     preview: opts.preview ?? true,
     stackOutputs: opts.stackOutputs ?? MANAGER_OUTPUTS,
     secretOutputNames: ["swarmWorkerToken"],
-    commandStdout: (name) => opts.commandStdout?.(name) ?? (name.endsWith("-swarm-init") ? SWARM_INIT_STDOUT : undefined),
+    commandStdout: (name) =>
+      opts.commandStdout?.(name) ?? (name.endsWith("-swarm-init") ? SWARM_INIT_STDOUT : name.endsWith("-backup-ssh-key") ? `${OFFSITE_PUBLIC_KEY}\n` : undefined),
   });
   const { registrations } = capture;
   vi.resetModules();

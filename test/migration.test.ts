@@ -1,17 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { parseHostConfig } from "../components/config";
-import { FIXTURE_HOST_KEY } from "./fixtures";
-import { runStack, stackFileConfig } from "./harness";
+import { expectConfigProblem, pinnedStackConfig, runStack } from "./harness";
 
-function withHostKey(stack: "sark" | "clu"): Record<string, unknown> {
-  const config = stackFileConfig(`Pulumi.${stack}.yaml`);
-  const host = config.host as { ssh: Record<string, unknown> };
-  return { ...config, host: { ...host, ssh: { ...host.ssh, hostKey: FIXTURE_HOST_KEY } } };
-}
 
 describe("data migration under mocks", () => {
   it("sark: copy and verify, then the container on the destination, then finalize", async () => {
-    const r = await runStack({ stack: "sark", config: withHostKey("sark") });
+    const r = await runStack({ stack: "sark", config: pinnedStackConfig("sark") });
     const migration = r.byName("sark-migrate-chromadb");
     const run = r.byName("sark-migrate-chromadb-run");
     const container = r.byName("sark-chromadb-container");
@@ -30,7 +23,7 @@ describe("data migration under mocks", () => {
   });
 
   it("clu moves the memory service's data", async () => {
-    const r = await runStack({ stack: "clu", config: withHostKey("clu") });
+    const r = await runStack({ stack: "clu", config: pinnedStackConfig("clu") });
     expect(String(r.byName("clu-migrate-memory-service-run").inputs.create)).toMatch(
       / migrate run memory-service memory-service \/home\/maxvamp\/memory-data \/data\/enhanced\/memory-service - 10 300 none$/,
     );
@@ -38,7 +31,7 @@ describe("data migration under mocks", () => {
   });
 
   it("a stack without migrations mounts the source as configured", async () => {
-    const { migrations: _m, ...config } = withHostKey("sark");
+    const { migrations: _m, ...config } = pinnedStackConfig("sark");
     const r = await runStack({ stack: "sark", config });
     expect(r.byName("sark-chromadb-container").inputs.mounts).toEqual([{ type: "bind", source: "/home/maxvamp/chromadb-data", target: "/chroma/chroma", readOnly: false }]);
     expect(r.registrations.filter((x) => x.name.includes("migrate"))).toEqual([]);
@@ -46,22 +39,12 @@ describe("data migration under mocks", () => {
 });
 
 describe("config door: migrations", () => {
-  const base = () => withHostKey("sark");
+  const base = () => pinnedStackConfig("sark");
   const migration = (patch: Record<string, unknown>) => ({
     ...base(),
     migrations: [{ name: "chromadb", service: "chromadb", source: "/home/maxvamp/chromadb-data", destination: "/data/enhanced/chromadb", ...patch }],
   });
-  const reject = (values: Record<string, unknown>, key: string, text: string) => {
-    let message = "";
-    try {
-      parseHostConfig(values, { source: "Pulumi.sark.yaml" });
-    } catch (e) {
-      message = (e as Error).message;
-    }
-    const line = message.split("\n").find((l) => l.includes(`- ${key}:`));
-    expect(line, `no problem for ${key} in:\n${message}`).toBeDefined();
-    expect(line).toContain(text);
-  };
+  const reject = expectConfigProblem;
 
   it("rejects an unknown service", () => reject(migration({ service: "chroma" }), "migrations.0.service", "a service of this stack (chromadb)"));
   it("rejects a source the service does not mount", () =>

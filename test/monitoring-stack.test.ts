@@ -13,8 +13,8 @@ import { parseFioJson } from "../components/render/fio";
 import { monitoringUnitSet, SMARTD_ALERT_HOOK } from "../components/render/monitoring";
 import { renderSmartdConf } from "../components/render/smartd";
 import { renderUnitSet } from "../components/render/systemd";
-import { FIXTURE_HOST_KEY, validConfig, withValue } from "./fixtures";
-import { REPO, runStack, SENTINEL_SSH_KEY, stackFileConfig, type StackRun } from "./harness";
+import { validConfig, withValue } from "./fixtures";
+import { pinnedStackConfig, REPO, runStack, SENTINEL_SSH_KEY, type StackRun } from "./harness";
 
 const COMMAND = "command:remote:Command";
 const SENTINEL_WEBHOOK = "https://ntfy.example/dgx-sentinel-webhook-7c2e";
@@ -22,16 +22,11 @@ const FIO_STDOUT = JSON.stringify(parseFioJson(fs.readFileSync(path.join(__dirna
 const TB = 1e12;
 const DF_STDOUT = `# measured 2026-11-24\nFilesystem 1-blocks Used Available Capacity Mounted-on\n/dev/md0 ${3.7 * TB} ${1.9 * TB} ${1.8 * TB} 52% /data\n`;
 
-function pinned(stack: "sark" | "clu"): Record<string, unknown> {
-  const config = stackFileConfig(`Pulumi.${stack}.yaml`);
-  const host = config.host as { ssh: Record<string, unknown> };
-  return { ...config, host: { ...host, ssh: { ...host.ssh, hostKey: FIXTURE_HOST_KEY } } };
-}
 
 function run(stack: "sark" | "clu", opts: { webhook?: string; preview?: boolean } = {}): Promise<StackRun> {
   return runStack({
     stack,
-    config: pinned(stack),
+    config: pinnedStackConfig(stack),
     secrets: { sshPrivateKey: SENTINEL_SSH_KEY, ...(opts.webhook !== undefined ? { alertWebhook: opts.webhook } : {}) },
     preview: opts.preview ?? true,
     commandStdout: (name) => (name.includes("-monitoring-fio-") ? FIO_STDOUT : name.endsWith("-monitoring-df") ? DF_STDOUT : undefined),
@@ -115,7 +110,7 @@ describe.each(["sark", "clu"] as const)("%s: the Monitoring component", (stack) 
     const second = await run(stack);
     expect(second.byName(`${stack}-monitoring-fio-data`).inputs.triggers).toEqual(c.inputs.triggers);
     // a changed trigger string in config is the way to measure again
-    const bumped = await runStack({ stack, config: withValue(pinned(stack), "monitoring.baseline.trigger", "2"), secrets: { sshPrivateKey: SENTINEL_SSH_KEY } });
+    const bumped = await runStack({ stack, config: withValue(pinnedStackConfig(stack), "monitoring.baseline.trigger", "2"), secrets: { sshPrivateKey: SENTINEL_SSH_KEY } });
     expect(bumped.byName(`${stack}-monitoring-fio-data`).inputs.triggers).toEqual(["/data", "8G", "30", "2"]);
   });
 
@@ -205,7 +200,7 @@ describe("stack outputs", () => {
   });
 
   it("GIVEN no monitoring and no maintenance section THEN there is no Monitoring component and the outputs are absent", async () => {
-    const config = { ...pinned("sark") };
+    const config = { ...pinnedStackConfig("sark") };
     delete config.monitoring;
     delete config.maintenance;
     const r = await runStack({ stack: "sark", config });
@@ -214,7 +209,7 @@ describe("stack outputs", () => {
   });
 
   it("GIVEN only maintenance THEN the unit set enables fstrim.timer alone and the mounts are trimmed", async () => {
-    const config = { ...pinned("sark") };
+    const config = { ...pinnedStackConfig("sark") };
     delete config.monitoring;
     const r = await runStack({ stack: "sark", config });
     const children = r.registrations.filter((x) => x.parent === r.byName("sark-monitoring").urn).map((x) => x.name);

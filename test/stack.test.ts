@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { sha256 } from "../components/render/command";
 import { daemonJsonFragment, renderJson } from "../components/render/daemon-json";
 import { renderSysctl } from "../components/render/sysctl";
-import { FIXTURE_HOST_KEY } from "./fixtures";
+import { FIXTURE_HOST_KEY, FIXTURE_PEER_HOST_KEY, withPeerKey } from "./fixtures";
 import { runStack, SENTINEL_SSH_KEY, stackFileConfig, type Registration, type StackRun } from "./harness";
 
 const COMMAND = "command:remote:Command";
@@ -16,7 +16,7 @@ function parentName(run: StackRun, r: Registration): string | undefined {
 }
 
 describe.each(["sark", "clu"] as const)("stack %s under mocks", (stack) => {
-  it("registers exactly the resources of the foundation, the Docker layer and monitoring", async () => {
+  it("registers exactly the resources of the foundation, the Docker layer, monitoring and backup", async () => {
     const run = await realStack(stack);
     const expected: Record<typeof stack, string[]> = {
       sark: [
@@ -33,6 +33,10 @@ describe.each(["sark", "clu"] as const)("stack %s under mocks", (stack) => {
         "command:remote:Command sark-monitoring-smartd",
         "command:remote:Command sark-monitoring-fio-data",
         "command:remote:Command sark-monitoring-df",
+        // the committed file's off-site host key is unpinned: preview leaves the off-site parts out
+        "dgx-storage:index:Backup sark-backup",
+        "command:remote:Command sark-backup-repo",
+        "command:remote:Command sark-backup-units",
         "pulumi:providers:docker sark-docker",
         "dgx-storage:index:StorageVolumes sark-volumes",
         "command:remote:Command sark-volumes-chroma-persistent-dir",
@@ -63,6 +67,9 @@ describe.each(["sark", "clu"] as const)("stack %s under mocks", (stack) => {
         "command:remote:Command clu-monitoring-smartd",
         "command:remote:Command clu-monitoring-fio-data",
         "command:remote:Command clu-monitoring-df",
+        "dgx-storage:index:Backup clu-backup",
+        "command:remote:Command clu-backup-repo",
+        "command:remote:Command clu-backup-units",
         "pulumi:providers:docker clu-docker",
         "dgx-storage:index:StorageVolumes clu-volumes",
         "command:remote:Command clu-volumes-memory-persistent-dir",
@@ -166,9 +173,13 @@ describe("stack config errors stop the program before any resource exists", () =
   it("GIVEN a pinned key THEN pulumi up goes ahead and every command carries it", async () => {
     const config = stackFileConfig("Pulumi.sark.yaml");
     const host = config.host as { ssh: Record<string, unknown> };
-    const run = await runStack({ stack: "sark", config: { ...config, host: { ...host, ssh: { ...host.ssh, hostKey: FIXTURE_HOST_KEY } } }, preview: false });
+    const run = await runStack({ stack: "sark", config: withPeerKey({ ...config, host: { ...host, ssh: { ...host.ssh, hostKey: FIXTURE_HOST_KEY } } }), preview: false });
     const cmds = run.ofType(COMMAND);
     expect(cmds.map((c) => c.name).sort()).toEqual([
+      "sark-backup-offsite-receive",
+      "sark-backup-repo",
+      "sark-backup-ssh-key",
+      "sark-backup-units",
       "sark-daemon-merge",
       "sark-daemon-restart",
       "sark-kernel-apply",
@@ -183,6 +194,17 @@ describe("stack config errors stop the program before any resource exists", () =
       "sark-swarm-init",
       "sark-volumes-chroma-persistent-dir",
     ]);
-    for (const c of cmds) expect((c.inputs.connection as Record<string, unknown>).hostKey).toBe(FIXTURE_HOST_KEY);
+    // every command on SARK carries SARK's key; the one that installs the receiving side on CLU, CLU's
+    for (const c of cmds) {
+      expect((c.inputs.connection as Record<string, unknown>).hostKey, c.name).toBe(c.name === "sark-backup-offsite-receive" ? FIXTURE_PEER_HOST_KEY : FIXTURE_HOST_KEY);
+    }
+  });
+
+  it("GIVEN pulumi up with the other host's key unpinned in backup.offsite THEN it refuses before anything runs", async () => {
+    const config = stackFileConfig("Pulumi.sark.yaml");
+    const host = config.host as { ssh: Record<string, unknown> };
+    await expect(runStack({ stack: "sark", config: { ...config, host: { ...host, ssh: { ...host.ssh, hostKey: FIXTURE_HOST_KEY } } }, preview: false })).rejects.toThrow(
+      /backup\.offsite\.ssh\.hostKey: "unpinned" cannot be applied; pin the other host's key/,
+    );
   });
 });

@@ -37,8 +37,10 @@ describe("npm run synth", () => {
     // the exact command string, runnable for review
     expect(read(`commands/${stack}-kernel-apply.create.sh`)).toMatch(/^#!\/bin\/sh\n# .*\nsudo -n bash -c '/);
     expect(fs.readdirSync(path.join(r.out, "scripts"))).toEqual(expect.arrayContaining(["lib.sh", "daemon-json-merge.sh", "swarm-join.sh"]));
-    // daemon.json keys, sysctl.d, the monitoring unit set (5 files), /etc/smartd.conf
-    expect(r.stdout).toMatch(new RegExp(`^synth: ${stack}: \\d+ resources, 8 host files, \\d+ commands -> `));
+    // daemon.json keys, sysctl.d, the monitoring unit set (5 files), /etc/smartd.conf, and the backup
+    // unit set (daily, hourly, check, verify, drill: service + timer each, and borg-run.sh; the
+    // off-site units only once the other host's key is pinned)
+    expect(r.stdout).toMatch(new RegExp(`^synth: ${stack}: \\d+ resources, 19 host files, \\d+ commands -> `));
     expect(read("host-files/etc/smartd.conf")).toContain("/dev/nvme0n1 -d nvme -H -l error -W 0,0,71 ");
     expect(read("host-files/etc/systemd/system/dgx-storage-alert.timer")).toContain("OnUnitActiveSec=5min");
   });

@@ -11,12 +11,11 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, loadStackFile, type HostConfig } from "../components/config";
-import { DgxHost } from "../components/host";
 import { renderCapacityChart, type ChartSeries } from "../components/render/chart";
 import { SCRIPTS_DIR } from "../components/render/command";
-import { startCapture, type Read, type Registration } from "./mock-capture";
+import type { Read, Registration } from "./mock-capture";
+import { buildHostOffline } from "./offline-host";
 
 const REPO = path.resolve(__dirname, "..");
 
@@ -78,20 +77,7 @@ async function main(): Promise<void> {
   const out = path.resolve(process.argv[3] ?? path.join(REPO, "out", stack));
 
   const config = loadStackFile(file);
-  // A worker reads the manager's outputs through a StackReference; offline they are placeholders.
-  const stackOutputs = config.swarm?.managerStack
-    ? {
-        [config.swarm.managerStack]: {
-          swarmManagerAddress: `<swarmManagerAddress of ${config.swarm.managerStack}>`,
-          swarmManagerNodeId: `<swarmManagerNodeId of ${config.swarm.managerStack}>`,
-          swarmWorkerToken: "<secret: swarmWorkerToken>",
-          overlayNetwork: `<overlayNetwork of ${config.swarm.managerStack}>`,
-        },
-      }
-    : {};
-  const capture = await startCapture({ stack, config: {}, secrets: {}, preview: true, stackOutputs, secretOutputNames: ["swarmWorkerToken"] });
-  const host = new DgxHost(config.host.name, { config, sshPrivateKey: pulumi.secret("synth has no credentials") });
-  await capture.settled();
+  const { host, capture } = await buildHostOffline(stack, config);
 
   fs.rmSync(out, { recursive: true, force: true });
   const write = (rel: string, text: string, mode = 0o644) => {

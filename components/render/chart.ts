@@ -71,8 +71,6 @@ export function renderCapacityChart(series: readonly ChartSeries[], opts: ChartO
     const color = THRESHOLD_COLORS[th.percent] ?? "#888888";
     out.push(`<g id="threshold-${th.percent}" class="threshold">`);
     out.push(`<line x1="${M.left}" y1="${n(y(th.percent))}" x2="${M.left + pw}" y2="${n(y(th.percent))}" stroke="${color}" stroke-width="1.5" stroke-dasharray="6 4"/>`);
-    // inside the plot, just above its line (the right margin holds the legend)
-    out.push(`<text x="${M.left + 6}" y="${n(y(th.percent) - 4)}" fill="${color}" font-size="11">${th.percent}%: ${esc(th.action)}</text>`);
     out.push(`</g>`);
   }
 
@@ -92,8 +90,16 @@ export function renderCapacityChart(series: readonly ChartSeries[], opts: ChartO
     // legend
     const ly = M.top + ph - 40 + i * 18;
     out.push(`<g class="legend"><line x1="${M.left + pw + 6}" y1="${ly}" x2="${M.left + pw + 26}" y2="${ly}" stroke="${color}" stroke-width="2.5"/>`);
-    out.push(`<text x="${M.left + pw + 32}" y="${ly + 4}" font-size="11">${esc(s.host)}: ${pts[0]!.percent}% now, +${Math.round(s.input.annualGrowth * 100)}%/yr ${s.input.model ?? "compound"}</text></g>`);
+    // the growth model is in the title: the legend stays inside the right margin
+    out.push(`<text x="${M.left + pw + 32}" y="${ly + 4}" font-size="11">${esc(s.host)}: ${pts[0]!.percent}% now</text></g>`);
   });
+  // threshold labels last, on a white halo, so that no series line hides them
+  for (const th of CAPACITY_THRESHOLDS) {
+    const color = THRESHOLD_COLORS[th.percent] ?? "#888888";
+    out.push(
+      `<text class="threshold-label" x="${M.left + 6}" y="${n(y(th.percent) - 4)}" fill="${color}" font-size="11" stroke="#ffffff" stroke-width="3" paint-order="stroke">${th.percent}%: ${esc(th.action)}</text>`,
+    );
+  }
   out.push(`</svg>`);
   return out.join("\n") + "\n";
 }

@@ -15,9 +15,12 @@ export const SCRIPTS_DIR = path.join(__dirname, "..", "scripts");
 /** The scripts a remote command may run (files in components/scripts/). */
 export type ScriptName =
   | "apt-ensure"
+  | "borg-repo"
+  | "borg-run"
   | "daemon-json-merge"
   | "df-read"
   | "docker-restart"
+  | "drift-probe"
   | "ensure-dir"
   | "fio-baseline"
   | "fstrim-once"

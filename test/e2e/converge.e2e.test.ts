@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dockerSshOpts } from "../../components/host";
 import { loadStackFile } from "../../components/config";
 import { renderSysctl } from "../../components/render/sysctl";
+import { withPeerKey } from "../fixtures";
 import { runStack, stackFileConfig, type StackRun } from "../harness";
 import { addOperator, asRoot, mustRoot, ssh, startHosts, stopHosts, type HostName, type TestHosts } from "./hosts";
 import { applyCommands, planCommands, type Executed, type PlannedCommand } from "./runner";
@@ -41,7 +42,9 @@ function stackConfig(name: HostName): Record<string, unknown> {
   const config = stackFileConfig(`test/e2e/Pulumi.test-${name}.yaml`);
   const h = hosts.hosts[name];
   const host = config.host as { ssh: Record<string, unknown> };
-  return { ...config, host: { ...host, ssh: { ...host.ssh, port: h.port, hostKey: h.hostKey } } };
+  // the backup's off-site block: the other host's management SSH (port and key from hosts.json)
+  const peer = hosts.hosts[name === "sark" ? "clu" : "sark"];
+  return withPeerKey({ ...config, host: { ...host, ssh: { ...host.ssh, port: h.port, hostKey: h.hostKey } } }, peer.hostKey, peer.port);
 }
 
 async function program(name: HostName, managerInit?: string): Promise<StackRun> {
@@ -138,23 +141,33 @@ describe("converge on the test hosts", () => {
       "sark-monitoring-packages",
       "sark-monitoring-fstrim",
       "sark-monitoring-df",
+      "sark-backup-ssh-key",
       "sark-daemon-merge",
       "sark-kernel-apply",
+      "sark-backup-repo",
       "sark-monitoring-fio-var-tmp",
       "sark-monitoring-units",
       "sark-daemon-restart",
       "sark-monitoring-smartd",
       "sark-volumes-chroma-persistent-dir",
       "sark-swarm-init",
+      // on clu's management SSH: the receiving side of sark's off-site copy
+      "sark-backup-offsite-receive",
+      "sark-backup-units",
     ]);
     expect(order(cluPlan)).toEqual([
       "clu-monitoring-packages",
       "clu-monitoring-df",
+      "clu-backup-ssh-key",
       "clu-daemon-merge",
       "clu-kernel-apply",
+      "clu-backup-repo",
       "clu-monitoring-units",
       "clu-daemon-restart",
       "clu-volumes-memory-persistent-dir",
+      // on sark's management SSH: the receiving side of clu's off-site copy
+      "clu-backup-offsite-receive",
+      "clu-backup-units",
       "clu-swarm-join",
     ]);
     for (const c of [...sarkPlan, ...cluPlan]) {

@@ -8,6 +8,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { withPeerKey } from "../fixtures";
 import { runStack, stackFileConfig } from "../harness";
 import { addOperator, asRoot, mustRoot, ssh, startHosts, stopHosts, type TestHosts } from "./hosts";
 import { planCommands, type PlannedCommand } from "./runner";
@@ -46,7 +47,8 @@ async function commands(c: Case): Promise<{ run: PlannedCommand; finalize: Plann
       },
     ],
   };
-  const plan = planCommands(await runStack({ stack: "test-sark", config, secrets: { sshPrivateKey: fs.readFileSync(keyPath, "utf8") }, preview: false }));
+  // the backup's off-site block needs clu's key pinned for an up (its commands are not run here)
+  const plan = planCommands(await runStack({ stack: "test-sark", config: withPeerKey(config, hosts.hosts.clu.hostKey, hosts.hosts.clu.port), secrets: { sshPrivateKey: fs.readFileSync(keyPath, "utf8") }, preview: false }));
   const run = plan.find((p) => p.name === `sark-migrate-${c.name}-run`)!;
   const finalize = plan.find((p) => p.name === `sark-migrate-${c.name}-finalize`)!;
   // the order Pulumi would use: the finalize step comes after the run step

@@ -1,0 +1,209 @@
+/**
+ * Backups with borg (issue 6; plan phase 4): the local repository, the schedules as systemd
+ * units (daily and hourly series, check, verify-data, restore drill), and the weekly off-site
+ * copy into a repository on the other host, whose receiving side this stack installs there too.
+ *
+ * Off-site without circular stack references: each stack owns its own copy on the peer. The
+ * `offsite` block says how Pulumi reaches the peer's management SSH (same operator key, the
+ * peer's host key pinned) and how this host reaches it for borg traffic. This host makes its key
+ * pair (`borg-repo.sh ssh-key`, the public key on stdout), then a command on the PEER installs a
+ * system user whose only allowed command is `borg serve --append-only --restrict-to-path
+ * <repoDir>`. One `pulumi up` per stack, in any order.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { UNPINNED_HOST_KEY, type BackupConfig } from "./config";
+import { hostCommand, type HostAccess } from "./host-command";
+import type { HostFile } from "./host";
+import {
+  BORG_ETC_DIR,
+  backupUnitSet,
+  offsiteAuthorizedKey,
+  offsiteRepoUrl,
+  repoSetupArgs,
+  type BackupPlan,
+  type OffsiteTarget,
+} from "./render/backup";
+import { bundledScript, sha256 } from "./render/command";
+import { renderUnitSet, type UnitSet } from "./render/systemd";
+
+/** The install-units.sh set name of the backup units. */
+export const BACKUP_SET = "backup";
+/** The private key of the off-site copy on the sending host (the public key is a stack output). */
+export const OFFSITE_KEY_PATH = `${BORG_ETC_DIR}/offsite_ed25519`;
+
+export interface BackupArgs {
+  /** How to reach this host. */
+  readonly access: HostAccess;
+  /** Host name: the archive prefix (`sark-daily-...`). */
+  readonly host: string;
+  /** The validated `backup` section (daily paths already include the automatic ones). */
+  readonly backup: BackupConfig;
+  /** The repository passphrase, a secret: on stdin only, into a 0600 file that BORG_PASSCOMMAND reads. */
+  readonly passphrase: pulumi.Input<string>;
+  /**
+   * The command that writes /etc/dgx-storage/alert-webhook (Monitoring's): the units run after
+   * it, so the first alert finds the file. This component never writes that file. @default none
+   */
+  readonly alertWebhook?: pulumi.Resource;
+}
+
+/** The off-site target of a config, or undefined without `offsite` (or while the peer's key is unpinned: preview only). */
+export function offsiteTarget(backup: BackupConfig): OffsiteTarget | undefined {
+  const o = backup.offsite;
+  if (!o || o.ssh.hostKey === UNPINNED_HOST_KEY) return undefined;
+  return {
+    user: o.user,
+    host: o.address ?? o.ssh.address,
+    port: o.port ?? o.ssh.port,
+    // inside the key's --restrict-to-path directory, which the receive command creates empty:
+    // copy-offsite runs `borg init` there on its first run (an existing empty directory is not
+    // "missing" to borg-run.sh, which tells a missing repository from a broken one)
+    repoPath: offsiteRepoPath(o.repoDir),
+    sshKeyPath: OFFSITE_KEY_PATH,
+    hostKey: o.ssh.hostKey,
+  };
+}
+
+/** The off-site repository inside the receiving directory. */
+export function offsiteRepoPath(repoDir: string): string {
+  return `${repoDir}/repo`;
+}
+
+/** The renderer's plan from the validated config (pure). */
+export function backupPlan(host: string, backup: BackupConfig): BackupPlan {
+  const offsite = offsiteTarget(backup);
+  return {
+    host,
+    repoName: backup.repository.name,
+    repoPath: backup.repository.path,
+    dailyPaths: backup.paths.daily,
+    hourlyPaths: backup.paths.hourly,
+    sqliteDatabases: backup.sqlite,
+    dailyRetention: backup.retention.daily,
+    hourlyRetention: backup.retention.hourly,
+    schedules: backup.schedules,
+    drillSample: backup.drillSample,
+    growthFactor: backup.growthFactor,
+    ...(offsite ? { offsite } : {}),
+    // no alertWebhook: Monitoring writes /etc/dgx-storage/alert-webhook, borg-run.sh reads it
+  };
+}
+
+/** What `status` reports. */
+export interface BackupStatus {
+  readonly repository: string;
+  readonly passFile: string;
+  readonly keyExport: string;
+  readonly timers: readonly string[];
+  readonly statusDir: string;
+  /** The ssh:// URL of the off-site repository; absent without one. */
+  readonly offsite?: string;
+}
+
+/** The borg repository, schedules and off-site copy of one host. */
+export class Backup extends pulumi.ComponentResource {
+  /** `borg-repo.sh apply`: pass file, `borg init`, key export. */
+  public readonly repo: pulumi.Resource;
+  /** `borg-repo.sh ssh-key` on this host. */
+  public readonly sshKey?: pulumi.Resource;
+  /** `borg-repo.sh receive` on the peer. */
+  public readonly receive?: pulumi.Resource;
+  /** The backup unit set (install-units.sh). */
+  public readonly units: pulumi.Resource;
+  /** The unit set installed (for review and the drift probe). */
+  public readonly unitSet: UnitSet;
+  /** The off-site public key (what the peer's authorized_keys holds, restricted); absent without off-site. */
+  public readonly offsitePublicKey?: pulumi.Output<string>;
+  /** The local repository path. */
+  public readonly repository: string;
+  /** The exported repository key on the host (keep a copy elsewhere). */
+  public readonly keyExport: string;
+  public readonly status: pulumi.Output<BackupStatus>;
+  /** What the host receives, for synth. */
+  public readonly hostFiles: readonly HostFile[];
+
+  constructor(name: string, args: BackupArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("dgx-storage:index:Backup", name, {}, opts);
+    const { access, backup } = args;
+    const child = { parent: this };
+    const plan = backupPlan(args.host, backup);
+    const repoScript = sha256(bundledScript("borg-repo"));
+    const passphrase = pulumi.secret(args.passphrase);
+
+    // No delete step: `pulumi destroy` never removes a repository, its pass file or its key.
+    this.repo = hostCommand(
+      `${name}-repo`,
+      {
+        access,
+        script: "borg-repo",
+        createArgs: repoSetupArgs(plan),
+        triggers: [repoScript, plan.repoName, plan.repoPath],
+        secretStdin: passphrase.apply((p) => `${p}\n`),
+      },
+      child,
+    );
+
+    const before: pulumi.Resource[] = [this.repo];
+    const offsite = plan.offsite;
+    const o = backup.offsite;
+    if (offsite && o) {
+      const sshKey = hostCommand(
+        `${name}-ssh-key`,
+        { access, script: "borg-repo", createArgs: ["ssh-key", OFFSITE_KEY_PATH], triggers: [repoScript, OFFSITE_KEY_PATH] },
+        child,
+      );
+      this.sshKey = sshKey;
+      this.offsitePublicKey = sshKey.stdout.apply((out) => {
+        const key = (out ?? "").trim().split("\n").pop() ?? "";
+        if (key === "") throw new Error(`${name}-ssh-key: borg-repo.sh ssh-key printed no public key`);
+        return key;
+      });
+      const line = this.offsitePublicKey.apply((k) => offsiteAuthorizedKey(k, o.repoDir));
+      // the peer's management SSH: the operator's key, the peer's own pinned host key
+      const peer: HostAccess = {
+        connection: { host: o.ssh.address, port: o.ssh.port, user: o.ssh.user, privateKey: access.connection.privateKey, hostKey: o.ssh.hostKey },
+        sudo: o.ssh.user !== "root",
+      };
+      this.receive = hostCommand(
+        `${name}-offsite-receive`,
+        {
+          access: peer,
+          script: "borg-repo",
+          createArgs: ["receive", o.user, o.repoDir, line],
+          // the line carries the key and the path: a new key or directory installs again
+          triggers: [repoScript, line],
+        },
+        { ...child, dependsOn: [sshKey] },
+      );
+      before.push(sshKey, this.receive);
+    }
+
+    const unitSet = backupUnitSet(plan);
+    const manifest = renderUnitSet(unitSet);
+    this.units = hostCommand(
+      `${name}-units`,
+      {
+        access,
+        script: "install-units",
+        createArgs: ["apply", BACKUP_SET, manifest],
+        deleteArgs: ["remove", BACKUP_SET],
+        triggers: [sha256(manifest)],
+      },
+      // a timer may fire as soon as it is enabled: repository, off-site key and alert file first
+      { ...child, dependsOn: [...before, ...(args.alertWebhook ? [args.alertWebhook] : [])] },
+    );
+    this.unitSet = unitSet;
+    this.repository = plan.repoPath;
+    this.keyExport = `${BORG_ETC_DIR}/${plan.repoName}.key`;
+    this.status = pulumi.output({
+      repository: plan.repoPath,
+      passFile: `${BORG_ETC_DIR}/${plan.repoName}.pass`,
+      keyExport: this.keyExport,
+      timers: unitSet.enable,
+      statusDir: "/var/lib/dgx-storage/backup-status",
+      ...(offsite ? { offsite: offsiteRepoUrl(offsite) } : {}),
+    });
+    this.hostFiles = unitSet.files.map((f) => ({ path: f.path, content: f.content, kind: "file" as const }));
+    this.registerOutputs({ status: this.status, ...(this.offsitePublicKey ? { offsitePublicKey: this.offsitePublicKey } : {}) });
+  }
+}

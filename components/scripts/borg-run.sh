@@ -1,0 +1,436 @@
+#!/usr/bin/env bash
+# The backup jobs the systemd services run (installed as /usr/local/lib/dgx-storage/borg-run.sh).
+#
+#   borg-run.sh --repo <repo> --host <name> [--growth-factor N] <command> ...
+#
+#   create <series> [--sqlite <db>]... <path>...     archive <host>-<series>-<time> of the paths
+#   prune <series> --keep-<unit>=N...                 prune that series alone, then `borg compact`
+#   check [--verify-data]                             `borg check` (--verify-data reads every chunk)
+#   drill <series> [--sample N]                       restore drill on the latest archive of a series
+#   copy-offsite <ssh-key> <known-hosts> [--sqlite <db>]... <path>...
+#                                                     archive <host>-offsite-<time> into --repo, an
+#                                                     ssh:// repository on the other host (created
+#                                                     on the first run, its key exported)
+#
+# The passphrase comes from BORG_PASSCOMMAND (set by the unit: `cat /etc/dgx-storage/borg/<repo>.pass`);
+# it is never read into this script. borg's state lives in /var/lib/dgx-storage/borg (BORG_BASE_DIR).
+#
+# Every run appends a JSON line {job, host, start, status, exit_code, duration_s, bytes_added,
+# archive, message} to /var/lib/dgx-storage/backup-status/<job>.history.jsonl (the newest 500
+# kept) and writes the same line to <job>.json (the last result, for monitoring), where <job> is
+# create-<series>, prune-<series>, check, check-verify-data, drill-<series> or copy-offsite.
+# It logs to the journal with the tag dgx-backup. An error, a borg warning (exit 1), or an
+# archive that added more than --growth-factor (default 4) times the median of the last 10
+# runs raises an alert: the journal at priority err/warning and, when /etc/dgx-storage/alert-webhook
+# holds a URL, a POST of the message to it (ALERT_CMD, when set, replaces the POST: it runs
+# with the message on stdin and ALERT_PRIORITY, ALERT_JOB, ALERT_URL_FILE in its environment).
+# Exit status: 0 on success and on a warning (the alert has been sent), 2 on an error.
+if ! declare -F dgx_lib_loaded >/dev/null; then
+	# shellcheck source=components/scripts/lib.sh
+	. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+fi
+
+usage="usage: borg-run.sh --repo <repo> --host <name> [--growth-factor N] create|prune|check|drill|copy-offsite ..."
+repo="" host="" growth_factor=4
+while [[ $# -gt 0 && "$1" == --* ]]; do
+	case "$1" in
+	--repo) repo="${2:-}" ;;
+	--host) host="${2:-}" ;;
+	--growth-factor) growth_factor="${2:-}" ;;
+	*) die "unknown option $1; $usage" ;;
+	esac
+	shift 2 || die "$1 needs a value; $usage"
+done
+[[ $# -ge 1 ]] || die "$usage"
+command="$1"
+shift
+[[ -n "$repo" ]] || die "--repo is missing; $usage"
+[[ "$host" =~ ^[a-z][a-z0-9-]*$ ]] || die "--host must be lower-case letters, digits and '-', got '$host'"
+[[ "$growth_factor" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--growth-factor must be a number, got '$growth_factor'"
+[[ -n "${BORG_PASSCOMMAND:-}" ]] || die "BORG_PASSCOMMAND is not set (the unit sets it to 'cat /etc/dgx-storage/borg/<repo>.pass')"
+unset BORG_PASSPHRASE BORG_PASSPHRASE_FD
+require_cmd borg python3
+
+case "$repo" in
+ssh://*) export BORG_REPO="$repo" ;;
+/*) export BORG_REPO="${ROOT}${repo}" ;;
+*) die "--repo must be an absolute path or an ssh:// URL, got '$repo'" ;;
+esac
+export BORG_BASE_DIR="${BORG_BASE_DIR:-${STATE_DIR}/borg}"
+# a scheduled job must never wait for an answer: every question borg might ask is answered "no"
+export BORG_RELOCATED_REPO_ACCESS_IS_OK=no BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=no
+status_dir="${STATE_DIR}/backup-status"
+staging_root="${STATE_DIR}/sqlite-snapshots"
+webhook_file="${ROOT}/etc/dgx-storage/alert-webhook"
+LOCK_WAIT=600 # seconds; borg's default of 1 s fails whenever the hourly and daily jobs meet
+
+job="" outcome=error message="" borg_rc="" bytes_added="" archive="" started="$(date +%s)"
+work="$(mktemp -d)"
+
+# fail <message> : end the job as an error; the message goes into the status record and the alert
+fail() {
+	message="$*"
+	die "$*"
+}
+
+# alert <err|warning|info> <message> : journal (tag dgx-backup), and the webhook for err/warning
+alert() {
+	local prio="$1" text="$2"
+	logger -t dgx-backup -p "user.$prio" -- "$text" 2>/dev/null || printf 'dgx-backup: %s: %s\n' "$prio" "$text" >&2
+	[[ "$prio" != info && -s "$webhook_file" ]] || return 0
+	if [[ -n "${ALERT_CMD:-}" ]]; then
+		printf '%s\n' "$text" | ALERT_PRIORITY="$prio" ALERT_JOB="$job" ALERT_URL_FILE="$webhook_file" bash -c "$ALERT_CMD" ||
+			warn "the alert command failed"
+		return 0
+	fi
+	# the URL stays out of argv: python reads it from the file (healthchecks, ntfy and the like
+	# take a plain POST body)
+	printf '%s\n' "$text" | python3 -c '
+import sys, urllib.request
+url = open(sys.argv[1]).read().strip()
+req = urllib.request.Request(url, data=sys.stdin.buffer.read(), method="POST",
+                             headers={"Title": "dgx-backup " + sys.argv[2], "Content-Type": "text/plain"})
+urllib.request.urlopen(req, timeout=20).read()
+' "$webhook_file" "$prio" || warn "the alert POST to the webhook in /etc/dgx-storage/alert-webhook failed"
+}
+
+# record the run, decide on alerts; runs on every exit (die, borg failure, SIGTERM from systemd)
+finish() {
+	local rc=$? verdict growth prio
+	trap - EXIT
+	rm -rf "$work"
+	[[ -n "$job" && "$DRY_RUN" != 1 ]] || exit "$rc"
+	if [[ "$rc" -ne 0 || "$outcome" == error ]]; then
+		outcome=error
+		[[ -n "$message" ]] || message="exited with status $rc (see the journal, tag dgx-backup)"
+	fi
+	mkdir -p "$status_dir"
+	growth="$(python3 - "$status_dir" "$job" "$host" "$started" "$(date +%s)" "$outcome" "${borg_rc:-$rc}" \
+		"$bytes_added" "$archive" "$message" "$growth_factor" <<'PY'
+import json, os, statistics, sys, time
+d, job, host, start, end, status, code, added, archive, message, factor = sys.argv[1:12]
+hist = os.path.join(d, job + ".history.jsonl")
+lines = open(hist).read().splitlines() if os.path.exists(hist) else []
+prev = [json.loads(l) for l in lines if l.strip()]
+sizes = [p["bytes_added"] for p in prev if p.get("status") != "error" and isinstance(p.get("bytes_added"), int)][-10:]
+rec = {"job": job, "host": host, "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(start))),
+       "status": status, "exit_code": int(code), "duration_s": int(end) - int(start),
+       "bytes_added": int(added) if added else None, "archive": archive or None, "message": message}
+growth = ""
+if rec["bytes_added"] is not None and len(sizes) >= 3:
+    median = statistics.median(sizes)
+    if rec["bytes_added"] > float(factor) * max(median, 1):
+        growth = f"added {rec['bytes_added']} bytes, more than {factor} times the median {int(median)} of the last {len(sizes)} runs"
+        rec["growth_alert"] = growth
+line = json.dumps(rec, sort_keys=True)
+lines = (lines + [line])[-500:]
+for path, text in ((hist, "\n".join(lines) + "\n"), (os.path.join(d, job + ".json"), line + "\n")):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+print(growth)
+PY
+	)" || warn "could not write the status of $job to $status_dir"
+	case "$outcome" in
+	ok) verdict="ok" prio=info ;;
+	warning) verdict="finished with warnings (borg exit 1)" prio=warning ;;
+	*) verdict="FAILED" prio=err ;;
+	esac
+	alert "$prio" "$host $job $verdict${archive:+: archive $archive}${bytes_added:+, added $bytes_added bytes}${message:+; $message}"
+	[[ -z "$growth" ]] || alert warning "$host $job: abnormal backup size: $growth"
+	[[ "$outcome" == error ]] && exit 2
+	exit 0
+}
+trap finish EXIT
+trap 'message="stopped by SIGTERM"; exit 143' TERM
+
+# borg_do <borg args...> : run borg, keep its exit code; 0 and 1 (warning) go on, 2+ ends the job
+borg_do() {
+	borg_rc=0
+	borg "$@" || borg_rc=$?
+	if ((borg_rc >= 2)); then
+		message="borg $1 failed with exit status $borg_rc"
+		exit 2
+	fi
+	if ((borg_rc == 1)); then outcome=warning; fi
+	return 0
+}
+
+# host_path P : the path on this host (under ROOT in tests); absolute, no '..'
+host_path() {
+	[[ "$1" == /* && "$1" != *..* ]] || fail "paths must be absolute without '..', got '$1'"
+	printf '%s' "${ROOT}$1"
+}
+
+# snapshot_sqlite DB : a consistent copy of a live SQLite database (the online backup API, which
+# sees one committed state even while the application writes) at the same path under
+# /var/lib/dgx-storage/sqlite-snapshots. The copy is rewritten only when the database or its WAL
+# changed since the last copy, so an unchanged database keeps its inode and mtime and borg's
+# files cache skips it. https://www.sqlite.org/backup.html
+snapshot_sqlite() {
+	local db dest
+	db="$(host_path "$1")"
+	[[ -f "$db" ]] || fail "the SQLite database $1 does not exist"
+	dest="${staging_root}$1"
+	mkdir -p "$(dirname "$dest")"
+	chmod 0700 "$staging_root"
+	python3 - "$db" "$dest" <<'PY' || fail "the SQLite snapshot of $1 failed"
+import os, sqlite3, sys
+src, dest = sys.argv[1:3]
+def sig(p):
+    try:
+        st = os.stat(p)
+        return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+    except FileNotFoundError:
+        return "-"
+signature = " ".join(sig(src + s) for s in ("", "-wal"))
+sig_file = dest + ".source-stat"
+if os.path.exists(dest) and os.path.exists(sig_file) and open(sig_file).read() == signature:
+    sys.exit(0)
+tmp = f"{dest}.tmp.{os.getpid()}"  # the hourly and daily jobs may snapshot at the same time
+# read-only: this connection never writes to (or checkpoints) the live database
+s = sqlite3.connect(f"file:{src}?mode=ro", uri=True, timeout=60)
+d = sqlite3.connect(tmp)
+with d:
+    s.backup(d)
+ok = d.execute("PRAGMA quick_check").fetchone()[0]
+d.close()
+s.close()
+if ok != "ok":
+    sys.exit(f"the copy of {src} fails quick_check: {ok}")
+os.replace(tmp, dest)
+with open(sig_file, "w") as f:
+    f.write(signature)
+PY
+}
+
+# archive_into <series> [--sqlite DB]... <path>... : one `borg create` into BORG_REPO
+archive_into() {
+	local series="$1" p db
+	shift
+	local -a paths=() dbs=() excludes=()
+	while [[ $# -gt 0 ]]; do
+		case "$1" in
+		--sqlite)
+			[[ $# -ge 2 ]] || fail "--sqlite needs a database path"
+			dbs+=("$2")
+			shift 2
+			;;
+		*)
+			p="$(host_path "$1")"
+			[[ -e "$p" ]] || fail "the path to back up $1 does not exist on $host"
+			paths+=("$p")
+			shift
+			;;
+		esac
+	done
+	((${#paths[@]} > 0)) || fail "no paths to back up"
+	for db in "${dbs[@]}"; do
+		snapshot_sqlite "$db"
+		# the live file (and its journal) is replaced by the consistent copy in the archive
+		for p in "" -wal -shm -journal; do excludes+=(--exclude "pf:$(host_path "$db")$p"); done
+	done
+	for db in "${dbs[@]}"; do paths+=("${staging_root}${db}"); done
+	if [[ "$DRY_RUN" == 1 ]]; then
+		log "dry run: would archive ${host}-${series} of ${paths[*]} into $BORG_REPO"
+		return 0
+	fi
+	# --one-file-system: a mount below a configured path (a USB disk, an NFS share, a container's
+	#   overlay) is not swept in; each filesystem to back up is listed as a path of its own.
+	# --exclude-caches: directories tagged CACHEDIR.TAG (pip, huggingface caches) are skipped.
+	# The default files cache (ctime,size,inode) works because the paths are stable host paths,
+	# never temporary mounts, so an unchanged file is not read again.
+	borg_do create --json --compression lz4 --lock-wait "$LOCK_WAIT" --exclude-caches --one-file-system \
+		"${excludes[@]}" "::${host}-${series}-{now:%Y-%m-%dT%H:%M:%S}" "${paths[@]}" >"$work/create.json"
+	read -r archive bytes_added < <(python3 -c '
+import json, sys
+a = json.load(open(sys.argv[1]))["archive"]
+print(a["name"], a["stats"]["deduplicated_size"])
+' "$work/create.json") || fail "could not read borg create --json output"
+}
+
+run_create() {
+	[[ $# -ge 2 ]] || fail "usage: borg-run.sh ... create <series> [--sqlite <db>]... <path>..."
+	archive_into "$@"
+	[[ "$outcome" == warning ]] || outcome=ok
+}
+
+run_prune() {
+	local series="$1" k
+	shift
+	[[ $# -ge 1 ]] || fail "usage: borg-run.sh ... prune <series> --keep-<unit>=N..."
+	for k in "$@"; do
+		[[ "$k" =~ ^--keep-((secondly|minutely|hourly|daily|weekly|monthly|yearly)=[0-9]+|within=[0-9]+[Hdwmy])$ ]] ||
+			fail "'$k' is not a retention option (--keep-daily=7, --keep-within=2d, ...)"
+	done
+	local -a dry=()
+	[[ "$DRY_RUN" != 1 ]] || dry=(--dry-run)
+	# the glob keeps each series' retention to its own archives (hourly never prunes daily)
+	borg_do prune "${dry[@]}" --list --lock-wait "$LOCK_WAIT" --glob-archives "${host}-${series}-*" "$@"
+	# prune only marks chunks unused; compact frees the space (borg 1.2)
+	[[ "$DRY_RUN" == 1 ]] || borg_do compact --lock-wait "$LOCK_WAIT"
+	[[ "$outcome" == warning ]] || outcome=ok
+}
+
+run_check() {
+	local -a opts=()
+	case "${1:-}" in
+	"") ;;
+	--verify-data) opts=(--verify-data) job=check-verify-data ;;
+	*) fail "usage: borg-run.sh ... check [--verify-data]" ;;
+	esac
+	[[ "$DRY_RUN" != 1 ]] || {
+		log "dry run: would run borg check ${opts[*]}"
+		return 0
+	}
+	# borg 1.2 check exits 1, not 2, when it finds damage ("errors found"): for a check that is
+	# an error, not a warning
+	borg_rc=0
+	borg check --lock-wait "$LOCK_WAIT" "${opts[@]}" || borg_rc=$?
+	if ((borg_rc != 0)); then
+		message="borg check ${opts[*]} found errors (exit $borg_rc): the repository is damaged; see the journal (tag dgx-backup); copy the repository before any borg check --repair"
+		exit 2
+	fi
+	outcome=ok
+}
+
+# The restore drill: extract a sample of the latest archive of a series into a scratch directory
+# and compare sha256 with the live files that have not changed since that archive was made.
+run_drill() {
+	local series="${1:-}" sample=200 scratch latest
+	[[ -n "$series" ]] || fail "usage: borg-run.sh ... drill <series> [--sample N]"
+	shift
+	if [[ "${1:-}" == --sample ]]; then
+		[[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || fail "--sample needs a positive number"
+		sample="$2"
+	fi
+	[[ "$DRY_RUN" != 1 ]] || {
+		log "dry run: would extract $sample files of the latest ${host}-${series} archive and compare them"
+		return 0
+	}
+	borg_do list --lock-wait "$LOCK_WAIT" --glob-archives "${host}-${series}-*" --sort-by timestamp --last 1 \
+		--format '{archive}{NL}' >"$work/latest"
+	latest="$(head -n1 "$work/latest")"
+	[[ -n "$latest" ]] || {
+		message="no archive ${host}-${series}-* to drill"
+		exit 2
+	}
+	archive="$latest"
+	borg_do list --lock-wait "$LOCK_WAIT" --json-lines "::$latest" >"$work/contents.jsonl"
+	# the sample: regular files, chosen at random but repeatably for one archive
+	python3 - "$work/contents.jsonl" "$sample" "$latest" >"$work/sample" <<'PY'
+import json, random, sys
+# files over 1 GiB (model weights) are left out: the sample must not fill the scratch disk
+files = [e["path"] for e in map(json.loads, open(sys.argv[1])) if e["type"] == "-" and e["size"] <= 1 << 30]
+random.Random(sys.argv[3]).shuffle(files)
+for p in sorted(files[: int(sys.argv[2])]):
+    print(p)
+PY
+	[[ -s "$work/sample" ]] || {
+		message="the archive $latest holds no files"
+		exit 2
+	}
+	scratch="$work/restore"
+	mkdir -p "$scratch"
+	local -a sample_paths
+	mapfile -t sample_paths <"$work/sample"
+	cd "$scratch"
+	borg_rc=0
+	borg extract --lock-wait "$LOCK_WAIT" "::$latest" "${sample_paths[@]}" || borg_rc=$?
+	cd /
+	if ((borg_rc >= 2)); then
+		message="restore drill: extracting from $latest failed (borg exit $borg_rc): the repository is damaged or unreadable; run borg check --verify-data"
+		exit 2
+	fi
+	((borg_rc == 0)) || outcome=warning
+	local report
+	report="$(python3 - "$work/contents.jsonl" "$work/sample" "$scratch" <<'PY'
+import datetime, hashlib, json, os, sys
+meta = {e["path"]: e for e in map(json.loads, open(sys.argv[1]))}
+def sha(p):
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+same = changed = 0
+bad = []
+for p in open(sys.argv[2]).read().splitlines():
+    live, restored, e = "/" + p, os.path.join(sys.argv[3], p), meta[p]
+    # borg keeps the mtime to the microsecond, rounded; a real change moves it by far more
+    archived_us = round(datetime.datetime.fromisoformat(e["mtime"]).timestamp() * 1_000_000)
+    try:
+        st = os.stat(live)
+    except FileNotFoundError:
+        changed += 1
+        continue
+    if abs(st.st_mtime_ns / 1000 - archived_us) > 1.5 or st.st_size != e["size"]:
+        changed += 1  # changed since the archive: nothing to compare with
+        continue
+    if not os.path.exists(restored) or sha(restored) != sha(live):
+        bad.append(live)
+    else:
+        same += 1
+print(f"{same} {changed} {len(bad)}")
+for b in bad[:20]:
+    print(b)
+PY
+)" || fail "the drill's comparison failed"
+	local same changed nbad
+	read -r same changed nbad <<<"$(head -n1 <<<"$report")"
+	if ((nbad > 0)); then
+		message="restore drill of $latest: $nbad of $((same + nbad)) unchanged files differ after restore: $(tail -n +2 <<<"$report" | tr '\n' ' ')"
+		exit 2
+	fi
+	if ((same == 0)); then
+		message="restore drill of $latest: none of the sampled files is unchanged since the archive; nothing could be compared"
+		outcome=warning
+		return 0
+	fi
+	message="restore drill of $latest: $same files identical by sha256, $changed skipped (changed since the archive)"
+	[[ "$outcome" == warning ]] || outcome=ok
+}
+
+# The weekly off-site copy: a separate archive of the same paths into the repository on the
+# other host. borg 1.2 cannot copy archives between repositories (`borg transfer` is borg 2), and
+# a second `borg create` is as cheap: the far side only receives chunks it does not have. The
+# far side forces `borg serve --append-only --restrict-to-path <repo>` for this key, so this
+# host cannot delete its own off-site history; retention there is the receiving operator's job.
+run_copy_offsite() {
+	[[ $# -ge 3 ]] || fail "usage: borg-run.sh --repo ssh://... copy-offsite <ssh-key> <known-hosts> [--sqlite <db>]... <path>..."
+	local key known_hosts out
+	[[ "$BORG_REPO" == ssh://* ]] || fail "copy-offsite needs --repo ssh://<user>@<host>:<port>/<path>, got '$repo'"
+	key="$(host_path "$1")" known_hosts="$(host_path "$2")"
+	shift 2
+	[[ -f "$key" ]] || fail "the off-site SSH key $key does not exist (borg-repo.sh ssh-key creates it)"
+	[[ -f "$known_hosts" ]] || fail "the off-site host key file $known_hosts does not exist"
+	# BORG_RSH from the environment wins: the tests use a local wrapper instead of ssh
+	export BORG_RSH="${BORG_RSH:-ssh -i $key -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$known_hosts -o ServerAliveInterval=30}"
+	if [[ "$DRY_RUN" != 1 ]] && ! out="$(borg list --lock-wait "$LOCK_WAIT" --short --last 1 2>&1 >/dev/null)"; then
+		[[ "$out" == *"does not exist"* ]] || {
+			message="cannot open the off-site repository $repo: $(tail -n 3 <<<"$out" | tr '\n' ' ')"
+			exit 2
+		}
+		borg init --encryption=repokey "$BORG_REPO" >"$work/init.log" 2>&1 || {
+			message="borg init of the off-site repository $repo failed: $(tail -n 3 "$work/init.log" | tr '\n' ' ')"
+			exit 2
+		}
+		mkdir -p "${ROOT}/etc/dgx-storage/borg"
+		borg_do key export "$BORG_REPO" "$work/offsite.key"
+		install_content "${ROOT}/etc/dgx-storage/borg/${host}-offsite.key" 0600 <"$work/offsite.key" >/dev/null
+		log "initialised the off-site repository $repo; its key is in /etc/dgx-storage/borg/${host}-offsite.key"
+	fi
+	archive_into offsite "$@"
+	[[ "$outcome" == warning ]] || outcome=ok
+}
+
+case "$command" in
+create | prune | drill) name="${command}-${1:-}" ;;
+check) name=check ;;
+copy-offsite) name="copy-offsite" ;;
+*) die "unknown command '$command'; $usage" ;;
+esac
+[[ "$name" =~ ^[a-z][a-z0-9-]*[a-z0-9]$ ]] || die "the series must be lower-case letters, digits and '-'; $usage"
+job="$name"
+"run_${command//-/_}" "$@"

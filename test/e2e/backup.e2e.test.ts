@@ -1,0 +1,350 @@
+/**
+ * Issue 6 on the test hosts, with real borg: the program's commands for both stacks (test/e2e/
+ * Pulumi.test-*.yaml) applied twice, the timers, a daily archive made by starting the service,
+ * a second one after a change, a restore identical by sha256, the sentinel passphrase nowhere
+ * (ps during a backup, unit files, the journal, the plan's command strings), the weekly off-site
+ * copy over SSH between the two hosts through the restricted key, a `borg delete` through that
+ * key rolled back by the receiving side (append-only), and a corrupted segment caught by
+ * `borg check --verify-data` and the restore drill, with the alert (journal tag dgx-backup and
+ * the webhook).
+ *
+ * Like `pulumi up`, the runner learns the off-site public key from the ssh-key command's stdout
+ * before it builds the receive command: the ssh-key command runs first, then the stack's program
+ * is built again with that output.
+ */
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { OFFSITE_KEY_PATH } from "../../components/backup";
+import { runStack, stackFileConfig, type StackRun } from "../harness";
+import { addOperator, asRoot, mustRoot, ssh, startHosts, stopHosts, type HostName, type TestHosts } from "./hosts";
+import { applyCommands, planCommands, type Executed, type PlannedCommand } from "./runner";
+
+const PASSPHRASE = `e2e-borg-sentinel-${crypto.randomBytes(6).toString("hex")}`;
+const WEBHOOK = "http://127.0.0.1:8765/alerts/e2e-backup";
+const REPO: Record<HostName, string> = { sark: "/srv/borg/sark", clu: "/srv/borg/clu" };
+const OFFSITE_URL = "ssh://borg-sark@172.31.250.11:22/srv/borg-offsite/sark/repo";
+const BORG_ENV = (host: HostName) => `BORG_PASSCOMMAND='cat /etc/dgx-storage/borg/${host}.pass' BORG_BASE_DIR=/var/lib/dgx-storage/borg`;
+const OFFSITE_RSH = `BORG_RSH='ssh -i ${OFFSITE_KEY_PATH} -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/etc/dgx-storage/borg/offsite-known_hosts'`;
+
+let hosts: TestHosts;
+let key: string;
+let keyPath: string;
+const rounds: Record<HostName, Executed[]>[] = [];
+const plans: Record<HostName, PlannedCommand[]>[] = [];
+const started = Date.now();
+
+const peerOf = (name: HostName): HostName => (name === "sark" ? "clu" : "sark");
+
+/** The test stack with this host's SSH and the PEER's management SSH (port, host key) from hosts.json. */
+function stackConfig(name: HostName): Record<string, unknown> {
+  const config = stackFileConfig(`test/e2e/Pulumi.test-${name}.yaml`);
+  const h = hosts.hosts[name];
+  const peer = hosts.hosts[peerOf(name)];
+  const host = config.host as { ssh: Record<string, unknown> };
+  const backup = config.backup as { offsite: { ssh: Record<string, unknown> } };
+  return {
+    ...config,
+    host: { ...host, ssh: { ...host.ssh, port: h.port, hostKey: h.hostKey } },
+    backup: { ...backup, offsite: { ...backup.offsite, ssh: { ...backup.offsite.ssh, port: peer.port, hostKey: peer.hostKey } } },
+  };
+}
+
+async function program(name: HostName, stdout: Record<string, string>, managerInit?: string): Promise<StackRun> {
+  const init = managerInit ? (JSON.parse(managerInit.trim().split("\n").pop()!) as Record<string, string>) : undefined;
+  return runStack({
+    stack: `test-${name}`,
+    config: stackConfig(name),
+    secrets: { sshPrivateKey: key, borgPassphrase: PASSPHRASE, ...(name === "sark" ? { alertWebhook: WEBHOOK } : {}) },
+    preview: false,
+    commandStdout: (n) => stdout[n],
+    ...(init
+      ? {
+          stackOutputs: {
+            "organization/dgx-storage/test-sark": {
+              swarmManagerAddress: init.managerAddress,
+              swarmManagerNodeId: init.nodeId,
+              swarmWorkerToken: init.workerToken,
+              overlayNetwork: "optimized-swarm",
+            },
+          },
+        }
+      : {}),
+  });
+}
+
+/** One stack as `pulumi up` runs it: the ssh-key command's stdout feeds the receive command. */
+async function applyStack(name: HostName, managerInit?: string): Promise<{ plan: PlannedCommand[]; results: Executed[] }> {
+  const first = planCommands(await program(name, {}, managerInit));
+  const sshKey = first.find((c) => c.name === `${name}-backup-ssh-key`)!;
+  const r = ssh(sshKey.target, keyPath, sshKey.create);
+  if (r.code !== 0) throw new Error(`${sshKey.name} failed: ${r.stderr}`);
+  const plan = planCommands(await program(name, { [sshKey.name]: r.stdout }, managerInit));
+  return { plan, results: applyCommands(plan, keyPath) };
+}
+
+async function converge(): Promise<void> {
+  const sark = await applyStack("sark");
+  const clu = await applyStack("clu", sark.results.find((r) => r.name === "sark-swarm-init")!.stdout);
+  rounds.push({ sark: sark.results, clu: clu.results });
+  plans.push({ sark: sark.plan, clu: clu.plan });
+}
+
+const result = (round: number, name: string) => {
+  const r = [...rounds[round]!.sark, ...rounds[round]!.clu].find((x) => x.name === name);
+  if (!r) throw new Error(`no command ${name} in round ${round + 1}`);
+  return r;
+};
+
+/** Every file under the directories the backup commands install to: content, mode, owner, mtime. */
+function installedFiles(name: HostName): string {
+  return mustRoot(
+    hosts,
+    name,
+    `cd / && for d in etc/dgx-storage etc/systemd/system usr/local/lib/dgx-storage var/lib/dgx-storage/borg; do
+  [ -e "$d" ] && find "$d" -printf '%p %y %m %U:%G %s %T@\\n'
+done | sort
+find etc/dgx-storage etc/systemd/system usr/local/lib/dgx-storage var/lib/dgx-storage/borg -type f -exec sha256sum {} + 2>/dev/null | sort`,
+  );
+}
+
+const archives = (name: HostName, glob: string): string[] =>
+  mustRoot(hosts, name, `${BORG_ENV(name)} borg list --short --glob-archives '${glob}' ${REPO[name]}`).trim().split("\n").filter(Boolean);
+
+const since = (name: HostName) => mustRoot(hosts, name, "sleep 1; date +%s").trim();
+
+const treeHashes = (name: HostName, dir: string) => mustRoot(hosts, name, `cd ${dir} && find . -type f -print0 | sort -z | xargs -0 sha256sum`);
+
+beforeAll(() => {
+  hosts = startHosts();
+  keyPath = path.join(hosts.workdir, "id_ed25519");
+  key = fs.readFileSync(hosts.privateKeyPath, "utf8");
+  for (const name of ["sark", "clu"] as const) {
+    addOperator(hosts, name);
+    // the data: a few files, one big enough that a backup runs for a moment (ps is sampled then)
+    mustRoot(
+      hosts,
+      name,
+      `set -e; mkdir -p /srv/data/sub /home/maxvamp/chromadb-data /home/maxvamp/memory-data
+for i in 1 2 3 4 5; do head -c $((i * 4096)) /dev/urandom > /srv/data/sub/f$i.bin; done
+echo hello > /srv/data/hello.txt; head -c 48M /dev/urandom > /srv/data/big.bin`,
+    );
+  }
+  // ChromaDB's SQLite file in WAL mode, being what the hourly and daily series snapshot
+  mustRoot(
+    hosts,
+    "sark",
+    `python3 -c "
+import sqlite3; c = sqlite3.connect('/home/maxvamp/chromadb-data/chroma.sqlite3'); c.execute('PRAGMA journal_mode=WAL')
+c.execute('create table t (x)'); c.executemany('insert into t values (?)', [(i,) for i in range(1000)]); c.commit()"`,
+  );
+  // the webhook receiver on sark (what ntfy or healthchecks would get)
+  mustRoot(
+    hosts,
+    "sark",
+    `cat > /usr/local/bin/e2e-receiver.py && systemd-run --unit e2e-receiver python3 /usr/local/bin/e2e-receiver.py && sleep 1`,
+    `import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+        with open("/var/tmp/received.txt", "a") as f:
+            f.write(self.path + " " + body.replace("\\n", " ") + "\\n")
+        self.send_response(200); self.end_headers()
+http.server.HTTPServer(("127.0.0.1", 8765), H).serve_forever()
+`,
+  );
+});
+
+afterAll(() => {
+  stopHosts();
+  console.log(`backup e2e: ${((Date.now() - started) / 1000).toFixed(1)} s including host start and stop`);
+});
+
+describe("backups with borg on the test hosts", () => {
+  it("round 1: both stacks apply; repository, key, the receiving side on the peer, then the units", async () => {
+    const t0 = Date.now();
+    await converge();
+    console.log(`round 1: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    for (const name of ["sark", "clu"] as const) {
+      const names = rounds[0]![name].map((r) => r.name);
+      const at = (role: string) => names.indexOf(`${name}-backup-${role}`);
+      expect(at("repo")).toBeGreaterThanOrEqual(0);
+      expect(at("ssh-key")).toBeLessThan(at("offsite-receive"));
+      expect(at("repo")).toBeLessThan(at("units"));
+      expect(at("offsite-receive")).toBeLessThan(at("units"));
+      // the receive command went to the PEER's management SSH, pinned with the peer's key
+      const receive = plans[0]![name].find((c) => c.name === `${name}-backup-offsite-receive`)!;
+      const peer = hosts.hosts[peerOf(name)];
+      expect(receive.target).toEqual({ address: "127.0.0.1", port: peer.port, user: "maxvamp", hostKey: peer.hostKey });
+      expect(result(0, `${name}-backup-repo`).stdout).toContain(`initialised the repokey repository at ${REPO[name]}`);
+      expect(result(0, `${name}-backup-offsite-receive`).stdout).toContain(`borg-${name} receives off-site copies in /srv/borg-offsite/${name}`);
+    }
+    expect(rounds[0]!.sark.map((r) => r.name).indexOf("sark-monitoring-webhook")).toBeLessThan(rounds[0]!.sark.map((r) => r.name).indexOf("sark-backup-units"));
+  });
+
+  it("the pass file and the exported key are root-only; the receiving user's key is confined to an append-only borg serve", () => {
+    expect(mustRoot(hosts, "sark", "stat -c '%a %U %n' /etc/dgx-storage/borg /etc/dgx-storage/borg/sark.pass /etc/dgx-storage/borg/sark.key")).toBe(
+      "700 root /etc/dgx-storage/borg\n600 root /etc/dgx-storage/borg/sark.pass\n600 root /etc/dgx-storage/borg/sark.key\n",
+    );
+    expect(mustRoot(hosts, "sark", "cat /etc/dgx-storage/borg/sark.pass")).toBe(`${PASSPHRASE}\n`);
+    const pub = mustRoot(hosts, "sark", `cat ${OFFSITE_KEY_PATH}.pub`).trim();
+    expect(mustRoot(hosts, "clu", "cat /var/lib/borg-sark/.ssh/authorized_keys")).toBe(`command="borg serve --append-only --restrict-to-path /srv/borg-offsite/sark",restrict ${pub}\n`);
+    expect(mustRoot(hosts, "clu", "stat -c '%a %U' /srv/borg-offsite/sark")).toBe("700 borg-sark\n");
+  });
+
+  it("the units passed systemd-analyze verify, and list-timers shows every backup timer with a next run", () => {
+    for (const name of ["sark", "clu"] as const) {
+      const units = mustRoot(hosts, name, "ls /etc/systemd/system/dgx-backup-*").trim().split("\n").map((p) => path.basename(p));
+      expect(units.sort()).toEqual(
+        ["daily", ...(name === "sark" ? ["hourly"] : []), "check", "verify", "drill", "offsite"].flatMap((j) => [`dgx-backup-${j}.service`, `dgx-backup-${j}.timer`]).sort(),
+      );
+      // what install-units.sh ran before installing them, again on the installed files: silent
+      expect(mustRoot(hosts, name, "cd /etc/systemd/system && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify dgx-backup-*.service dgx-backup-*.timer 2>&1")).toBe("");
+      const timers = mustRoot(hosts, name, "systemctl list-timers --all --no-pager 'dgx-backup-*'");
+      for (const u of units.filter((u) => u.endsWith(".timer"))) {
+        const line = timers.split("\n").find((l) => l.includes(u));
+        expect(line, `${name} ${u}`).toMatch(/^\w{3} \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} \w+ /);
+      }
+    }
+  });
+
+  it("round 2 changes nothing under /etc/dgx-storage, /etc/systemd/system, /usr/local/lib/dgx-storage, /var/lib/dgx-storage/borg", async () => {
+    const before = { sark: installedFiles("sark"), clu: installedFiles("clu") };
+    const t0 = Date.now();
+    await converge();
+    console.log(`round 2: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    expect(installedFiles("sark")).toBe(before.sark);
+    expect(installedFiles("clu")).toBe(before.clu);
+    expect(result(1, "sark-backup-units").stdout).toBe("install-units: set backup: 14 files, 6 units enabled\n");
+    expect(result(1, "clu-backup-units").stdout).toBe("install-units: set backup: 12 files, 5 units enabled\n");
+    expect(result(1, "sark-backup-repo").stdout).toBe("borg-repo: repository sark at /srv/borg/sark is ready\n");
+    for (const name of ["sark", "clu"] as const) {
+      for (const c of plans[1]![name]) {
+        const first = plans[0]![name].find((x) => x.name === c.name)!;
+        expect(c.create, c.name).toBe(first.create);
+      }
+    }
+  });
+
+  it("the daily service makes an archive; after a change a second; a restore is identical by sha256; the passphrase is not in ps meanwhile", () => {
+    // start without waiting, sample every process's argv until the job is over
+    const sampled = mustRoot(
+      hosts,
+      "sark",
+      `systemctl start --no-block dgx-backup-daily.service
+for i in $(seq 1 100); do [ "$(systemctl is-active dgx-backup-daily.service)" = activating ] && break; sleep 0.02; done
+while [ "$(systemctl is-active dgx-backup-daily.service)" = activating ]; do ps -eo args; sleep 0.05; done
+systemctl show -p Result --value dgx-backup-daily.service`,
+    );
+    expect(sampled.trim().split("\n").pop()).toBe("success");
+    expect(sampled).toMatch(/borg create --json --compression lz4 --lock-wait 600/);
+    expect(sampled).not.toContain(PASSPHRASE);
+    expect(archives("sark", "sark-daily-*")).toHaveLength(1);
+    // the live SQLite file is not archived; its online-backup copy is
+    const first = archives("sark", "sark-daily-*")[0]!;
+    const listing = mustRoot(hosts, "sark", `${BORG_ENV("sark")} borg list --short ${REPO.sark}::${first}`);
+    expect(listing).toContain("var/lib/dgx-storage/sqlite-snapshots/home/maxvamp/chromadb-data/chroma.sqlite3\n");
+    expect(listing.split("\n")).not.toContain("home/maxvamp/chromadb-data/chroma.sqlite3");
+    expect(listing.split("\n")).toContain("home/maxvamp/chromadb-data");
+
+    mustRoot(hosts, "sark", "sleep 1; echo changed >> /srv/data/hello.txt; head -c 8192 /dev/urandom > /srv/data/sub/new.bin");
+    mustRoot(hosts, "sark", "systemctl start dgx-backup-daily.service");
+    const names = archives("sark", "sark-daily-*");
+    expect(names).toHaveLength(2);
+    const status = JSON.parse(mustRoot(hosts, "sark", "cat /var/lib/dgx-storage/backup-status/create-daily.json")) as Record<string, unknown>;
+    expect(status).toMatchObject({ job: "create-daily", host: "sark", status: "ok", exit_code: 0, archive: names[1] });
+    mustRoot(hosts, "sark", `rm -rf /var/tmp/restore && mkdir /var/tmp/restore && cd /var/tmp/restore && ${BORG_ENV("sark")} borg extract ${REPO.sark}::${names[1]} srv/data`);
+    expect(treeHashes("sark", "/var/tmp/restore/srv/data")).toBe(treeHashes("sark", "/srv/data"));
+    // the restored SQLite copy opens with every row
+    mustRoot(hosts, "sark", `cd /var/tmp/restore && ${BORG_ENV("sark")} borg extract ${REPO.sark}::${names[1]} var/lib/dgx-storage/sqlite-snapshots`);
+    expect(mustRoot(hosts, "sark", `python3 -c "import sqlite3; print(sqlite3.connect('/var/tmp/restore/var/lib/dgx-storage/sqlite-snapshots/home/maxvamp/chromadb-data/chroma.sqlite3').execute('select count(*) from t').fetchone()[0])"`)).toBe("1000\n");
+  });
+
+  it("the monthly restore drill passes on the intact repository", () => {
+    mustRoot(hosts, "sark", "systemctl start dgx-backup-drill.service");
+    expect(JSON.parse(mustRoot(hosts, "sark", "cat /var/lib/dgx-storage/backup-status/drill-daily.json"))).toMatchObject({ status: "ok" });
+    expect(mustRoot(hosts, "sark", "cat /var/lib/dgx-storage/backup-status/drill-daily.json")).toMatch(/\d+ files identical by sha256/);
+  });
+
+  it("the weekly off-site copy runs over SSH to clu with the restricted key; a borg delete through it is reverted on the receiving side", () => {
+    const t = since("sark");
+    const started = asRoot(hosts, "sark", "systemctl start dgx-backup-offsite.service");
+    const log = mustRoot(hosts, "sark", `journalctl -t dgx-backup -o cat --no-pager --since @${t}`);
+    expect(started.code, log).toBe(0);
+    expect(log).toMatch(/sark copy-offsite ok: archive sark-offsite-/);
+    expect(mustRoot(hosts, "clu", "stat -c '%U' /srv/borg-offsite/sark/repo/config")).toBe("borg-sark\n");
+    const remote = (args: string) => asRoot(hosts, "sark", `${BORG_ENV("sark")} ${OFFSITE_RSH} borg ${args}`);
+    const listed = remote(`list --short ${OFFSITE_URL}`);
+    expect(listed.code).toBe(0);
+    const names = listed.stdout.trim().split("\n");
+    expect(names).toHaveLength(1);
+    expect(names[0]).toMatch(/^sark-offsite-/);
+    // the key reaches nothing else: another path is refused, a shell command runs borg serve instead
+    expect(remote("list ssh://borg-sark@172.31.250.11:22/srv/borg/clu").stderr).toContain("not allowed");
+    const shell = asRoot(hosts, "sark", `ssh -i ${OFFSITE_KEY_PATH} -o BatchMode=yes -o IdentitiesOnly=yes -o UserKnownHostsFile=/etc/dgx-storage/borg/offsite-known_hosts borg-sark@172.31.250.11 id </dev/null`);
+    expect(shell.stdout).not.toMatch(/uid=/);
+
+    // a compromised sark deletes its off-site history and compacts: the client sees it gone...
+    const lastGood = Number(/^transaction (\d+),/.exec(mustRoot(hosts, "clu", "tail -n 1 /srv/borg-offsite/sark/repo/transactions"))![1]);
+    expect(remote(`delete --glob-archives 'sark-*' ${OFFSITE_URL}`).code).toBe(0);
+    remote(`compact ${OFFSITE_URL}`);
+    expect(remote(`list --short ${OFFSITE_URL}`).stdout.trim()).toBe("");
+    // ...but append-only kept every segment: the receiving operator rolls back to the last
+    // transaction before the deletion (borg docs, "append-only mode"; README "Backups with borg")
+    mustRoot(
+      hosts,
+      "clu",
+      `set -e; cd /srv/borg-offsite/sark/repo
+for seg in data/*/*; do n=$(basename "$seg"); if [ "$n" -gt ${lastGood} ]; then rm -f "$seg"; fi; done
+rm -f index.* hints.* integrity.*`,
+    );
+    const back = mustRoot(
+      hosts,
+      "clu",
+      `set -e; d=$(mktemp -d); umask 077; cat > $d/pass; BORG_BASE_DIR=$d/borg BORG_PASSCOMMAND="cat $d/pass" borg list --short /srv/borg-offsite/sark/repo; rm -rf $d`,
+      `${PASSPHRASE}\n`,
+    );
+    expect(back.trim().split("\n")).toEqual(names);
+  });
+
+  it("the sentinel passphrase is nowhere but the pass file: no unit file, no journal field, no command string", () => {
+    for (const name of ["sark", "clu"] as const) {
+      expect(mustRoot(hosts, name, `grep -rlsF -- '${PASSPHRASE}' /etc /usr/local /var/lib/dgx-storage || true`)).toBe(`/etc/dgx-storage/borg/${name}.pass\n`);
+      // every field of every journal entry (messages, _CMDLINE of each logger, unit names)
+      expect(mustRoot(hosts, name, `journalctl --no-pager -o export | grep -acF -- '${PASSPHRASE}' || true`).trim()).toBe("0");
+      for (const round of plans) {
+        for (const c of round[name]) {
+          expect(c.create, c.name).not.toContain(PASSPHRASE);
+          expect(c.delete ?? "", c.name).not.toContain(PASSPHRASE);
+          if (c.name === `${name}-backup-repo`) expect(c.stdin).toBe(`${PASSPHRASE}\n`);
+          else expect(c.stdin ?? "", c.name).not.toContain(PASSPHRASE);
+        }
+      }
+    }
+  });
+
+  it("a corrupted segment: borg check --verify-data and the restore drill fail, the alert fires (journal tag dgx-backup, webhook)", () => {
+    // flip bytes in the middle of the largest segment (file data: big.bin dominates it)
+    mustRoot(
+      hosts,
+      "sark",
+      `python3 - <<'EOF'
+import glob, os
+seg = max(glob.glob("${REPO.sark}/data/*/*"), key=os.path.getsize)
+with open(seg, "r+b") as f:
+    f.seek(os.path.getsize(seg) // 2); b = f.read(64); f.seek(-64, 1); f.write(bytes(x ^ 0xFF for x in b))
+EOF`,
+    );
+    const t = since("sark");
+    expect(asRoot(hosts, "sark", "systemctl start dgx-backup-verify.service").code).not.toBe(0);
+    expect(JSON.parse(mustRoot(hosts, "sark", "cat /var/lib/dgx-storage/backup-status/check-verify-data.json"))).toMatchObject({ status: "error" });
+    expect(asRoot(hosts, "sark", "systemctl start dgx-backup-drill.service").code).not.toBe(0);
+    const journal = mustRoot(hosts, "sark", `journalctl -t dgx-backup -p err -o cat --no-pager --since @${t}`);
+    expect(journal).toMatch(/sark check-verify-data FAILED; borg check --verify-data found errors/);
+    expect(journal).toMatch(/sark drill-daily FAILED/);
+    const received = mustRoot(hosts, "sark", "cat /var/tmp/received.txt");
+    expect(received).toMatch(/^\/alerts\/e2e-backup sark check-verify-data FAILED/m);
+    expect(received).not.toContain(PASSPHRASE);
+  });
+});

@@ -1,0 +1,83 @@
+/**
+ * The host drift probe on a real test host (issue 8): apply the test-sark stack, then the probe
+ * reports no drift; edit daemon.json, a sysctl value and a unit file by hand, then it reports
+ * exactly those three; apply again, and there is no drift.
+ * The probe is the one `npm run drift` runs (tools/drift-core.ts), with the declaration built
+ * offline by the same components (tools/offline-host.ts); only the stack's config comes from the
+ * test stack file instead of the Automation API.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseHostConfig, type HostConfig } from "../../components/config";
+import { ALERT_TIMER } from "../../components/render/monitoring";
+import { probeHost } from "../../tools/drift-core";
+import { buildHostOffline } from "../../tools/offline-host";
+import { runStack, stackFileConfig } from "../harness";
+import { addOperator, mustRoot, startHosts, stopHosts, type TestHosts } from "./hosts";
+import { applyCommands, planCommands, type PlannedCommand } from "./runner";
+
+let hosts: TestHosts;
+let keyPath: string;
+let values: Record<string, unknown>;
+let config: HostConfig;
+let plan: PlannedCommand[];
+
+const probe = async () => {
+  const { host } = await buildHostOffline("test-sark", config);
+  const h = hosts.hosts.sark;
+  return probeHost(host.drift, { address: h.address, port: h.port, user: "maxvamp", hostKey: h.hostKey, sudo: true }, keyPath);
+};
+
+beforeAll(async () => {
+  hosts = startHosts();
+  keyPath = path.join(hosts.workdir, "id_ed25519");
+  addOperator(hosts, "sark");
+  const base = stackFileConfig("test/e2e/Pulumi.test-sark.yaml");
+  const host = base.host as { ssh: Record<string, unknown> };
+  const h = hosts.hosts.sark;
+  values = { ...base, host: { ...host, ssh: { ...host.ssh, port: h.port, hostKey: h.hostKey } } };
+  config = parseHostConfig(values, { source: "Pulumi.test-sark.yaml", mode: "apply" });
+  const run = await runStack({ stack: "test-sark", config: values, secrets: { sshPrivateKey: fs.readFileSync(keyPath, "utf8") }, preview: false });
+  plan = planCommands(run);
+  // whatever the stack's test-only preparations need (the monitoring e2e loop-mounts this)
+  mustRoot(hosts, "sark", "mkdir -p /home/maxvamp/chromadb-data /mnt/alert-test");
+});
+
+afterAll(() => {
+  stopHosts();
+});
+
+describe("host drift probe", () => {
+  it("GIVEN the stack applied (and its container created as the provider would) THEN no drift", async () => {
+    applyCommands(plan, keyPath);
+    const svc = config.services.chromadb!;
+    mustRoot(
+      hosts,
+      "sark",
+      `docker run -d --init --name ${svc.containerName} --restart unless-stopped --mount type=bind,source=${svc.mounts[0]!.source},target=${svc.mounts[0]!.target} ${svc.image} ${(svc.command ?? []).join(" ")}`,
+    );
+    expect(await probe()).toEqual([]);
+  });
+
+  it("GIVEN daemon.json, a sysctl value and a unit file edited by hand THEN exactly those three", async () => {
+    mustRoot(hosts, "sark", `python3 -c 'import json; p="/etc/docker/daemon.json"; d=json.load(open(p)); d["log-opts"]["max-size"]="10m"; json.dump(d, open(p, "w"))'`);
+    mustRoot(hosts, "sark", "sysctl -q -w vm.swappiness=33");
+    mustRoot(hosts, "sark", `sed -i 's/^OnUnitActiveSec=.*/OnUnitActiveSec=1h/' /etc/systemd/system/${ALERT_TIMER}`);
+    const drifts = await probe();
+    expect(drifts.map((d) => [d.kind, d.what])).toEqual([
+      ["daemon.json", "log-opts"],
+      ["file", `/etc/systemd/system/${ALERT_TIMER}`],
+      ["sysctl", "vm.swappiness"],
+    ]);
+    expect(drifts[0]).toMatchObject({ expected: '{"max-file": "5", "max-size": "100m"}', actual: '{"max-file": "5", "max-size": "10m"}' });
+    expect(drifts[2]).toMatchObject({ expected: "10", actual: "33" });
+  });
+
+  it("GIVEN the stack applied again THEN no drift", async () => {
+    applyCommands(plan, keyPath);
+    // the merge restarted dockerd; the container's restart policy brings it back
+    mustRoot(hosts, "sark", "timeout 60 sh -c 'until [ \"$(docker inspect -f {{.State.Running}} chromadb)\" = true ]; do sleep 1; done'");
+    expect(await probe()).toEqual([]);
+  });
+});
