@@ -419,7 +419,7 @@ const monitoringSection = z.strictObject({
   usage: levels(80, 90).default({ warning: 80, critical: 90 }),
   /**
    * CPU I/O wait, percent over `sampleSeconds`. The plan's 80 is out of reach on a many-core DGX
-   * (docs/monitoring.md). @default { warning: 20, critical: 50, sampleSeconds: 5 }
+   * (README "Disks"). @default { warning: 20, critical: 50, sampleSeconds: 5 }
    */
   iowait: z
     .strictObject({
@@ -487,7 +487,7 @@ const backupSection = z.strictObject({
       hourly: z.array(absolutePath).default([]),
     })
     .default({ daily: [], hourly: [] }),
-  /** Live SQLite databases under those paths, archived as online-backup copies (docs/backup.md). @default [] */
+  /** Live SQLite databases under those paths, archived as online-backup copies (README "Backups with borg"). @default [] */
   sqlite: z.array(absolutePath).default([]),
   retention: z
     .strictObject({
@@ -506,6 +506,8 @@ const backupSection = z.strictObject({
       check: calendar.optional(),
       verifyData: calendar.optional(),
       drill: calendar.optional(),
+      /** The missed-schedule watch. @default "hourly" */
+      watch: calendar.optional(),
     })
     .default({}),
   /** An archive adding more than this times the median of the last runs raises an alert. @default 4 */

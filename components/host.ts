@@ -137,7 +137,12 @@ export class DgxHost extends pulumi.ComponentResource {
           (m) =>
             new DataMigration(
               `${name}-migrate-${m.name}`,
-              { access: this.access, migration: m, containerName: service.containerName },
+              {
+                access: this.access,
+                migration: m,
+                containerName: service.containerName,
+                ...(config.backup ? { borg: { host: host.name, name: config.backup.repository.name, path: config.backup.repository.path } } : {}),
+              },
               // snapshot: borg runs the helper the backup unit set installs, with its repository
               { parent: this, ...(m.snapshot === "borg" && this.backup ? { dependsOn: [this.backup.units] } : {}) },
             ),

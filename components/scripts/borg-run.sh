@@ -8,6 +8,7 @@
 #   check [--verify-data]                             `borg check` (--verify-data reads every chunk)
 #   drill <series> [--sample N]                       restore drill on the latest archive of a series
 #   copy-offsite <ssh-key> <known-hosts> [--sqlite <db>]... <path>...
+#   watch <job>=<max-age-seconds>...      alert when a job's last run is older than its max age
 #                                                     archive <host>-offsite-<time> into --repo, an
 #                                                     ssh:// repository on the other host (created
 #                                                     on the first run, its key exported)
@@ -30,7 +31,7 @@ if ! declare -F dgx_lib_loaded >/dev/null; then
 	. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 fi
 
-usage="usage: borg-run.sh --repo <repo> --host <name> [--growth-factor N] create|prune|check|drill|copy-offsite ..."
+usage="usage: borg-run.sh --repo <repo> --host <name> [--growth-factor N] create|prune|check|drill|copy-offsite|watch ..."
 repo="" host="" growth_factor=4
 while [[ $# -gt 0 && "$1" == --* ]]; do
 	case "$1" in
@@ -134,7 +135,7 @@ PY
 	)" || warn "could not write the status of $job to $status_dir"
 	case "$outcome" in
 	ok) verdict="ok" prio=info ;;
-	warning) verdict="finished with warnings (borg exit 1)" prio=warning ;;
+	warning) verdict="finished with warnings${borg_rc:+ (borg exit $borg_rc)}" prio=warning ;;
 	*) verdict="FAILED" prio=err ;;
 	esac
 	alert "$prio" "$host $job $verdict${archive:+: archive $archive}${bytes_added:+, added $bytes_added bytes}${message:+; $message}"
@@ -425,10 +426,41 @@ run_copy_offsite() {
 	[[ "$outcome" == warning ]] || outcome=ok
 }
 
+# watch <job>=<max-age-seconds>... : a job whose last run (its status record) is older than its
+# max age, or that has not run within it since the watch began, is a missed schedule: alert (err)
+run_watch() {
+	local spec jid max since now last missed=0
+	[[ $# -ge 1 ]] || fail "watch needs <job>=<max age in seconds>..."
+	mkdir -p "$status_dir"
+	[[ -f "$status_dir/.watch-since" ]] || date +%s >"$status_dir/.watch-since"
+	since="$(cat "$status_dir/.watch-since")"
+	now="$(date +%s)"
+	for spec in "$@"; do
+		jid="${spec%%=*}" max="${spec#*=}"
+		[[ "$jid" =~ ^[a-z][a-z0-9-]*$ && "$max" =~ ^[0-9]+$ ]] || fail "watch: '$spec' is not <job>=<seconds>"
+		last="$(python3 -c 'import json,sys,calendar,time; r=json.load(open(sys.argv[1])); print(calendar.timegm(time.strptime(r["start"], "%Y-%m-%dT%H:%M:%SZ")))' "$status_dir/$jid.json" 2>/dev/null || true)"
+		if [[ -z "$last" ]]; then
+			if ((now - since > max)); then
+				alert err "$host backup job $jid missed its schedule: it has not run since the watch began $(((now - since) / 3600)) h ago (expected at least every $((max / 3600)) h)"
+				missed=$((missed + 1))
+			fi
+		elif ((now - last > max)); then
+			alert err "$host backup job $jid missed its schedule: last run $(date -u -d "@$last" +%Y-%m-%dT%H:%MZ), $(((now - last) / 3600)) h ago (expected at least every $((max / 3600)) h)"
+			missed=$((missed + 1))
+		fi
+	done
+	outcome=ok
+	if ((missed > 0)); then
+		outcome=warning
+		message="$missed missed schedule(s)"
+	fi
+}
+
 case "$command" in
 create | prune | drill) name="${command}-${1:-}" ;;
 check) name=check ;;
 copy-offsite) name="copy-offsite" ;;
+watch) name=watch ;;
 *) die "unknown command '$command'; $usage" ;;
 esac
 [[ "$name" =~ ^[a-z][a-z0-9-]*[a-z0-9]$ ]] || die "the series must be lower-case letters, digits and '-'; $usage"

@@ -2,14 +2,16 @@
 # Move a service's data directory to a new place with little downtime, verified, resumable, and
 # never losing a byte.
 #
-#   migrate.sh run      <name> <container|-> <source> <destination> <mount|-> <margin%> <health-timeout-s> <snapshot: none|borg>
+#   migrate.sh run      <name> <container|-> <source> <destination> <mount|-> <margin%> <health-timeout-s> <snapshot>
+#     snapshot: none, or borg:<host>:<repository name>:<repository path> (the backup component's)
 #   migrate.sh finalize <name> <container|-> <source> <destination> <health-timeout-s>
 #
 # run (before Pulumi replaces the container with one that mounts <destination>):
 #   1. pre-flight, nothing changed yet: absolute paths, neither inside the other, the source
 #      readable, the container known, the destination on <mount> with room for the source plus
 #      <margin>%, and empty or holding a partial run of this same migration;
-#   2. a borg archive of the source (snapshot=borg) or nothing (snapshot=none);
+#   2. a borg archive of the source, its SQLite databases copied consistently (snapshot=borg:...),
+#      or nothing (snapshot=none);
 #   3. pass 1 while the service runs: rsync -aHAX --numeric-ids --sparse;
 #   4. stop the container, make sure no process still has a file open under the source;
 #   5. verification of pass 1 while the service still runs: every entry with a ctime older than
@@ -145,7 +147,8 @@ fi
 # ---- run ---------------------------------------------------------------------------------------
 mount_point="$6" margin="$7" health_timeout="$8" snapshot="$9"
 [[ "$margin" =~ ^[0-9]+$ ]] || die "the margin must be a whole percentage, got '$margin'"
-[[ "$snapshot" == none || "$snapshot" == borg ]] || die "snapshot must be none or borg, got '$snapshot'"
+[[ "$snapshot" == none || "$snapshot" =~ ^borg:[a-z][a-z0-9-]*:[a-z][a-z0-9-]*:/ ]] ||
+	die "snapshot must be none or borg:<host>:<repository name>:<repository path>, got '$snapshot'"
 state="$(marker_get state)"
 if [[ "$state" == complete ]]; then
 	log "migration $name completed on $(marker_get completed_at); nothing to do (the source is never copied again)"
@@ -202,12 +205,18 @@ if [[ "$DRY_RUN" == 1 ]]; then
 	exit 0
 fi
 
-# 2. snapshot
-if [[ "$snapshot" == borg ]]; then
-	runner=/usr/local/lib/dgx-storage/borg-run.sh
-	[[ -x "$runner" ]] || die "snapshot=borg but $runner is not installed (apply the backup component first); nothing was touched"
-	log "borg archive of $src before migrating"
-	"$runner" create "migration-$name" "$src" || die "the borg archive of $src failed; nothing was touched"
+# 2. snapshot: an archive in the backup component's repository, with its pass file and state,
+# taken while the service runs, so SQLite databases go in through borg-run.sh's consistent copies
+if [[ "$snapshot" == borg:* ]]; then
+	IFS=: read -r _ borg_host borg_name borg_repo <<<"$snapshot"
+	runner="${ROOT}/usr/local/lib/dgx-storage/borg-run.sh"
+	[[ -f "$runner" ]] || die "snapshot=borg but ${runner#"$ROOT"} is not installed (apply the backup component first); nothing was touched"
+	sqlite=()
+	while IFS= read -r -d '' db; do sqlite+=(--sqlite "${db#"$ROOT"}"); done < <(find "$S" -maxdepth 3 -type f \( -name '*.sqlite3' -o -name '*.sqlite' \) -print0)
+	log "borg archive of $src before migrating (repository $borg_repo)"
+	BORG_PASSCOMMAND="cat ${ROOT}/etc/dgx-storage/borg/${borg_name}.pass" BORG_BASE_DIR="${ROOT}/var/lib/dgx-storage/borg" \
+		bash "$runner" --repo "$borg_repo" --host "$borg_host" create "migration-$name" "${sqlite[@]}" "$src" ||
+		die "the borg archive of $src failed; nothing was touched"
 fi
 
 mkdir -p "$D"

@@ -17,8 +17,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OFFSITE_KEY_PATH } from "../../components/backup";
-import { runStack, stackFileConfig, type StackRun } from "../harness";
-import { addOperator, asRoot, mustRoot, ssh, startHosts, stopHosts, type HostName, type TestHosts } from "./hosts";
+import { runStack, type StackRun } from "../harness";
+import { addOperator, asRoot, mustRoot, ssh, startHosts, stopHosts, type HostName, type TestHosts, testStackConfig } from "./hosts";
 import { applyCommands, planCommands, type Executed, type PlannedCommand } from "./runner";
 
 const PASSPHRASE = `e2e-borg-sentinel-${crypto.randomBytes(6).toString("hex")}`;
@@ -38,18 +38,7 @@ const started = Date.now();
 const peerOf = (name: HostName): HostName => (name === "sark" ? "clu" : "sark");
 
 /** The test stack with this host's SSH and the PEER's management SSH (port, host key) from hosts.json. */
-function stackConfig(name: HostName): Record<string, unknown> {
-  const config = stackFileConfig(`test/e2e/Pulumi.test-${name}.yaml`);
-  const h = hosts.hosts[name];
-  const peer = hosts.hosts[peerOf(name)];
-  const host = config.host as { ssh: Record<string, unknown> };
-  const backup = config.backup as { offsite: { ssh: Record<string, unknown> } };
-  return {
-    ...config,
-    host: { ...host, ssh: { ...host.ssh, port: h.port, hostKey: h.hostKey } },
-    backup: { ...backup, offsite: { ...backup.offsite, ssh: { ...backup.offsite.ssh, port: peer.port, hostKey: peer.hostKey } } },
-  };
-}
+const stackConfig = (name: HostName) => testStackConfig(hosts, name);
 
 async function program(name: HostName, stdout: Record<string, string>, managerInit?: string): Promise<StackRun> {
   const init = managerInit ? (JSON.parse(managerInit.trim().split("\n").pop()!) as Record<string, string>) : undefined;
@@ -197,7 +186,7 @@ describe("backups with borg on the test hosts", () => {
     for (const name of ["sark", "clu"] as const) {
       const units = mustRoot(hosts, name, "ls /etc/systemd/system/dgx-backup-*").trim().split("\n").map((p) => path.basename(p));
       expect(units.sort()).toEqual(
-        ["daily", ...(name === "sark" ? ["hourly"] : []), "check", "verify", "drill", "offsite"].flatMap((j) => [`dgx-backup-${j}.service`, `dgx-backup-${j}.timer`]).sort(),
+        ["daily", ...(name === "sark" ? ["hourly"] : []), "check", "verify", "drill", "offsite", "watch"].flatMap((j) => [`dgx-backup-${j}.service`, `dgx-backup-${j}.timer`]).sort(),
       );
       // what install-units.sh ran before installing them, again on the installed files: silent
       expect(mustRoot(hosts, name, "cd /etc/systemd/system && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify dgx-backup-*.service dgx-backup-*.timer 2>&1")).toBe("");
@@ -216,8 +205,8 @@ describe("backups with borg on the test hosts", () => {
     console.log(`round 2: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     expect(installedFiles("sark")).toBe(before.sark);
     expect(installedFiles("clu")).toBe(before.clu);
-    expect(result(1, "sark-backup-units").stdout).toBe("install-units: set backup: 14 files, 6 units enabled\n");
-    expect(result(1, "clu-backup-units").stdout).toBe("install-units: set backup: 12 files, 5 units enabled\n");
+    expect(result(1, "sark-backup-units").stdout).toBe("install-units: set backup: 16 files, 7 units enabled\n");
+    expect(result(1, "clu-backup-units").stdout).toBe("install-units: set backup: 14 files, 6 units enabled\n");
     expect(result(1, "sark-backup-repo").stdout).toBe("borg-repo: repository sark at /srv/borg/sark is ready\n");
     for (const name of ["sark", "clu"] as const) {
       for (const c of plans[1]![name]) {

@@ -14,9 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dockerSshOpts } from "../../components/host";
 import { loadStackFile } from "../../components/config";
 import { renderSysctl } from "../../components/render/sysctl";
-import { withPeerKey } from "../fixtures";
-import { runStack, stackFileConfig, type StackRun } from "../harness";
-import { addOperator, asRoot, mustRoot, ssh, startHosts, stopHosts, type HostName, type TestHosts } from "./hosts";
+import { runStack, type StackRun } from "../harness";
+import { addOperator, asRoot, mustRoot, ssh, startHosts, stopHosts, type HostName, type TestHosts, testStackConfig } from "./hosts";
 import { applyCommands, planCommands, type Executed, type PlannedCommand } from "./runner";
 
 const NVIDIA_DAEMON_JSON = `{
@@ -38,14 +37,7 @@ const snapshots: Record<HostName, string>[] = [];
 let sarkPlan: PlannedCommand[];
 let cluPlan: PlannedCommand[];
 
-function stackConfig(name: HostName): Record<string, unknown> {
-  const config = stackFileConfig(`test/e2e/Pulumi.test-${name}.yaml`);
-  const h = hosts.hosts[name];
-  const host = config.host as { ssh: Record<string, unknown> };
-  // the backup's off-site block: the other host's management SSH (port and key from hosts.json)
-  const peer = hosts.hosts[name === "sark" ? "clu" : "sark"];
-  return withPeerKey({ ...config, host: { ...host, ssh: { ...host.ssh, port: h.port, hostKey: h.hostKey } } }, peer.hostKey, peer.port);
-}
+const stackConfig = (name: HostName) => testStackConfig(hosts, name);
 
 async function program(name: HostName, managerInit?: string): Promise<StackRun> {
   const init = managerInit ? (JSON.parse(managerInit.trim().split("\n").pop()!) as Record<string, string>) : undefined;

@@ -13,8 +13,8 @@ import { parseHostConfig, type HostConfig } from "../../components/config";
 import { ALERT_TIMER } from "../../components/render/monitoring";
 import { probeHost } from "../../tools/drift-core";
 import { buildHostOffline } from "../../tools/offline-host";
-import { runStack, stackFileConfig } from "../harness";
-import { addOperator, mustRoot, startHosts, stopHosts, type TestHosts } from "./hosts";
+import { runStack } from "../harness";
+import { addOperator, mustRoot, startHosts, stopHosts, testStackConfig, type TestHosts } from "./hosts";
 import { applyCommands, planCommands, type PlannedCommand } from "./runner";
 
 let hosts: TestHosts;
@@ -33,12 +33,11 @@ beforeAll(async () => {
   hosts = startHosts();
   keyPath = path.join(hosts.workdir, "id_ed25519");
   addOperator(hosts, "sark");
-  const base = stackFileConfig("test/e2e/Pulumi.test-sark.yaml");
-  const host = base.host as { ssh: Record<string, unknown> };
-  const h = hosts.hosts.sark;
-  values = { ...base, host: { ...host, ssh: { ...host.ssh, port: h.port, hostKey: h.hostKey } } };
+  // the backup's off-site receiving side is installed on clu by sark's stack
+  addOperator(hosts, "clu");
+  values = testStackConfig(hosts, "sark");
   config = parseHostConfig(values, { source: "Pulumi.test-sark.yaml", mode: "apply" });
-  const run = await runStack({ stack: "test-sark", config: values, secrets: { sshPrivateKey: fs.readFileSync(keyPath, "utf8") }, preview: false });
+  const run = await runStack({ stack: "test-sark", config: values, secrets: { sshPrivateKey: fs.readFileSync(keyPath, "utf8"), borgPassphrase: "drift-test-passphrase" }, preview: false });
   plan = planCommands(run);
   // whatever the stack's test-only preparations need (the monitoring e2e loop-mounts this)
   mustRoot(hosts, "sark", "mkdir -p /home/maxvamp/chromadb-data /mnt/alert-test");

@@ -7,7 +7,8 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { REPO } from "../harness";
+import { withPeerKey } from "../fixtures";
+import { REPO, stackFileConfig } from "../harness";
 
 export type HostName = "sark" | "clu";
 
@@ -115,4 +116,16 @@ install -d -m 700 -o maxvamp -g maxvamp /home/maxvamp/.ssh
 install -m 600 -o maxvamp -g maxvamp /root/.ssh/authorized_keys /home/maxvamp/.ssh/authorized_keys
 echo 'maxvamp ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/maxvamp && chmod 440 /etc/sudoers.d/maxvamp`,
   );
+}
+
+/**
+ * A test stack file's config pointed at the running hosts: this host's SSH port and host key,
+ * and the backup's off-site peer (the other host's management port and host key), from hosts.json.
+ */
+export function testStackConfig(hosts: TestHosts, name: HostName): Record<string, unknown> {
+  const config = stackFileConfig(`test/e2e/Pulumi.test-${name}.yaml`);
+  const h = hosts.hosts[name];
+  const host = config.host as { ssh: Record<string, unknown> };
+  const peer = hosts.hosts[name === "sark" ? "clu" : "sark"];
+  return withPeerKey({ ...config, host: { ...host, ssh: { ...host.ssh, port: h.port, hostKey: h.hostKey } } }, peer.hostKey, peer.port);
 }

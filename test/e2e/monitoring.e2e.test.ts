@@ -16,9 +16,8 @@ import { baselineOutput, baselineFile, SMARTD_CONF } from "../../components/moni
 import { scriptCommand } from "../../components/render/command";
 import { SMARTD_ALERT_HOOK } from "../../components/render/monitoring";
 import { renderSmartdConf } from "../../components/render/smartd";
-import { withPeerKey } from "../fixtures";
-import { runStack, stackFileConfig, type StackRun } from "../harness";
-import { addOperator, mustRoot, ssh, startHosts, stopHosts, type HostName, type TestHosts } from "./hosts";
+import { runStack, type StackRun } from "../harness";
+import { addOperator, mustRoot, ssh, startHosts, stopHosts, type HostName, type TestHosts, testStackConfig } from "./hosts";
 import { applyCommands, planCommands, type Executed } from "./runner";
 
 const WEBHOOK = "http://127.0.0.1:8765/alerts/e2e-secret-token";
@@ -31,14 +30,7 @@ const rounds: Record<HostName, Executed[]>[] = [];
 const programs: Record<HostName, StackRun>[] = [];
 const started = Date.now();
 
-function stackConfig(name: HostName): Record<string, unknown> {
-  const config = stackFileConfig(`test/e2e/Pulumi.test-${name}.yaml`);
-  const h = hosts.hosts[name];
-  const host = config.host as { ssh: Record<string, unknown> };
-  // the backup's off-site block: the other host's management SSH (port and key from hosts.json)
-  const peer = hosts.hosts[name === "sark" ? "clu" : "sark"];
-  return withPeerKey({ ...config, host: { ...host, ssh: { ...host.ssh, port: h.port, hostKey: h.hostKey } } }, peer.hostKey, peer.port);
-}
+const stackConfig = (name: HostName) => testStackConfig(hosts, name);
 
 async function program(name: HostName, managerInit?: string): Promise<StackRun> {
   const init = managerInit ? (JSON.parse(managerInit.trim().split("\n").pop()!) as Record<string, string>) : undefined;

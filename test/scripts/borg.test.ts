@@ -12,7 +12,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { offsiteAuthorizedKey } from "../../components/render/backup";
-import { SCRIPTS_DIR } from "../../components/render/command";
+import { bundledScript, SCRIPTS_DIR } from "../../components/render/command";
 import { makeRoot, snapshotTree, type ScriptResult } from "./run";
 
 const SENTINEL = "SENTINEL-pass-7f3a9c1e-do-not-leak";
@@ -459,5 +459,71 @@ describe("the off-site copy through an append-only key", () => {
     const back = spawnSync("borg", ["list", "--short", farRepo], { env: operator, encoding: "utf8" });
     expect(back.stdout.trim().split("\n")).toEqual(names);
     expect(spawnSync("borg", ["check", "--verify-data", farRepo], { env: operator, encoding: "utf8" }).status).toBe(0);
+  });
+});
+
+describe("the migration's borg snapshot (migrate.sh snapshot=borg:...)", () => {
+  it("GIVEN the backup repository THEN the source is archived first, its SQLite database as a consistent copy", () => {
+    const h = makeHost();
+    expect(setup(h).code).toBe(0);
+    // the runner where the backup unit set installs it
+    const runner = path.join(h.root, "usr/local/lib/dgx-storage/borg-run.sh");
+    fs.mkdirSync(path.dirname(runner), { recursive: true });
+    fs.writeFileSync(runner, bundledScript("borg-run"), { mode: 0o755 });
+    writeData(path.join(h.root, "src"), 5, 4096);
+    spawnSync("python3", ["-c", "import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(x)'); db.execute('INSERT INTO t VALUES (42)'); db.commit()", path.join(h.root, "src/chroma.sqlite3")]);
+    const r = spawnSync("bash", [path.join(SCRIPTS_DIR, "migrate.sh"), "run", "chroma", "-", "/src", "/dst", "-", "10", "30", `borg:sark:sark:${REPO}`], {
+      env: { ...process.env, ...h.env, BORG_PASSCOMMAND: "" },
+      encoding: "utf8",
+      timeout: 120_000,
+    });
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(`borg archive of /src before migrating (repository ${REPO})`);
+    const made = archives(h, "sark-migration-chroma-*");
+    expect(made).toHaveLength(1);
+    const listed = borg(h, ["list", "--short", `${repoDir(h)}::${made[0]}`]).stdout;
+    expect(listed).toMatch(/src\/f\d/);
+    expect(listed).toContain("chroma.sqlite3"); // the consistent copy, under its snapshot path
+  });
+
+  it("GIVEN a malformed snapshot argument THEN a clear error and nothing touched", () => {
+    const root = makeRoot({ "src/f": "x" });
+    const r = spawnSync("bash", [path.join(SCRIPTS_DIR, "migrate.sh"), "run", "chroma", "-", "/src", "/dst", "-", "10", "30", "borg"], { env: { ...process.env, ROOT: root }, encoding: "utf8" });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("snapshot must be none or borg:<host>:<repository name>:<repository path>, got 'borg'");
+    expect(fs.existsSync(path.join(root, "dst"))).toBe(false);
+  });
+});
+
+describe("borg-run.sh watch (missed schedules)", () => {
+  const record = (h: Host, job: string, secondsAgo: number) => {
+    const dir = path.join(h.root, "var/lib/dgx-storage/backup-status");
+    fs.mkdirSync(dir, { recursive: true });
+    const start = new Date(Date.now() - secondsAgo * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+    fs.writeFileSync(path.join(dir, `${job}.json`), JSON.stringify({ job, start, status: "ok" }));
+  };
+
+  it("GIVEN a job that ran within its max age THEN no alert; GIVEN one that did not THEN an err alert naming it", () => {
+    const h = makeHost();
+    record(h, "create-daily", 3600);
+    record(h, "create-hourly", 4 * 3600);
+    const r = run(h, ["watch", "create-daily=129600", "create-hourly=10800"]);
+    expect(r.code).toBe(0);
+    // the journal (tag dgx-backup) is where every alert goes; the webhook only when configured
+    const journal = read(path.join(h.aux, "journal"));
+    expect(journal).toMatch(/-t dgx-backup -p user\.err -- sark backup job create-hourly missed its schedule: last run .*, 4 h ago \(expected at least every 3 h\)/);
+    expect(journal).not.toContain("create-daily missed");
+    expect(status(h, "watch")).toMatchObject({ status: "warning", message: "1 missed schedule(s)" });
+  });
+
+  it("GIVEN a job that never ran THEN it is missed only once the watch is older than its max age", () => {
+    const h = makeHost();
+    expect(run(h, ["watch", "copy-offsite=907200"]).code).toBe(0);
+    expect(read(path.join(h.aux, "journal"))).not.toContain("missed its schedule");
+    // the watch began 11 days ago
+    fs.writeFileSync(path.join(h.root, "var/lib/dgx-storage/backup-status/.watch-since"), `${Math.floor(Date.now() / 1000) - 11 * 86400}\n`);
+    expect(run(h, ["watch", "copy-offsite=907200"]).code).toBe(0);
+    expect(read(path.join(h.aux, "journal"))).toMatch(/user\.err -- sark backup job copy-offsite missed its schedule: it has not run since the watch began 264 h ago/);
   });
 });
