@@ -18,7 +18,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OFFSITE_KEY_PATH } from "../../components/backup";
 import { runStack, type StackRun } from "../harness";
-import { addOperator, asRoot, mustRoot, ssh, startHosts, stopHosts, type HostName, type TestHosts, testStackConfig } from "./hosts";
+import { managerOutputs, addOperator, asRoot, mustRoot, ssh, startHosts, stopHosts, type HostName, type TestHosts, testStackConfig } from "./hosts";
 import { applyCommands, planCommands, type Executed, type PlannedCommand } from "./runner";
 
 const PASSPHRASE = `e2e-borg-sentinel-${crypto.randomBytes(6).toString("hex")}`;
@@ -41,25 +41,13 @@ const peerOf = (name: HostName): HostName => (name === "sark" ? "clu" : "sark");
 const stackConfig = (name: HostName) => testStackConfig(hosts, name);
 
 async function program(name: HostName, stdout: Record<string, string>, managerInit?: string): Promise<StackRun> {
-  const init = managerInit ? (JSON.parse(managerInit.trim().split("\n").pop()!) as Record<string, string>) : undefined;
   return runStack({
     stack: `test-${name}`,
     config: stackConfig(name),
     secrets: { sshPrivateKey: key, borgPassphrase: PASSPHRASE, ...(name === "sark" ? { alertWebhook: WEBHOOK } : {}) },
     preview: false,
     commandStdout: (n) => stdout[n],
-    ...(init
-      ? {
-          stackOutputs: {
-            "organization/dgx-storage/test-sark": {
-              swarmManagerAddress: init.managerAddress,
-              swarmManagerNodeId: init.nodeId,
-              swarmWorkerToken: init.workerToken,
-              overlayNetwork: "optimized-swarm",
-            },
-          },
-        }
-      : {}),
+    ...(managerInit ? { stackOutputs: managerOutputs(managerInit) } : {}),
   });
 }
 

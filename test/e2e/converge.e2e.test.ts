@@ -15,7 +15,7 @@ import { dockerSshOpts } from "../../components/host";
 import { loadStackFile } from "../../components/config";
 import { renderSysctl } from "../../components/render/sysctl";
 import { runStack, type StackRun } from "../harness";
-import { addOperator, asRoot, mustRoot, ssh, startHosts, stopHosts, type HostName, type TestHosts, testStackConfig } from "./hosts";
+import { managerOutputs, addOperator, asRoot, mustRoot, ssh, startHosts, stopHosts, type HostName, type TestHosts, testStackConfig } from "./hosts";
 import { applyCommands, planCommands, type Executed, type PlannedCommand } from "./runner";
 
 const NVIDIA_DAEMON_JSON = `{
@@ -40,24 +40,12 @@ let cluPlan: PlannedCommand[];
 const stackConfig = (name: HostName) => testStackConfig(hosts, name);
 
 async function program(name: HostName, managerInit?: string): Promise<StackRun> {
-  const init = managerInit ? (JSON.parse(managerInit.trim().split("\n").pop()!) as Record<string, string>) : undefined;
   return runStack({
     stack: `test-${name}`,
     config: stackConfig(name),
     secrets: { sshPrivateKey: key },
     preview: false,
-    ...(init
-      ? {
-          stackOutputs: {
-            "organization/dgx-storage/test-sark": {
-              swarmManagerAddress: init.managerAddress,
-              swarmManagerNodeId: init.nodeId,
-              swarmWorkerToken: init.workerToken,
-              overlayNetwork: "optimized-swarm",
-            },
-          },
-        }
-      : {}),
+    ...(managerInit ? { stackOutputs: managerOutputs(managerInit) } : {}),
   });
 }
 

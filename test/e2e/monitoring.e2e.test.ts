@@ -17,7 +17,7 @@ import { scriptCommand } from "../../components/render/command";
 import { SMARTD_ALERT_HOOK } from "../../components/render/monitoring";
 import { renderSmartdConf } from "../../components/render/smartd";
 import { runStack, type StackRun } from "../harness";
-import { addOperator, mustRoot, ssh, startHosts, stopHosts, type HostName, type TestHosts, testStackConfig } from "./hosts";
+import { managerOutputs, addOperator, mustRoot, ssh, startHosts, stopHosts, type HostName, type TestHosts, testStackConfig } from "./hosts";
 import { applyCommands, planCommands, type Executed } from "./runner";
 
 const WEBHOOK = "http://127.0.0.1:8765/alerts/e2e-secret-token";
@@ -33,24 +33,12 @@ const started = Date.now();
 const stackConfig = (name: HostName) => testStackConfig(hosts, name);
 
 async function program(name: HostName, managerInit?: string): Promise<StackRun> {
-  const init = managerInit ? (JSON.parse(managerInit.trim().split("\n").pop()!) as Record<string, string>) : undefined;
   return runStack({
     stack: `test-${name}`,
     config: stackConfig(name),
     secrets: { sshPrivateKey: key, ...(name === "sark" ? { alertWebhook: WEBHOOK } : {}) },
     preview: false,
-    ...(init
-      ? {
-          stackOutputs: {
-            "organization/dgx-storage/test-sark": {
-              swarmManagerAddress: init.managerAddress,
-              swarmManagerNodeId: init.nodeId,
-              swarmWorkerToken: init.workerToken,
-              overlayNetwork: "optimized-swarm",
-            },
-          },
-        }
-      : {}),
+    ...(managerInit ? { stackOutputs: managerOutputs(managerInit) } : {}),
   });
 }
 
