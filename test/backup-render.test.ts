@@ -18,7 +18,7 @@ const PLAN: BackupPlan = {
   hourlyRetention: { hourly: 24 },
   offsite: {
     user: "borg-sark",
-    host: "192.168.68.71",
+    host: "192.0.2.71",
     port: 22,
     repoPath: "/srv/borg-offsite/sark",
     sshKeyPath: "/etc/dgx-storage/borg/offsite_ed25519",
@@ -51,7 +51,7 @@ describe("backupUnitSet", () => {
     expect(unit("dgx-backup-watch.timer")).toContain("\nOnCalendar=hourly\n");
     expect(file("/usr/local/lib/dgx-storage/borg-run.sh").content).toBe(bundledScript("borg-run"));
     expect(file("/etc/dgx-storage/alert-webhook").content).toBe("https://ntfy.example.invalid/dgx-backups\n");
-    expect(file("/etc/dgx-storage/borg/offsite-known_hosts").content).toBe(`192.168.68.71 ${PLAN.offsite!.hostKey}\n`);
+    expect(file("/etc/dgx-storage/borg/offsite-known_hosts").content).toBe(`192.0.2.71 ${PLAN.offsite!.hostKey}\n`);
   });
 
   it("round-trips the daily service through parseUnit", () => {
@@ -86,7 +86,7 @@ describe("backupUnitSet", () => {
     const offsite = unit("dgx-backup-offsite.service");
     expect(offsite).toContain("\nWants=network-online.target\nAfter=network-online.target\n");
     expect(offsite).toContain(
-      "\nExecStart=/bin/bash /usr/local/lib/dgx-storage/borg-run.sh --repo ssh://borg-sark@192.168.68.71:22/srv/borg-offsite/sark --host sark --growth-factor 4 copy-offsite /etc/dgx-storage/borg/offsite_ed25519 /etc/dgx-storage/borg/offsite-known_hosts --sqlite /data/chroma/chroma.sqlite3 /data/chroma /home/maxvamp/chromadb-data /var/lib/docker/volumes/backup-data/_data\n",
+      "\nExecStart=/bin/bash /usr/local/lib/dgx-storage/borg-run.sh --repo ssh://borg-sark@192.0.2.71:22/srv/borg-offsite/sark --host sark --growth-factor 4 copy-offsite /etc/dgx-storage/borg/offsite_ed25519 /etc/dgx-storage/borg/offsite-known_hosts --sqlite /data/chroma/chroma.sqlite3 /data/chroma /home/maxvamp/chromadb-data /var/lib/docker/volumes/backup-data/_data\n",
     );
     for (const f of set.files.filter((x) => x.path.endsWith(".service"))) {
       expect(f.content.split("\n")[0]).toMatch(/^# Managed by dgx-storage/);
@@ -146,7 +146,7 @@ describe("off-site helpers", () => {
   });
 
   it("offsiteKnownHosts uses the [host]:port form off port 22", () => {
-    expect(offsiteKnownHosts({ ...PLAN.offsite!, port: 2222 })).toBe(`[192.168.68.71]:2222 ${PLAN.offsite!.hostKey}\n`);
+    expect(offsiteKnownHosts({ ...PLAN.offsite!, port: 2222 })).toBe(`[192.0.2.71]:2222 ${PLAN.offsite!.hostKey}\n`);
   });
 });
 
