@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { backupUnitSet, calendarPeriodSeconds, execWord, maxAgeSeconds, offsiteAuthorizedKey, offsiteKnownHosts, repoSetupArgs, type BackupPlan } from "../components/render/backup";
+import { backupUnitSet, calendarPeriodSeconds, execWord, lockWaitSeconds, maxAgeSeconds, offsiteAuthorizedKey, offsiteKnownHosts, repoSetupArgs, type BackupPlan } from "../components/render/backup";
 import { bundledScript } from "../components/render/command";
 import { parseUnit } from "../components/render/systemd";
 
@@ -30,7 +30,12 @@ const PLAN: BackupPlan = {
 const set = backupUnitSet(PLAN);
 const file = (p: string) => set.files.find((f) => f.path === p)!;
 const unit = (name: string) => file(`/etc/systemd/system/${name}`).content;
-const RUN = "/bin/bash /usr/local/lib/dgx-storage/borg-run.sh --repo /mnt/borg-backup --host sark --growth-factor 4";
+const BIN = "/bin/bash /usr/local/lib/dgx-storage/borg-run.sh";
+const OPTS = "--repo /mnt/borg-backup --host sark --growth-factor 4";
+/** The command line of a job whose borg commands wait up to `lockWait` s for the repository lock. */
+const RUN = (lockWait: number) => `${BIN} --lock-wait ${lockWait} ${OPTS}`;
+/** 90% of the period over the job's borg commands: daily and hourly run create and prune. */
+const WAIT = { daily: 38_880, hourly: 1_620, weekly: 544_320, monthly: 2_410_560 };
 
 describe("backupUnitSet", () => {
   it("declares a service and a timer per job, the helper, the webhook and known_hosts files; enables the timers", () => {
@@ -46,7 +51,7 @@ describe("backupUnitSet", () => {
     expect(set.enable).toEqual(["daily", "hourly", "check", "verify", "drill", "offsite", "watch"].map((j) => `dgx-backup-${j}.timer`));
     // missed schedules: every job watched, allowed its period plus half of it (at least 2 h)
     expect(unit("dgx-backup-watch.service")).toContain(
-      `\nExecStart=${RUN} watch create-daily=129600 create-hourly=10800 check=907200 check-verify-data=4017600 drill-daily=4017600 copy-offsite=907200\n`,
+      `\nExecStart=${BIN} ${OPTS} watch create-daily=129600 create-hourly=10800 check=907200 check-verify-data=4017600 drill-daily=4017600 copy-offsite=907200\n`,
     );
     expect(unit("dgx-backup-watch.timer")).toContain("\nOnCalendar=hourly\n");
     expect(file("/usr/local/lib/dgx-storage/borg-run.sh").content).toBe(bundledScript("borg-run"));
@@ -63,8 +68,8 @@ describe("backupUnitSet", () => {
           ["Type", "oneshot"],
           ["Environment", '"BORG_PASSCOMMAND=cat /etc/dgx-storage/borg/sark.pass"'],
           ["Environment", "BORG_BASE_DIR=/var/lib/dgx-storage/borg"],
-          ["ExecStart", `${RUN} create daily --sqlite /data/chroma/chroma.sqlite3 /data/chroma /home/maxvamp/chromadb-data /var/lib/docker/volumes/backup-data/_data`],
-          ["ExecStart", `${RUN} prune daily --keep-daily=7 --keep-weekly=4 --keep-monthly=6`],
+          ["ExecStart", `${RUN(WAIT.daily)} create daily --sqlite /data/chroma/chroma.sqlite3 /data/chroma /home/maxvamp/chromadb-data /var/lib/docker/volumes/backup-data/_data`],
+          ["ExecStart", `${RUN(WAIT.daily)} prune daily --keep-daily=7 --keep-weekly=4 --keep-monthly=6`],
           ["SyslogIdentifier", "dgx-backup"],
           ["Nice", "19"],
           ["CPUSchedulingPolicy", "batch"],
@@ -76,17 +81,18 @@ describe("backupUnitSet", () => {
   });
 
   it("targets: the hourly series keeps 24 hourly; timers are persistent with a random delay; the off-site job waits for the network", () => {
-    expect(unit("dgx-backup-hourly.service")).toContain(`\nExecStart=${RUN} create hourly --sqlite /data/chroma/chroma.sqlite3 /data/chroma\n`);
-    expect(unit("dgx-backup-hourly.service")).toContain(`\nExecStart=${RUN} prune hourly --keep-hourly=24\n`);
+    expect(unit("dgx-backup-hourly.service")).toContain(`\nExecStart=${RUN(WAIT.hourly)} create hourly --sqlite /data/chroma/chroma.sqlite3 /data/chroma\n`);
+    expect(unit("dgx-backup-hourly.service")).toContain(`\nExecStart=${RUN(WAIT.hourly)} prune hourly --keep-hourly=24\n`);
     expect(unit("dgx-backup-daily.timer")).toContain("\n[Timer]\nOnCalendar=*-*-* 02:00:00\nPersistent=yes\nRandomizedDelaySec=30m\n\n[Install]\nWantedBy=timers.target\n");
     expect(unit("dgx-backup-hourly.timer")).toContain("\nOnCalendar=hourly\n");
-    expect(unit("dgx-backup-verify.service")).toContain(`\nExecStart=${RUN} check --verify-data\n`);
+    expect(unit("dgx-backup-verify.service")).toContain(`\nExecStart=${RUN(WAIT.monthly)} check --verify-data\n`);
     expect(unit("dgx-backup-verify.timer")).toContain("\nOnCalendar=*-*-01 05:00:00\n");
-    expect(unit("dgx-backup-drill.service")).toContain(`\nExecStart=${RUN} drill daily --sample 200\n`);
+    expect(unit("dgx-backup-drill.service")).toContain(`\nExecStart=${RUN(WAIT.monthly)} drill daily --sample 200\n`);
+    expect(unit("dgx-backup-check.service")).toContain(`\nExecStart=${RUN(WAIT.weekly)} check\n`);
     const offsite = unit("dgx-backup-offsite.service");
     expect(offsite).toContain("\nWants=network-online.target\nAfter=network-online.target\n");
     expect(offsite).toContain(
-      "\nExecStart=/bin/bash /usr/local/lib/dgx-storage/borg-run.sh --repo ssh://borg-sark@192.0.2.71:22/srv/borg-offsite/sark --host sark --growth-factor 4 copy-offsite /etc/dgx-storage/borg/offsite_ed25519 /etc/dgx-storage/borg/offsite-known_hosts --sqlite /data/chroma/chroma.sqlite3 /data/chroma /home/maxvamp/chromadb-data /var/lib/docker/volumes/backup-data/_data\n",
+      "\nExecStart=/bin/bash /usr/local/lib/dgx-storage/borg-run.sh --lock-wait 544320 --repo ssh://borg-sark@192.0.2.71:22/srv/borg-offsite/sark --host sark --growth-factor 4 copy-offsite /etc/dgx-storage/borg/offsite_ed25519 /etc/dgx-storage/borg/offsite-known_hosts --sqlite /data/chroma/chroma.sqlite3 /data/chroma /home/maxvamp/chromadb-data /var/lib/docker/volumes/backup-data/_data\n",
     );
     for (const f of set.files.filter((x) => x.path.endsWith(".service"))) {
       expect(f.content.split("\n")[0]).toMatch(/^# Managed by dgx-storage/);
@@ -160,6 +166,14 @@ describe("missed-schedule periods", () => {
     ["Mon..Fri *-*-* 02:00", undefined],
   ])("%s has a period of %s s", (calendar, period) => {
     expect(calendarPeriodSeconds(calendar)).toBe(period);
+  });
+
+  it("lets a job wait for the repository lock for 90% of its period over its borg commands, at least 600 s", () => {
+    expect(lockWaitSeconds("hourly", 2)).toBe(1620);
+    expect(lockWaitSeconds("*-*-* 02:00:00", 2)).toBe(38_880);
+    expect(lockWaitSeconds("*-*-* *:30", 6)).toBe(600);
+    // a schedule whose period is not known is taken as hourly
+    expect(lockWaitSeconds("Mon..Fri *-*-* 02:00", 1)).toBe(3240);
   });
 
   it("allows a period and a half, at least two hours", () => {

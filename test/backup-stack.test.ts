@@ -162,9 +162,9 @@ describe("backup plans of the real stack files", () => {
     const set = backupUnitSet(backupPlan("sark", b));
     const daily = set.files.find((f) => f.path === "/etc/systemd/system/dgx-backup-daily.service")!.content;
     expect(daily).toContain(
-      "ExecStart=/bin/bash /usr/local/lib/dgx-storage/borg-run.sh --repo /mnt/borg-backup --host sark --growth-factor 4 create daily --sqlite /data/enhanced/chromadb/chroma.sqlite3 /data/chroma /data/enhanced /home/maxvamp/chromadb-data\n",
+      "ExecStart=/bin/bash /usr/local/lib/dgx-storage/borg-run.sh --lock-wait 38880 --repo /mnt/borg-backup --host sark --growth-factor 4 create daily --sqlite /data/enhanced/chromadb/chroma.sqlite3 /data/chroma /data/enhanced /home/maxvamp/chromadb-data\n",
     );
-    expect(daily).toContain("ExecStart=/bin/bash /usr/local/lib/dgx-storage/borg-run.sh --repo /mnt/borg-backup --host sark --growth-factor 4 prune daily --keep-daily=7 --keep-weekly=4 --keep-monthly=6\n");
+    expect(daily).toContain("ExecStart=/bin/bash /usr/local/lib/dgx-storage/borg-run.sh --lock-wait 38880 --repo /mnt/borg-backup --host sark --growth-factor 4 prune daily --keep-daily=7 --keep-weekly=4 --keep-monthly=6\n");
     const hourly = set.files.find((f) => f.path === "/etc/systemd/system/dgx-backup-hourly.service")!.content;
     expect(hourly).toContain("prune hourly --keep-hourly=24\n");
   });

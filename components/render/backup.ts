@@ -168,12 +168,15 @@ interface Job {
   readonly onCalendar: string;
   readonly randomizedDelay: string;
   readonly network?: boolean;
+  /** The watch reads status files only: no repository lock to wait for. */
+  readonly noRepository?: boolean;
 }
 
 function service(plan: BackupPlan, job: Job): string {
   // through /bin/bash: `systemd-analyze verify` (run by install-units.sh before it writes any
   // file) rejects a unit whose executable does not exist yet, and the helper arrives in the same set
-  const exec: UnitEntry[] = job.commands.map((args) => ["ExecStart", ["/bin/bash", BORG_RUN_PATH, ...args].map(execWord).join(" ")]);
+  const lockWait = job.noRepository ? [] : ["--lock-wait", String(lockWaitSeconds(job.onCalendar, job.commands.length))];
+  const exec: UnitEntry[] = job.commands.map((args) => ["ExecStart", ["/bin/bash", BORG_RUN_PATH, ...lockWait, ...args].map(execWord).join(" ")]);
   const unit: UnitEntry[] = [["Description", `${job.description} (${plan.host})`]];
   if (job.network) unit.push(["Wants", "network-online.target"], ["After", "network-online.target"]);
   const sections: UnitSection[] = [
@@ -297,7 +300,14 @@ export function backupUnitSet(plan: BackupPlan): UnitSet {
     return period && status ? [`${status}=${maxAgeSeconds(period)}`] : [];
   });
   if (watched.length > 0) {
-    jobs.push({ id: "watch", description: "missed backup schedules", commands: [[...common, "watch", ...watched]], onCalendar: s.watch, randomizedDelay: "5m" });
+    jobs.push({
+      id: "watch",
+      description: "missed backup schedules",
+      commands: [[...common, "watch", ...watched]],
+      onCalendar: s.watch,
+      randomizedDelay: "5m",
+      noRepository: true,
+    });
   }
 
   for (const job of jobs) {
@@ -321,6 +331,18 @@ export function calendarPeriodSeconds(onCalendar: string): number | undefined {
   if (c === "monthly" || /^\*-\*-\d\d \d\d:\d\d(:\d\d)?$/.test(c)) return 31 * 86400;
   if (c === "yearly" || c === "annually" || /^\*-\d\d-\d\d \d\d:\d\d(:\d\d)?$/.test(c)) return 366 * 86400;
   return undefined;
+}
+
+/**
+ * borg's `--lock-wait` for each command of a job: 90% of the job's period shared by its borg
+ * commands (create, then prune), at least 600 s; an hour is assumed for a schedule whose period
+ * is not known. So the hourly job waits out the first long daily or a verify-data run for up to
+ * 27 minutes per command instead of failing after borg's default 1 s, but never runs into its own
+ * next start; a run that still finds the repository locked is skipped with a warning.
+ */
+export function lockWaitSeconds(onCalendar: string, commands: number): number {
+  const period = calendarPeriodSeconds(onCalendar) ?? 3600;
+  return Math.max(600, Math.floor((0.9 * period) / Math.max(1, commands)));
 }
 
 /** How late a job may be before it counts as missed: its period plus half a period, at least 2 h. */

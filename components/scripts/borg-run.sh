@@ -31,13 +31,14 @@ if ! declare -F dgx_lib_loaded >/dev/null; then
 	. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 fi
 
-usage="usage: borg-run.sh --repo <repo> --host <name> [--growth-factor N] create|prune|check|drill|copy-offsite|watch ..."
-repo="" host="" growth_factor=4
+usage="usage: borg-run.sh --repo <repo> --host <name> [--growth-factor N] [--lock-wait S] create|prune|check|drill|copy-offsite|watch ..."
+repo="" host="" growth_factor=4 lock_wait=600
 while [[ $# -gt 0 && "$1" == --* ]]; do
 	case "$1" in
 	--repo) repo="${2:-}" ;;
 	--host) host="${2:-}" ;;
 	--growth-factor) growth_factor="${2:-}" ;;
+	--lock-wait) lock_wait="${2:-}" ;;
 	*) die "unknown option $1; $usage" ;;
 	esac
 	shift 2 || die "$1 needs a value; $usage"
@@ -48,6 +49,7 @@ shift
 [[ -n "$repo" ]] || die "--repo is missing; $usage"
 [[ "$host" =~ ^[a-z][a-z0-9-]*$ ]] || die "--host must be lower-case letters, digits and '-', got '$host'"
 [[ "$growth_factor" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--growth-factor must be a number, got '$growth_factor'"
+[[ "$lock_wait" =~ ^[1-9][0-9]*$ ]] || die "--lock-wait must be a whole number of seconds, got '$lock_wait'"
 [[ -n "${BORG_PASSCOMMAND:-}" ]] || die "BORG_PASSCOMMAND is not set (the unit sets it to 'cat /etc/dgx-storage/borg/<repo>.pass')"
 unset BORG_PASSPHRASE BORG_PASSPHRASE_FD
 require_cmd borg python3
@@ -63,9 +65,13 @@ export BORG_RELOCATED_REPO_ACCESS_IS_OK=no BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_
 status_dir="${STATE_DIR}/backup-status"
 staging_root="${STATE_DIR}/sqlite-snapshots"
 webhook_file="${ROOT}/etc/dgx-storage/alert-webhook"
-LOCK_WAIT=600 # seconds; borg's default of 1 s fails whenever the hourly and daily jobs meet
+# How long borg waits for the repository lock (--lock-wait, seconds). borg's default of 1 s fails
+# whenever two jobs meet; the units pass a share of the job's own period, so a job waits out a
+# long daily, check or verify-data run but never into its own next run. Still locked after that:
+# the run is skipped with a warning (not an error), and the next one catches up.
+LOCK_WAIT="$lock_wait"
 
-job="" outcome=error message="" borg_rc="" bytes_added="" archive="" started="$(date +%s)"
+job="" outcome=error message="" borg_rc="" bytes_added="" archive="" create_json="" started="$(date +%s)"
 work="$(mktemp -d)"
 
 # fail <message> : end the job as an error; the message goes into the status record and the alert
@@ -95,21 +101,32 @@ urllib.request.urlopen(req, timeout=20).read()
 ' "$webhook_file" "$prio" || warn "the alert POST to the webhook in /etc/dgx-storage/alert-webhook failed"
 }
 
-# record the run, decide on alerts; runs on every exit (die, borg failure, SIGTERM from systemd)
+# record the run, decide on alerts; runs on every exit (die, borg failure, SIGTERM from systemd).
+# One python3 call reads borg create's --json output (archive name, bytes added), appends the
+# status record and judges the size: each python3 start costs ~20 ms of every run.
 finish() {
-	local rc=$? verdict growth prio
+	local rc=$? verdict result prio growth=""
 	trap - EXIT
-	rm -rf "$work"
-	[[ -n "$job" && "$DRY_RUN" != 1 ]] || exit "$rc"
+	[[ -n "$job" && "$DRY_RUN" != 1 ]] || {
+		rm -rf "$work"
+		exit "$rc"
+	}
 	if [[ "$rc" -ne 0 || "$outcome" == error ]]; then
 		outcome=error
 		[[ -n "$message" ]] || message="exited with status $rc (see the journal, tag dgx-backup)"
 	fi
 	mkdir -p "$status_dir"
-	growth="$(python3 - "$status_dir" "$job" "$host" "$started" "$(date +%s)" "$outcome" "${borg_rc:-$rc}" \
-		"$bytes_added" "$archive" "$message" "$growth_factor" <<'PY'
+	if result="$(python3 - "$status_dir" "$job" "$host" "$started" "$(date +%s)" "$outcome" "${borg_rc:-$rc}" \
+		"$bytes_added" "$archive" "$message" "$growth_factor" "$create_json" <<'PY'
 import json, os, statistics, sys, time
-d, job, host, start, end, status, code, added, archive, message, factor = sys.argv[1:12]
+d, job, host, start, end, status, code, added, archive, message, factor, create_json = sys.argv[1:13]
+if create_json:
+    try:
+        a = json.load(open(create_json))["archive"]
+        archive, added = a["name"], str(a["stats"]["deduplicated_size"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        if status != "error":
+            status, message = "error", f"could not read borg create --json output: {e}"
 hist = os.path.join(d, job + ".history.jsonl")
 lines = open(hist).read().splitlines() if os.path.exists(hist) else []
 prev = [json.loads(l) for l in lines if l.strip()]
@@ -130,9 +147,26 @@ for path, text in ((hist, "\n".join(lines) + "\n"), (os.path.join(d, job + ".jso
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, path)
-print(growth)
+# for the shell: one value per line, the message (free text, one line) last
+print(status, archive or "-", added or "-", sep="\n")
+print(growth.replace("\n", " "))
+print(message.replace("\n", " "))
+print(".")  # the shell's $(...) drops trailing newlines: this keeps an empty message a line
 PY
-	)" || warn "could not write the status of $job to $status_dir"
+	)"; then
+		{
+			read -r outcome
+			read -r archive
+			read -r bytes_added
+			read -r growth
+			read -r message
+		} <<<"$result"
+		[[ "$archive" != - ]] || archive=""
+		[[ "$bytes_added" != - ]] || bytes_added=""
+	else
+		warn "could not write the status of $job to $status_dir"
+	fi
+	rm -rf "$work"
 	case "$outcome" in
 	ok) verdict="ok" prio=info ;;
 	warning) verdict="finished with warnings${borg_rc:+ (borg exit $borg_rc)}" prio=warning ;;
@@ -146,10 +180,25 @@ PY
 trap finish EXIT
 trap 'message="stopped by SIGTERM"; exit 143' TERM
 
+# borg_run <borg args...> : run borg, its exit code in borg_rc. When borg gave up waiting for the
+# repository lock (held by another job for all of LOCK_WAIT), the run ends here as skipped: a
+# warning with its alert, exit 0.
+borg_run() {
+	borg_rc=0
+	# borg's stderr still goes to the journal as it comes; a copy is kept to tell a lock timeout
+	# (a group: bash sets $! for a process substitution on a compound command, not on an external one)
+	{ borg "$@" || borg_rc=$?; } 2> >(tee "$work/borg.err" >&2)
+	wait $! || true # the copy is complete
+	if ((borg_rc == 2)) && grep -q "Failed to create/acquire the lock" "$work/borg.err"; then
+		outcome=warning
+		message="skipped: the repository stayed locked by another job for ${LOCK_WAIT} s (a long daily, check or verify-data run, or a migration's snapshot); the next scheduled run catches up"
+		exit 0
+	fi
+}
+
 # borg_do <borg args...> : run borg, keep its exit code; 0 and 1 (warning) go on, 2+ ends the job
 borg_do() {
-	borg_rc=0
-	borg "$@" || borg_rc=$?
+	borg_run "$@"
 	if ((borg_rc >= 2)); then
 		message="borg $1 failed with exit status $borg_rc"
 		exit 2
@@ -244,11 +293,7 @@ archive_into() {
 	# never temporary mounts, so an unchanged file is not read again.
 	borg_do create --json --compression lz4 --lock-wait "$LOCK_WAIT" --exclude-caches --one-file-system \
 		"${excludes[@]}" "::${host}-${series}-{now:%Y-%m-%dT%H:%M:%S}" "${paths[@]}" >"$work/create.json"
-	read -r archive bytes_added < <(python3 -c '
-import json, sys
-a = json.load(open(sys.argv[1]))["archive"]
-print(a["name"], a["stats"]["deduplicated_size"])
-' "$work/create.json") || fail "could not read borg create --json output"
+	create_json="$work/create.json" # read by finish
 }
 
 run_create() {
@@ -287,8 +332,7 @@ run_check() {
 	}
 	# borg 1.2 check exits 1, not 2, when it finds damage ("errors found"): for a check that is
 	# an error, not a warning
-	borg_rc=0
-	borg check --lock-wait "$LOCK_WAIT" "${opts[@]}" || borg_rc=$?
+	borg_run check --lock-wait "$LOCK_WAIT" "${opts[@]}"
 	if ((borg_rc != 0)); then
 		message="borg check ${opts[*]} found errors (exit $borg_rc): the repository is damaged; see the journal (tag dgx-backup); copy the repository before any borg check --repair"
 		exit 2
@@ -337,8 +381,7 @@ PY
 	local -a sample_paths
 	mapfile -t sample_paths <"$work/sample"
 	cd "$scratch"
-	borg_rc=0
-	borg extract --lock-wait "$LOCK_WAIT" "::$latest" "${sample_paths[@]}" || borg_rc=$?
+	borg_run extract --lock-wait "$LOCK_WAIT" "::$latest" "${sample_paths[@]}"
 	cd /
 	if ((borg_rc >= 2)); then
 		message="restore drill: extracting from $latest failed (borg exit $borg_rc): the repository is damaged or unreadable; run borg check --verify-data"

@@ -240,6 +240,46 @@ describe("borg-run.sh create, restore, status", () => {
   });
 });
 
+describe("borg-run.sh and the repository lock", () => {
+  it("GIVEN another job holding the lock longer than --lock-wait THEN the run is skipped: a warning with its alert, exit 0, no archive; once free the next run archives", async () => {
+    const h = makeHost({ "etc/dgx-storage/alert-webhook": "https://hooks.invalid/x\n" });
+    setup(h);
+    writeData(path.join(h.root, "data/a"), 3, 1024);
+    // a long daily (or verify-data) run: borg's own lock, held for 8 s
+    const holder = spawn("borg", ["with-lock", repoDir(h), "sleep", "8"], { env: { ...process.env, ...h.env }, stdio: "ignore" });
+    const exited = new Promise((resolve) => holder.on("exit", resolve));
+    try {
+      const lockFile = path.join(repoDir(h), "lock.exclusive");
+      for (let i = 0; i < 100 && !fs.existsSync(lockFile); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(fs.existsSync(lockFile), "borg with-lock did not take the lock").toBe(true);
+      const t0 = Date.now();
+      const r = run(h, ["--lock-wait", "2", "create", "hourly", "/data/a"]);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(2000);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain("Failed to create/acquire the lock");
+      expect(status(h, "create-hourly")).toMatchObject({ status: "warning", exit_code: 2, archive: null, message: expect.stringMatching(/^skipped: the repository stayed locked by another job for 2 s/) });
+      expect(read(path.join(h.aux, "alerts"))).toMatch(/^\[warning\] create-hourly sark create-hourly finished with warnings \(borg exit 2\); skipped: the repository stayed locked/m);
+    } finally {
+      await exited;
+    }
+    expect(archives(h)).toHaveLength(0);
+    const next = run(h, ["--lock-wait", "2", "create", "hourly", "/data/a"]);
+    expect(next.code).toBe(0);
+    expect(status(h, "create-hourly").status).toBe("ok");
+    expect(archives(h)).toHaveLength(1);
+  });
+
+  it("refuses a --lock-wait that is not a whole number of seconds, before borg runs", () => {
+    const h = makeHost();
+    for (const bad of ["0", "10m", "-5", ""]) {
+      const r = run(h, ["--lock-wait", bad, "create", "daily", "/data"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`--lock-wait must be a whole number of seconds, got '${bad}'`);
+    }
+    expect(fs.existsSync(path.join(h.root, "var/lib/dgx-storage/backup-status"))).toBe(false);
+  });
+});
+
 describe("the webhook", () => {
   it("GIVEN a URL in /etc/dgx-storage/alert-webhook and no ALERT_CMD THEN a failure is POSTed to it (a loopback server)", async () => {
     const got: { url?: string; title?: string | string[]; body: string }[] = [];
