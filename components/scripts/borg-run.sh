@@ -25,7 +25,10 @@
 # runs raises an alert: the journal at priority err/warning and, when /etc/dgx-storage/alert-webhook
 # holds a URL, a POST of the message to it (ALERT_CMD, when set, replaces the POST: it runs
 # with the message on stdin and ALERT_PRIORITY, ALERT_JOB, ALERT_URL_FILE in its environment).
-# Exit status: 0 on success and on a warning (the alert has been sent), 2 on an error.
+# Exit status: 0 on success and on a warning (the alert has been sent), 2 on an error, 3 when the
+# run was skipped because the repository stayed locked for all of --lock-wait (status "skipped",
+# a warning alert): the unit shows as failed until a run succeeds, a second ExecStart= of the unit
+# does not run, and a migration's snapshot fails rather than going on without an archive.
 if ! declare -F dgx_lib_loaded >/dev/null; then
 	# shellcheck source=components/scripts/lib.sh
 	. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -111,7 +114,7 @@ finish() {
 		rm -rf "$work"
 		exit "$rc"
 	}
-	if [[ "$rc" -ne 0 || "$outcome" == error ]]; then
+	if [[ "$outcome" != skipped ]] && [[ "$rc" -ne 0 || "$outcome" == error ]]; then
 		outcome=error
 		[[ -n "$message" ]] || message="exited with status $rc (see the journal, tag dgx-backup)"
 	fi
@@ -170,11 +173,13 @@ PY
 	case "$outcome" in
 	ok) verdict="ok" prio=info ;;
 	warning) verdict="finished with warnings${borg_rc:+ (borg exit $borg_rc)}" prio=warning ;;
+	skipped) verdict="SKIPPED" prio=warning ;;
 	*) verdict="FAILED" prio=err ;;
 	esac
 	alert "$prio" "$host $job $verdict${archive:+: archive $archive}${bytes_added:+, added $bytes_added bytes}${message:+; $message}"
 	[[ -z "$growth" ]] || alert warning "$host $job: abnormal backup size: $growth"
 	[[ "$outcome" == error ]] && exit 2
+	[[ "$outcome" == skipped ]] && exit 3
 	exit 0
 }
 trap finish EXIT
@@ -190,9 +195,9 @@ borg_run() {
 	{ borg "$@" || borg_rc=$?; } 2> >(tee "$work/borg.err" >&2)
 	wait $! || true # the copy is complete
 	if ((borg_rc == 2)) && grep -q "Failed to create/acquire the lock" "$work/borg.err"; then
-		outcome=warning
-		message="skipped: the repository stayed locked by another job for ${LOCK_WAIT} s (a long daily, check or verify-data run, or a migration's snapshot); the next scheduled run catches up"
-		exit 0
+		outcome=skipped
+		message="the repository stayed locked by another job for ${LOCK_WAIT} s (a long daily, check or verify-data run, or a migration's snapshot); the next scheduled run catches up"
+		exit 3
 	fi
 }
 

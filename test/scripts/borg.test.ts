@@ -241,7 +241,7 @@ describe("borg-run.sh create, restore, status", () => {
 });
 
 describe("borg-run.sh and the repository lock", () => {
-  it("GIVEN another job holding the lock longer than --lock-wait THEN the run is skipped: a warning with its alert, exit 0, no archive; once free the next run archives", async () => {
+  it("GIVEN another job holding the lock longer than --lock-wait THEN the run is skipped: a warning alert, exit 3, no archive; once free the next run archives", async () => {
     const h = makeHost({ "etc/dgx-storage/alert-webhook": "https://hooks.invalid/x\n" });
     setup(h);
     writeData(path.join(h.root, "data/a"), 3, 1024);
@@ -255,10 +255,10 @@ describe("borg-run.sh and the repository lock", () => {
       const t0 = Date.now();
       const r = run(h, ["--lock-wait", "2", "create", "hourly", "/data/a"]);
       expect(Date.now() - t0).toBeGreaterThanOrEqual(2000);
-      expect(r.code, r.stderr).toBe(0);
+      expect(r.code, r.stderr).toBe(3);
       expect(r.stderr).toContain("Failed to create/acquire the lock");
-      expect(status(h, "create-hourly")).toMatchObject({ status: "warning", exit_code: 2, archive: null, message: expect.stringMatching(/^skipped: the repository stayed locked by another job for 2 s/) });
-      expect(read(path.join(h.aux, "alerts"))).toMatch(/^\[warning\] create-hourly sark create-hourly finished with warnings \(borg exit 2\); skipped: the repository stayed locked/m);
+      expect(status(h, "create-hourly")).toMatchObject({ status: "skipped", exit_code: 2, archive: null, message: expect.stringMatching(/^the repository stayed locked by another job for 2 s/) });
+      expect(read(path.join(h.aux, "alerts"))).toMatch(/^\[warning\] create-hourly sark create-hourly SKIPPED; the repository stayed locked by another job for 2 s/m);
     } finally {
       await exited;
     }
