@@ -6,7 +6,7 @@
  *
  *   npx tsx bench/backup.ts [--files N] [--size-mb M] [--rounds R] [--dir D] [--settle-s S] [--keep]
  *
- * Defaults: 100,000 files, 2048 MiB (the shape of issue 6), 5 rounds, and a directory on a tmpfs
+ * Defaults: 100,000 files, 2048 MiB (the shape of issue 6), 6 rounds, and a directory on a tmpfs
  * (/dev/shm) when it has room for about 5x the data, else the system's temporary directory.
  * Why a tmpfs: the question is what our job adds to borg (bash, python3, logger, its flags), and on
  * this VM's virtual disk the same `borg extract` took anywhere from 7.7 s to 46 s, which buries a
@@ -43,7 +43,8 @@ function option(name: string, fallback: number): number {
 
 const files = option("files", 100_000);
 const sizeMb = option("size-mb", 2048);
-const rounds = option("rounds", 5);
+/** Even by default: as many rounds with plain first as with ours first. */
+const rounds = option("rounds", 6);
 const keep = process.argv.includes("--keep");
 
 /** /dev/shm when it holds the data, two repositories, a fresh pair of first runs and a restore. */
@@ -249,6 +250,11 @@ function main(): number {
   // every first run goes into a new repository (an empty files cache and chunk index), removed
   // right after it
   const fresh = (side: Side): Step => ({ run: side.create, cleanup: () => fs.rmSync(side.repo, { recursive: true }) });
+  // one more, untimed: the kept pair above took 4 GiB of memory for good, and the first timed run
+  // would otherwise be the only one without freed memory to reuse (see settle())
+  const throwaway = fresh(plainSide("throwaway"));
+  throwaway.run();
+  throwaway.cleanup!();
   phase("first run", (k) => ({ plain: fresh(plainSide(String(k))), ours: fresh(oursSide(String(k))) }));
   phase("unchanged re-run", () => ({ plain: { run: plain.create }, ours: { run: ours.create } }));
   phase("re-run, 1% changed", (k) => ({ plain: { run: plain.create }, ours: { run: ours.create }, before: () => changeOnePercent(s, (k * 37) % 100, k) }));
@@ -279,13 +285,17 @@ function main(): number {
   const med = (ms: readonly Measured[]) => median(ms.map((m) => m.seconds));
   const rp = med(rerun.plain) / med(first.plain);
   const ro = med(rerun.ours) / med(first.ours);
+  // (ours' re-run / ours' first run) / (plain's re-run / plain's first run), estimated from the
+  // paired ratios of both phases rather than from four medians of separate runs
+  const relative = median(rerun.ratios) / median(first.ratios);
   const dataBytes = s.reduce((a, b) => a + b, 0);
   const rereadO = median(rerun.ours.map((m) => m.readBytes)) / dataBytes;
   const rereadP = median(rerun.plain.map((m) => m.readBytes)) / dataBytes;
   const problems: string[] = [];
   console.log("");
-  console.log(`unchanged re-run / first run: plain ${rp.toFixed(3)}, ours ${ro.toFixed(3)}`);
-  if (ro > rp * 1.1) problems.push(`ours' unchanged re-run is slower relative to its first run (${ro.toFixed(3)}) than plain borg's (${rp.toFixed(3)})`);
+  console.log(`unchanged re-run / first run: plain ${rp.toFixed(3)}, ours ${ro.toFixed(3)}; from the paired ratios, ours' is ${relative.toFixed(3)} times plain's`);
+  // 10%: the same allowance as the overhead goal; a files cache that misses makes it 3x and more
+  if (relative > 1.1) problems.push(`ours' unchanged re-run is slower relative to its first run than plain borg's: ${relative.toFixed(3)} times (paired)`);
   console.log(`1%-changed re-run / first run: plain ${(med(changed.plain) / med(first.plain)).toFixed(3)}, ours ${(med(changed.ours) / med(first.ours)).toFixed(3)}`);
   console.log(
     `bytes read by an unchanged re-run, as a share of the dataset (${(dataBytes / MiB).toFixed(0)} MiB): plain ${(100 * rereadP).toFixed(2)}%, ours ${(100 * rereadO).toFixed(2)}%`,
