@@ -8,7 +8,12 @@
  * - no `environment` input (sshd drops variables it does not AcceptEnv) and no previous output
  *   injected into the environment;
  * - `triggers` are content hashes, so a change of what is installed re-runs the command and
- *   nothing else does.
+ *   nothing else does;
+ * - a command with a `delete` is replaced delete-first. @pulumi/command replaces the resource
+ *   when a trigger changes (`replaceOnChanges: ["triggers[*]"]`), and Pulumi's default order is
+ *   create the new one, then delete the old: the old `delete` (install-units remove, daemon.json
+ *   restore, smartd.conf restore, secret-file remove) would undo on the host what the new
+ *   `create` had just applied. Delete-first runs the old undo, then the new apply.
  */
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
@@ -57,6 +62,10 @@ export function hostCommand(name: string, args: HostCommandArgs, opts: pulumi.Cu
       // a secret on stdin could be echoed by a tool on either stream; a secret stdout is only there
       ...(secretIn ? { logging: "none" as const } : args.secretStdout ? { logging: "stderr" as const } : {}),
     },
-    secretOut ? { ...opts, additionalSecretOutputs: ["stdout", "stderr"] } : opts,
+    {
+      ...opts,
+      ...(args.deleteArgs ? { deleteBeforeReplace: true } : {}),
+      ...(secretOut ? { additionalSecretOutputs: ["stdout", "stderr"] } : {}),
+    },
   );
 }

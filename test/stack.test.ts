@@ -107,6 +107,16 @@ describe.each(["sark", "clu"] as const)("stack %s under mocks", (stack) => {
     }
   });
 
+  it("replaces every command that has a delete delete-first, so the old undo never follows the new apply", async () => {
+    const run = await realStack(stack);
+    const withDelete = run.ofType(COMMAND).filter((c) => c.inputs.delete !== undefined);
+    // install-units (monitoring, backup), daemon.json, sysctl, smartd.conf at least
+    expect(withDelete.map((c) => c.name)).toEqual(expect.arrayContaining([`${stack}-daemon-merge`, `${stack}-monitoring-units`, `${stack}-backup-units`]));
+    for (const c of withDelete) expect(c.deleteBeforeReplace, c.name).toBe(true);
+    // one with nothing to undo keeps Pulumi's default order
+    for (const c of run.ofType(COMMAND).filter((x) => x.inputs.delete === undefined)) expect(c.deleteBeforeReplace, c.name).toBe(false);
+  });
+
   it("keeps the SSH key a secret: it appears only in secret inputs", async () => {
     const run = await realStack(stack);
     for (const r of run.registrations) {
