@@ -11,11 +11,18 @@ export interface ScriptResult {
   readonly stderr: string;
 }
 
-export function runScript(name: ScriptName, args: readonly string[], env: Record<string, string> = {}): ScriptResult {
+/** `input`: the script's stdin; `timeoutMs`: how long it may run (default 60 s). */
+export function runScript(
+  name: ScriptName,
+  args: readonly string[],
+  env: Record<string, string> = {},
+  opts: { input?: string; timeoutMs?: number } = {},
+): ScriptResult {
   const r = spawnSync("bash", [path.join(SCRIPTS_DIR, `${name}.sh`), ...args], {
     env: { ...process.env, ...env },
+    input: opts.input,
     encoding: "utf8",
-    timeout: 60_000,
+    timeout: opts.timeoutMs ?? 60_000,
   });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
