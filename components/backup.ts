@@ -12,7 +12,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { UNPINNED_HOST_KEY, type BackupConfig } from "./config";
-import { hostCommand, type HostAccess } from "./host-command";
+import { hostCommand, unitSetCommand, type HostAccess } from "./host-command";
 import type { HostFile } from "./host";
 import {
   BORG_ETC_DIR,
@@ -24,7 +24,7 @@ import {
   type OffsiteTarget,
 } from "./render/backup";
 import { bundledScript, sha256 } from "./render/command";
-import { renderUnitSet, type UnitSet } from "./render/systemd";
+import type { UnitSet } from "./render/systemd";
 
 /** The install-units.sh set name of the backup units. */
 export const BACKUP_SET = "backup";
@@ -179,19 +179,11 @@ export class Backup extends pulumi.ComponentResource {
     }
 
     const unitSet = backupUnitSet(plan);
-    const manifest = renderUnitSet(unitSet);
-    this.units = hostCommand(
-      `${name}-units`,
-      {
-        access,
-        script: "install-units",
-        createArgs: ["apply", BACKUP_SET, manifest],
-        deleteArgs: ["remove", BACKUP_SET],
-        triggers: [sha256(manifest)],
-      },
-      // a timer may fire as soon as it is enabled: repository, off-site key and alert file first
-      { ...child, dependsOn: [...before, ...(args.alertWebhook ? [args.alertWebhook] : [])] },
-    );
+    // a timer may fire as soon as it is enabled: repository, off-site key and alert file first
+    this.units = unitSetCommand(`${name}-units`, access, BACKUP_SET, unitSet, {
+      ...child,
+      dependsOn: [...before, ...(args.alertWebhook ? [args.alertWebhook] : [])],
+    });
     this.unitSet = unitSet;
     this.repository = plan.repoPath;
     this.keyExport = `${BORG_ETC_DIR}/${plan.repoName}.key`;

@@ -17,7 +17,8 @@
  */
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { scriptCommand, type ScriptName } from "./render/command";
+import { scriptCommand, sha256, type ScriptName } from "./render/command";
+import { renderUnitSet, type UnitSet } from "./render/systemd";
 
 /** How to reach one host; built once per stack by `DgxHost`. */
 export interface HostAccess {
@@ -67,5 +68,18 @@ export function hostCommand(name: string, args: HostCommandArgs, opts: pulumi.Cu
       ...(args.deleteArgs ? { deleteBeforeReplace: true } : {}),
       ...(secretOut ? { additionalSecretOutputs: ["stdout", "stderr"] } : {}),
     },
+  );
+}
+
+/**
+ * `install-units.sh` for one named set of units: apply on create, re-run when the set's content
+ * changes (its manifest's hash), remove on delete (delete-first on replacement, see above).
+ */
+export function unitSetCommand(name: string, access: HostAccess, set: string, unitSet: UnitSet, opts: pulumi.CustomResourceOptions): command.remote.Command {
+  const manifest = renderUnitSet(unitSet);
+  return hostCommand(
+    name,
+    { access, script: "install-units", createArgs: ["apply", set, manifest], deleteArgs: ["remove", set], triggers: [sha256(manifest)] },
+    opts,
   );
 }

@@ -5,14 +5,14 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { CapacityConfig, MaintenanceConfig, MonitoringConfig } from "./config";
-import { hostCommand, type HostAccess } from "./host-command";
+import { hostCommand, unitSetCommand, type HostAccess } from "./host-command";
 import type { HostFile } from "./host";
 import { parseDf, projectCapacity, projectFromDf, type CapacityProjection, type DfReading, type GrowthModel } from "./render/capacity";
 import { sha256 } from "./render/command";
 import { compareWithTargets, parseFioSummary, type FioJobSummary, type TargetCheck } from "./render/fio";
 import { DEFAULT_WEBHOOK_FILE, MONITORING_SET, monitoringUnitSet, SMARTD_ALERT_HOOK, type MonitoringPlan } from "./render/monitoring";
 import { renderSmartdConf } from "./render/smartd";
-import { renderUnitSet, type UnitSet } from "./render/systemd";
+import type { UnitSet } from "./render/systemd";
 
 /** The distribution packages the checks need: smartd, iostat (in sysstat, not "iostat") and fio. */
 export const MONITORING_PACKAGES = ["smartmontools", "sysstat", "fio"] as const;
@@ -215,20 +215,9 @@ export class Monitoring extends pulumi.ComponentResource {
         ? { files: [], enable: ["fstrim.timer"] }
         : undefined;
     if (unitSet) {
-      const manifest = renderUnitSet(unitSet);
       // the alert check may run as soon as its timer is enabled: the webhook file first
       const before = [this.packages, this.webhook].filter((r): r is pulumi.Resource => r !== undefined);
-      this.units = hostCommand(
-        `${name}-units`,
-        {
-          access,
-          script: "install-units",
-          createArgs: ["apply", MONITORING_SET, manifest],
-          deleteArgs: ["remove", MONITORING_SET],
-          triggers: [sha256(manifest)],
-        },
-        { ...child, dependsOn: before },
-      );
+      this.units = unitSetCommand(`${name}-units`, access, MONITORING_SET, unitSet, { ...child, dependsOn: before });
       this.unitSet = unitSet;
       for (const f of unitSet.files) hostFiles.push({ path: f.path, content: f.content, kind: "file" });
     }
