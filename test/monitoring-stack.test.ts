@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadStackFile, parseHostConfig } from "../components/config";
+import { loadStackFile, parseHostConfig } from "../components/config";
 import { baselineFile, monitoringPlan, pathSlug, type BaselineOutput, type LiveCapacity, type PlannedCapacity } from "../components/monitoring";
 import { scriptCommand, sha256, shq } from "../components/render/command";
 import { parseFioJson } from "../components/render/fio";
@@ -14,7 +14,7 @@ import { monitoringUnitSet, SMARTD_ALERT_HOOK } from "../components/render/monit
 import { renderSmartdConf } from "../components/render/smartd";
 import { renderUnitSet } from "../components/render/systemd";
 import { validConfig, withValue } from "./fixtures";
-import { pinnedStackConfig, REPO, runStack, SENTINEL_SSH_KEY, type StackRun } from "./harness";
+import { expectConfigProblem, pinnedStackConfig, REPO, runStack, SENTINEL_SSH_KEY, type StackRun } from "./harness";
 
 const COMMAND = "command:remote:Command";
 const SENTINEL_WEBHOOK = "https://ntfy.example/dgx-sentinel-webhook-7c2e";
@@ -233,15 +233,6 @@ describe("config door: monitoring, maintenance, capacity", () => {
     maintenance: { fstrim: { mounts: ["/data"] } },
     monitoring: { mounts: ["/data"], nvmeDevices: ["/dev/nvme0n1"], baseline: { paths: ["/data"] } },
   });
-  const problems = (values: Record<string, unknown>): string => {
-    try {
-      parseHostConfig(values, { source: "Pulumi.fixture.yaml" });
-    } catch (e) {
-      expect(e).toBeInstanceOf(ConfigError);
-      return (e as ConfigError).message;
-    }
-    throw new Error("accepted");
-  };
 
   it("fills the documented defaults", () => {
     const c = parseHostConfig(base(), { source: "f" });
@@ -278,8 +269,6 @@ describe("config door: monitoring, maintenance, capacity", () => {
     ["impossible asOf date", (c) => withValue(c, "capacity.asOf", "2026-02-30"), "capacity.asOf", "a real calendar date"],
     ["typo in a key", (c) => withValue(c, "monitoring.nvmeDevice", ["/dev/nvme0n1"]), "monitoring.nvmeDevice", "unknown key"],
   ])("rejects %s", (_label, mutate, key, expected) => {
-    const msg = problems(mutate(base()));
-    expect(msg).toContain(`${key}:`);
-    expect(msg).toContain(expected);
+    expectConfigProblem(mutate(base()), key, expected);
   });
 });

@@ -14,7 +14,6 @@ import {
   SMARTD_ALERT_HOOK,
   STORAGE_ALERT_CONFIG,
   STORAGE_ALERT_SCRIPT,
-  storageAlertConfig,
   type MonitoringPlan,
 } from "../components/render/monitoring";
 import { parseSmartdConf, renderSmartdConf } from "../components/render/smartd";
@@ -225,15 +224,6 @@ describe("smartd.conf writer", () => {
     expect(() => renderSmartdConf({ devices: [{ path: "/dev/nvme0" }], alertExec: "/x y" })).toThrow(/alertExec/);
     expect(() => renderSmartdConf({ devices: [{ path: "/dev/nvme0" }], alertExec: "/x", mailTo: "a b" })).toThrow(/mailTo/);
   });
-
-  it("is accepted by smartd's own parser where smartd is installed", () => {
-    const probe = spawnSync("smartd", ["-V"], { encoding: "utf8" });
-    if (probe.error) return; // smartmontools not installed here: the script test covers the stubbed path
-    const r = spawnSync("smartd", ["-q", "onecheck", "-c", "-"], { input: conf, encoding: "utf8" });
-    // no NVMe on a test machine: parsed, then "cannot register" (16) or "no devices" (17)
-    expect(r.stdout + r.stderr).toContain("Configuration file <stdin> parsed.");
-    expect([0, 16, 17]).toContain(r.status);
-  });
 });
 
 describe("monitoring unit set", () => {
@@ -298,9 +288,5 @@ describe("monitoring unit set", () => {
     [{ intervalMinutes: 0 }, /intervalMinutes/],
   ] as [Partial<MonitoringPlan>, RegExp][])("refuses %j", (bad, message) => {
     expect(() => monitoringUnitSet({ ...plan, ...bad })).toThrow(message);
-  });
-
-  it("storageAlertConfig is the same checked object the set writes", () => {
-    expect(JSON.parse(file(STORAGE_ALERT_CONFIG).content)).toEqual(storageAlertConfig(plan));
   });
 });

@@ -4,7 +4,7 @@
 #
 #   apt-ensure.sh <package>...
 #
-# Checks each package with `dpkg -s` first; only the missing ones go to
+# Checks each package with `dpkg-query -W` first; only the missing ones go to
 # `apt-get install -y --no-install-recommends`, so a second run changes nothing and needs no
 # network. The package lists are refreshed (`apt-get update`) only when an install finds a
 # package unknown to them. Prints which packages were installed and which were already there.
@@ -14,14 +14,16 @@ if ! declare -F dgx_lib_loaded >/dev/null; then
 fi
 
 (($# > 0)) || die "usage: apt-ensure.sh <package>..."
+
+# "install ok installed" only: a package removed but not purged is "deinstall ok config-files"
+installed() {
+	[[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]
+}
+
 missing=()
 for p in "$@"; do
 	[[ "$p" =~ ^[a-z0-9][a-z0-9.+-]+$ ]] || die "'$p' is not a Debian package name"
-	# "install ok installed" only: a package removed but not purged is "deinstall ok config-files"
-	if [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" == "install ok installed" ]]; then
-		continue
-	fi
-	missing+=("$p")
+	installed "$p" || missing+=("$p")
 done
 if ((${#missing[@]} == 0)); then
 	log "already installed: $*"
@@ -48,7 +50,6 @@ $(tail -n 15 <<<"$out")"
 	fi
 fi
 for p in "${missing[@]}"; do
-	[[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" == "install ok installed" ]] ||
-		die "$p is still not installed after apt-get install"
+	installed "$p" || die "$p is still not installed after apt-get install"
 done
 log "installed ${missing[*]}"

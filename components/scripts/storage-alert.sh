@@ -31,7 +31,7 @@ if ! declare -F dgx_lib_loaded >/dev/null; then
 fi
 
 read -r -d '' ALERT_PY <<'PY' || true
-import json, math, os, re, subprocess, sys, time, urllib.request
+import json, os, re, subprocess, sys, time, urllib.request
 
 RANK = {"info": 0, "warning": 1, "critical": 2}
 PRIO = {"info": "info", "warning": "warning", "critical": "crit"}
@@ -243,6 +243,14 @@ def webhook_url(root, cfg):
         return None
     return None
 
+def webhook_or_warn(root, cfg):
+    """The webhook URL, or None (no file, or an unusable one: then a journal warning says why)."""
+    try:
+        return webhook_url(root, cfg)
+    except (OSError, ValueError) as e:
+        emit("warning", f"warning: webhook not used: {e}")
+        return None
+
 def post(url, host, severity, text):
     # plain text with ntfy's headers: ntfy shows title and priority, other receivers
     # (healthchecks, a chat webhook relay) take the body as it is
@@ -276,11 +284,7 @@ def deliver(alerts, cfg, root, state, now, dry_run):
     """Journal lines for all alerts; the webhook for new, changed, due and resolved ones."""
     for a in alerts:
         emit(a["severity"], f"{a['severity']}: {a['message']}")
-    try:
-        url = webhook_url(root, cfg)
-    except (OSError, ValueError) as e:
-        emit("warning", f"warning: webhook not used: {e}")
-        url = None
+    url = webhook_or_warn(root, cfg)
     if not url:
         return  # journal only; nothing is marked as sent, so a webhook added later gets the current alerts
     sent = state.setdefault("alerts", {})
@@ -320,8 +324,6 @@ def main():
     if mode == "decide":
         print(json.dumps(decide(cfg, json.load(sys.stdin)), indent=1))
         return
-    now = time.time()
-    state = load_state(state_path)
     if mode == "smartd":
         ft = os.environ.get("SMARTD_FAILTYPE", "unknown")
         dev = os.environ.get("SMARTD_DEVICESTRING") or os.environ.get("SMARTD_DEVICE", "unknown device")
@@ -329,17 +331,15 @@ def main():
         sev = "info" if ft == "EmailTest" else "critical"
         a = alert(sev, f"SMART {ft}", dev, ft, "none", f"SMART {ft} on {cfg['host']} at {dev}: {msg}", f"smart:{dev}:{ft}")
         emit(sev, f"{sev}: {a['message']}")
-        try:
-            url = webhook_url(root, cfg)
-        except (OSError, ValueError) as e:
-            emit("warning", f"warning: webhook not used: {e}")
-            url = None
+        url = webhook_or_warn(root, cfg)
         if url and not dry_run:
             try:
                 post(url, cfg["host"], sev, f"{sev}: {a['message']}")
             except Exception as e:  # noqa: BLE001
                 emit("warning", f"warning: webhook delivery failed ({e})")
         return
+    now = time.time()
+    state = load_state(state_path)
     m = {"usage": [measure_usage(root, p) for p in cfg["mounts"]],
          "iowait": measure_iowait(cfg["iowait"]["sampleSeconds"]),
          "iops": measure_iops(root, cfg, state, now),

@@ -34,8 +34,8 @@ interface Alert {
 /** The pure decision: config + measurements in, alerts out. */
 function decide(measurements: object, plan: MonitoringPlan = PLAN): Alert[] {
   const root = makeRoot({ [CONFIG.slice(1)]: JSON.stringify(storageAlertConfig(plan)) });
-  const r = spawnSync("bash", [SCRIPT, "decide", CONFIG], { input: JSON.stringify(measurements), encoding: "utf8", env: { ...process.env, ROOT: root } });
-  if (r.status !== 0) throw new Error(r.stderr);
+  const r = runScript("storage-alert", ["decide", CONFIG], { ROOT: root }, { input: JSON.stringify(measurements) });
+  if (r.code !== 0) throw new Error(r.stderr);
   return JSON.parse(r.stdout) as Alert[];
 }
 
