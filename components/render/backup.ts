@@ -16,8 +16,6 @@ export const BORG_RUN_PATH = "/usr/local/lib/dgx-storage/borg-run.sh";
 export const BORG_ETC_DIR = "/etc/dgx-storage/borg";
 /** borg's security dir and cache; borg-repo.sh and borg-run.sh default to the same place. */
 export const BORG_BASE_DIR = "/var/lib/dgx-storage/borg";
-/** The alert webhook URL file borg-run.sh reads (the URL stays out of argv and unit files). */
-export const ALERT_WEBHOOK_PATH = "/etc/dgx-storage/alert-webhook";
 /** The known_hosts file that pins the off-site host's SSH key. */
 export const OFFSITE_KNOWN_HOSTS_PATH = `${BORG_ETC_DIR}/offsite-known_hosts`;
 
@@ -94,8 +92,6 @@ export interface BackupPlan {
   readonly growthFactor?: number;
   /** The weekly copy to the other host. Absent: no off-site units. */
   readonly offsite?: OffsiteTarget;
-  /** A URL that receives a POST for every failure or warning (healthchecks, ntfy). Absent: the journal only. */
-  readonly alertWebhook?: string;
 }
 
 const DEFAULT_SCHEDULES: Required<BackupSchedules> = {
@@ -165,6 +161,8 @@ interface Job {
   readonly id: string;
   readonly description: string;
   readonly commands: readonly (readonly string[])[];
+  /** The status record borg-run.sh writes for the job's first command (`create-daily`, `check`, ...); absent: not watched. */
+  readonly status?: string;
   readonly onCalendar: string;
   readonly randomizedDelay: string;
   readonly network?: boolean;
@@ -239,6 +237,7 @@ export function backupUnitSet(plan: BackupPlan): UnitSet {
         [...common, "create", "daily", ...withDbs(plan.dailyPaths)],
         [...common, "prune", "daily", ...keepOptions(plan.dailyRetention)],
       ],
+      status: "create-daily",
       onCalendar: s.daily,
       randomizedDelay: "30m",
     },
@@ -251,16 +250,18 @@ export function backupUnitSet(plan: BackupPlan): UnitSet {
         [...common, "create", "hourly", ...withDbs(plan.hourlyPaths)],
         [...common, "prune", "hourly", ...keepOptions(plan.hourlyRetention)],
       ],
+      status: "create-hourly",
       onCalendar: s.hourly,
       randomizedDelay: "5m",
     });
   }
   jobs.push(
-    { id: "check", description: "borg check of the repository", commands: [[...common, "check"]], onCalendar: s.check, randomizedDelay: "1h" },
+    { id: "check", description: "borg check of the repository", commands: [[...common, "check"]], status: "check", onCalendar: s.check, randomizedDelay: "1h" },
     {
       id: "verify",
       description: "borg check --verify-data (reads every chunk)",
       commands: [[...common, "check", "--verify-data"]],
+      status: "check-verify-data",
       onCalendar: s.verifyData,
       randomizedDelay: "1h",
     },
@@ -268,6 +269,7 @@ export function backupUnitSet(plan: BackupPlan): UnitSet {
       id: "drill",
       description: "borg restore drill on the latest daily archive",
       commands: [[...common, "drill", "daily", "--sample", String(plan.drillSample ?? 200)]],
+      status: "drill-daily",
       onCalendar: s.drill,
       randomizedDelay: "1h",
     },
@@ -281,23 +283,18 @@ export function backupUnitSet(plan: BackupPlan): UnitSet {
       id: "offsite",
       description: `borg off-site copy to ${o.host}`,
       commands: [[...remote, "copy-offsite", o.sshKeyPath, OFFSITE_KNOWN_HOSTS_PATH, ...withDbs(plan.dailyPaths)]],
+      status: "copy-offsite",
       onCalendar: s.offsite,
       randomizedDelay: "1h",
       network: true,
     });
     files.push({ path: OFFSITE_KNOWN_HOSTS_PATH, mode: "0644", content: offsiteKnownHosts(o) });
   }
-  if (plan.alertWebhook !== undefined) {
-    if (!/^https?:\/\/[^\s]+$/.test(plan.alertWebhook)) throw new Error(`alertWebhook must be an http(s) URL, got ${JSON.stringify(plan.alertWebhook)}`);
-    // 0600: a healthchecks or ntfy URL is a capability, whoever has it can post
-    files.push({ path: ALERT_WEBHOOK_PATH, mode: "0600", content: `${plan.alertWebhook}\n` });
-  }
 
   // missed schedules: an hourly watch over every job above whose period it can tell
   const watched = jobs.flatMap((j) => {
     const period = calendarPeriodSeconds(j.onCalendar);
-    const status = statusJob(j.commands[0] ?? []);
-    return period && status ? [`${status}=${maxAgeSeconds(period)}`] : [];
+    return period && j.status ? [`${j.status}=${maxAgeSeconds(period)}`] : [];
   });
   if (watched.length > 0) {
     jobs.push({
@@ -348,16 +345,6 @@ export function lockWaitSeconds(onCalendar: string, commands: number): number {
 /** How late a job may be before it counts as missed: its period plus half a period, at least 2 h. */
 export function maxAgeSeconds(period: number): number {
   return period + Math.max(period / 2, 7200);
-}
-
-/** The status record borg-run.sh writes for a job's command line (`create-daily`, `check`, ...). */
-function statusJob(args: readonly string[]): string | undefined {
-  const i = args.findIndex((a) => ["create", "prune", "check", "drill", "copy-offsite"].includes(a));
-  if (i < 0) return undefined;
-  const cmd = args[i]!;
-  if (cmd === "check") return args[i + 1] === "--verify-data" ? "check-verify-data" : "check";
-  if (cmd === "copy-offsite") return "copy-offsite";
-  return `${cmd}-${args[i + 1]}`;
 }
 
 /** The arguments of the one-time repository set-up command (the passphrase goes on stdin). */

@@ -8,10 +8,10 @@
 #   check [--verify-data]                             `borg check` (--verify-data reads every chunk)
 #   drill <series> [--sample N]                       restore drill on the latest archive of a series
 #   copy-offsite <ssh-key> <known-hosts> [--sqlite <db>]... <path>...
-#   watch <job>=<max-age-seconds>...      alert when a job's last run is older than its max age
 #                                                     archive <host>-offsite-<time> into --repo, an
 #                                                     ssh:// repository on the other host (created
 #                                                     on the first run, its key exported)
+#   watch <job>=<max-age-seconds>...      alert when a job's last run is older than its max age
 #
 # The passphrase comes from BORG_PASSCOMMAND (set by the unit: `cat /etc/dgx-storage/borg/<repo>.pass`);
 # it is never read into this script. borg's state lives in /var/lib/dgx-storage/borg (BORG_BASE_DIR).
@@ -187,7 +187,7 @@ trap 'message="stopped by SIGTERM"; exit 143' TERM
 
 # borg_run <borg args...> : run borg, its exit code in borg_rc. When borg gave up waiting for the
 # repository lock (held by another job for all of LOCK_WAIT), the run ends here as skipped: a
-# warning with its alert, exit 0.
+# warning with its alert, exit 3.
 borg_run() {
 	borg_rc=0
 	# borg's stderr still goes to the journal as it comes; a copy is kept to tell a lock timeout
@@ -456,6 +456,7 @@ run_copy_offsite() {
 	[[ -f "$known_hosts" ]] || fail "the off-site host key file $known_hosts does not exist"
 	# BORG_RSH from the environment wins: the tests use a local wrapper instead of ssh
 	export BORG_RSH="${BORG_RSH:-ssh -i $key -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$known_hosts -o ServerAliveInterval=30}"
+	# not borg_run: borg's message must be captured in $out to tell "does not exist" (init it) from other failures
 	if [[ "$DRY_RUN" != 1 ]] && ! out="$(borg list --lock-wait "$LOCK_WAIT" --short --last 1 2>&1 >/dev/null)"; then
 		[[ "$out" == *"does not exist"* ]] || {
 			message="cannot open the off-site repository $repo: $(tail -n 3 <<<"$out" | tr '\n' ' ')"

@@ -13,7 +13,7 @@ import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { offsiteAuthorizedKey } from "../../components/render/backup";
 import { bundledScript, SCRIPTS_DIR } from "../../components/render/command";
-import { makeRoot, snapshotTree, type ScriptResult } from "./run";
+import { makeRoot, runScript, snapshotTree, type ScriptResult } from "./run";
 
 const SENTINEL = "SENTINEL-pass-7f3a9c1e-do-not-leak";
 const REPO = "/mnt/borg-backup";
@@ -25,15 +25,8 @@ interface Host {
   readonly env: Record<string, string>;
 }
 
-function sh(script: string, args: readonly string[], env: Record<string, string>, input?: string): ScriptResult {
-  const r = spawnSync("bash", [path.join(SCRIPTS_DIR, script), ...args], {
-    env: { ...process.env, ...env },
-    input,
-    encoding: "utf8",
-    timeout: 120_000,
-  });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
+/** borg runs on real repositories: more time than runScript's default. */
+const TIMEOUT_MS = 120_000;
 
 /** A host root with a fake `logger` (records tag, priority and text) and an alert command. */
 function makeHost(files: Record<string, string> = {}): Host {
@@ -51,9 +44,9 @@ function makeHost(files: Record<string, string> = {}): Host {
   return { root, aux, env };
 }
 
-const setup = (h: Host, pass = SENTINEL) => sh("borg-repo.sh", ["apply", "sark", REPO], h.env, `${pass}\n`);
+const setup = (h: Host, pass = SENTINEL) => runScript("borg-repo", ["apply", "sark", REPO], h.env, { input: `${pass}\n`, timeoutMs: TIMEOUT_MS });
 const run = (h: Host, args: readonly string[], env: Record<string, string> = {}) =>
-  sh("borg-run.sh", ["--repo", REPO, "--host", "sark", ...args], { ...h.env, ...env });
+  runScript("borg-run", ["--repo", REPO, "--host", "sark", ...args], { ...h.env, ...env }, { timeoutMs: TIMEOUT_MS });
 const borg = (h: Host, args: readonly string[], cwd?: string) => {
   const r = spawnSync("borg", args, { env: { ...process.env, ...h.env }, encoding: "utf8", cwd, timeout: 120_000 });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
@@ -146,12 +139,12 @@ describe("borg-repo.sh receive and ssh-key", () => {
   it("GIVEN the line of offsiteAuthorizedKey THEN installs it as the only authorized key and the repository dir 0700; a second run changes nothing", () => {
     const h = makeHost();
     const line = offsiteAuthorizedKey(pub, "/srv/borg-offsite/sark");
-    const r = sh("borg-repo.sh", ["receive", "borg-sark", "/srv/borg-offsite/sark", line], h.env);
+    const r = runScript("borg-repo", ["receive", "borg-sark", "/srv/borg-offsite/sark", line], h.env, { timeoutMs: TIMEOUT_MS });
     expect(r.code).toBe(0);
     expect(read(path.join(h.root, "var/lib/borg-sark/.ssh/authorized_keys"))).toBe(`${line}\n`);
     expect(fs.statSync(path.join(h.root, "srv/borg-offsite/sark")).mode & 0o777).toBe(0o700);
     const tree = snapshotTree(h.root);
-    expect(sh("borg-repo.sh", ["receive", "borg-sark", "/srv/borg-offsite/sark", line], h.env).stdout).not.toContain("installed");
+    expect(runScript("borg-repo", ["receive", "borg-sark", "/srv/borg-offsite/sark", line], h.env, { timeoutMs: TIMEOUT_MS }).stdout).not.toContain("installed");
     expect(snapshotTree(h.root)).toEqual(tree);
   });
 
@@ -161,7 +154,7 @@ describe("borg-repo.sh receive and ssh-key", () => {
     [`command="borg serve --append-only --restrict-to-path /srv/borg-offsite/sark",restrict ${pub}"; rm -rf /`, "does not end with an SSH public key"],
   ])("refuses a key line that does not confine the key: %s", (line, message) => {
     const h = makeHost();
-    const r = sh("borg-repo.sh", ["receive", "borg-sark", "/srv/borg-offsite/sark", line], h.env);
+    const r = runScript("borg-repo", ["receive", "borg-sark", "/srv/borg-offsite/sark", line], h.env, { timeoutMs: TIMEOUT_MS });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(message);
     expect(fs.existsSync(path.join(h.root, "var"))).toBe(false);
@@ -169,11 +162,11 @@ describe("borg-repo.sh receive and ssh-key", () => {
 
   it("ssh-key creates a key pair once and prints the same public key again", () => {
     const h = makeHost();
-    const a = sh("borg-repo.sh", ["ssh-key", "/etc/dgx-storage/borg/offsite_ed25519"], h.env);
+    const a = runScript("borg-repo", ["ssh-key", "/etc/dgx-storage/borg/offsite_ed25519"], h.env, { timeoutMs: TIMEOUT_MS });
     expect(a.code).toBe(0);
     expect(a.stdout).toMatch(/^ssh-ed25519 \S+ dgx-backup@/);
     expect(fs.statSync(path.join(h.root, "etc/dgx-storage/borg/offsite_ed25519")).mode & 0o777).toBe(0o600);
-    expect(sh("borg-repo.sh", ["ssh-key", "/etc/dgx-storage/borg/offsite_ed25519"], h.env).stdout).toBe(a.stdout);
+    expect(runScript("borg-repo", ["ssh-key", "/etc/dgx-storage/borg/offsite_ed25519"], h.env, { timeoutMs: TIMEOUT_MS }).stdout).toBe(a.stdout);
   });
 });
 
@@ -466,7 +459,12 @@ describe("the off-site copy through an append-only key", () => {
     const url = `ssh://borg-sark@clu:22${farRepo}`;
     const env = { BORG_RSH: rsh };
     const copy = (): ScriptResult =>
-      sh("borg-run.sh", ["--repo", url, "--host", "sark", "copy-offsite", "/etc/dgx-storage/borg/offsite_ed25519", "/etc/dgx-storage/borg/offsite-known_hosts", "/data"], { ...h.env, ...env });
+      runScript(
+        "borg-run",
+        ["--repo", url, "--host", "sark", "copy-offsite", "/etc/dgx-storage/borg/offsite_ed25519", "/etc/dgx-storage/borg/offsite-known_hosts", "/data"],
+        { ...h.env, ...env },
+        { timeoutMs: TIMEOUT_MS },
+      );
 
     const first = copy();
     expect(first.stderr).toBe("");
