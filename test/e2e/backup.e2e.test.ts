@@ -18,11 +18,11 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OFFSITE_KEY_PATH } from "../../components/backup";
 import { runStack, type StackRun } from "../harness";
-import { managerOutputs, addOperator, asRoot, mustRoot, ssh, startHosts, stopHosts, type HostName, type TestHosts, testStackConfig } from "./hosts";
-import { applyCommands, planCommands, type Executed, type PlannedCommand } from "./runner";
+import { managerOutputs, addOperator, asRoot, mustRoot, ssh, startHosts, startWebhookReceiver, stopHosts, type HostName, type TestHosts, testStackConfig, WEBHOOK_RECEIVER_URL, type WebhookReceiver } from "./hosts";
+import { applyCommands, installedFiles, planCommands, roundResults, type Executed, type PlannedCommand } from "./runner";
 
 const PASSPHRASE = `e2e-borg-sentinel-${crypto.randomBytes(6).toString("hex")}`;
-const WEBHOOK = "http://127.0.0.1:8765/alerts/e2e-backup";
+const WEBHOOK = `${WEBHOOK_RECEIVER_URL}/alerts/e2e-backup`;
 const REPO: Record<HostName, string> = { sark: "/srv/borg/sark", clu: "/srv/borg/clu" };
 const OFFSITE_URL = "ssh://borg-sark@172.31.250.11:22/srv/borg-offsite/sark/repo";
 const BORG_ENV = (host: HostName) => `BORG_PASSCOMMAND='cat /etc/dgx-storage/borg/${host}.pass' BORG_BASE_DIR=/var/lib/dgx-storage/borg`;
@@ -31,6 +31,7 @@ const OFFSITE_RSH = `BORG_RSH='ssh -i ${OFFSITE_KEY_PATH} -o BatchMode=yes -o Id
 let hosts: TestHosts;
 let key: string;
 let keyPath: string;
+let receiver: WebhookReceiver;
 const rounds: Record<HostName, Executed[]>[] = [];
 const plans: Record<HostName, PlannedCommand[]>[] = [];
 const started = Date.now();
@@ -68,23 +69,10 @@ async function converge(): Promise<void> {
   plans.push({ sark: sark.plan, clu: clu.plan });
 }
 
-const result = (round: number, name: string) => {
-  const r = [...rounds[round]!.sark, ...rounds[round]!.clu].find((x) => x.name === name);
-  if (!r) throw new Error(`no command ${name} in round ${round + 1}`);
-  return r;
-};
+const result = roundResults(rounds);
 
 /** Every file under the directories the backup commands install to: content, mode, owner, mtime. */
-function installedFiles(name: HostName): string {
-  return mustRoot(
-    hosts,
-    name,
-    `cd / && for d in etc/dgx-storage etc/systemd/system usr/local/lib/dgx-storage var/lib/dgx-storage/borg; do
-  [ -e "$d" ] && find "$d" -printf '%p %y %m %U:%G %s %T@\\n'
-done | sort
-find etc/dgx-storage etc/systemd/system usr/local/lib/dgx-storage var/lib/dgx-storage/borg -type f -exec sha256sum {} + 2>/dev/null | sort`,
-  );
-}
+const installed = (name: HostName) => installedFiles(hosts, name, ["etc/dgx-storage", "etc/systemd/system", "usr/local/lib/dgx-storage", "var/lib/dgx-storage/borg"]);
 
 const archives = (name: HostName, glob: string): string[] =>
   mustRoot(hosts, name, `${BORG_ENV(name)} borg list --short --glob-archives '${glob}' ${REPO[name]}`).trim().split("\n").filter(Boolean);
@@ -95,7 +83,7 @@ const treeHashes = (name: HostName, dir: string) => mustRoot(hosts, name, `cd ${
 
 beforeAll(() => {
   hosts = startHosts();
-  keyPath = path.join(hosts.workdir, "id_ed25519");
+  keyPath = hosts.privateKeyPath;
   key = fs.readFileSync(hosts.privateKeyPath, "utf8");
   for (const name of ["sark", "clu"] as const) {
     addOperator(hosts, name);
@@ -117,20 +105,7 @@ import sqlite3; c = sqlite3.connect('/home/maxvamp/chromadb-data/chroma.sqlite3'
 c.execute('create table t (x)'); c.executemany('insert into t values (?)', [(i,) for i in range(1000)]); c.commit()"`,
   );
   // the webhook receiver on sark (what ntfy or healthchecks would get)
-  mustRoot(
-    hosts,
-    "sark",
-    `cat > /usr/local/bin/e2e-receiver.py && systemd-run --unit e2e-receiver python3 /usr/local/bin/e2e-receiver.py && sleep 1`,
-    `import http.server
-class H(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
-        with open("/var/tmp/received.txt", "a") as f:
-            f.write(self.path + " " + body.replace("\\n", " ") + "\\n")
-        self.send_response(200); self.end_headers()
-http.server.HTTPServer(("127.0.0.1", 8765), H).serve_forever()
-`,
-  );
+  receiver = startWebhookReceiver(hosts, "sark");
 });
 
 afterAll(() => {
@@ -187,12 +162,12 @@ describe("backups with borg on the test hosts", () => {
   });
 
   it("round 2 changes nothing under /etc/dgx-storage, /etc/systemd/system, /usr/local/lib/dgx-storage, /var/lib/dgx-storage/borg", async () => {
-    const before = { sark: installedFiles("sark"), clu: installedFiles("clu") };
+    const before = { sark: installed("sark"), clu: installed("clu") };
     const t0 = Date.now();
     await converge();
     console.log(`round 2: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    expect(installedFiles("sark")).toBe(before.sark);
-    expect(installedFiles("clu")).toBe(before.clu);
+    expect(installed("sark")).toBe(before.sark);
+    expect(installed("clu")).toBe(before.clu);
     expect(result(1, "sark-backup-units").stdout).toBe("install-units: set backup: 16 files, 7 units enabled\n");
     expect(result(1, "clu-backup-units").stdout).toBe("install-units: set backup: 14 files, 6 units enabled\n");
     expect(result(1, "sark-backup-repo").stdout).toBe("borg-repo: repository sark at /srv/borg/sark is ready\n");
@@ -321,7 +296,7 @@ EOF`,
     const journal = mustRoot(hosts, "sark", `journalctl -t dgx-backup -p err -o cat --no-pager --since @${t}`);
     expect(journal).toMatch(/sark check-verify-data FAILED; borg check --verify-data found errors/);
     expect(journal).toMatch(/sark drill-daily FAILED/);
-    const received = mustRoot(hosts, "sark", "cat /var/tmp/received.txt");
+    const received = receiver.received();
     expect(received).toMatch(/^\/alerts\/e2e-backup sark check-verify-data FAILED/m);
     expect(received).not.toContain(PASSPHRASE);
   });

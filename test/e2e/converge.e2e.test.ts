@@ -82,7 +82,8 @@ function prepareHost(name: HostName): void {
     mustRoot(hosts, name, "cat > /usr/local/bin/nvidia-container-runtime && chmod 755 /usr/local/bin/nvidia-container-runtime", '#!/bin/sh\nexec runc "$@"\n');
   }
   mustRoot(hosts, name, "systemctl daemon-reload && systemctl restart docker && timeout 60 sh -c 'until docker info >/dev/null 2>&1; do sleep 1; done'");
-  // dockerd's start time is read in whole seconds against daemon.json's mtime
+  // docker-restart.sh compares dockerd's start time with daemon.json's mtime in microseconds (in
+  // whole seconds when this pause was added); kept, so round 1's writes come a second after this start
   mustRoot(hosts, name, "sleep 1");
 }
 

@@ -7,9 +7,9 @@
  * test stack file instead of the Automation API.
  */
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseHostConfig, type HostConfig } from "../../components/config";
+import type { DriftExpectation } from "../../components/render/drift";
 import { ALERT_TIMER } from "../../components/render/monitoring";
 import { probeHost } from "../../tools/drift-core";
 import { buildHostOffline } from "../../tools/offline-host";
@@ -22,16 +22,17 @@ let keyPath: string;
 let values: Record<string, unknown>;
 let config: HostConfig;
 let plan: PlannedCommand[];
+/** What the probe checks: the stack's declaration, built offline once. */
+let expectation: DriftExpectation;
 
-const probe = async () => {
-  const { host } = await buildHostOffline("test-sark", config);
+const probe = () => {
   const h = hosts.hosts.sark;
-  return probeHost(host.drift, { address: h.address, port: h.port, user: "maxvamp", hostKey: h.hostKey, sudo: true }, keyPath);
+  return probeHost(expectation, { address: h.address, port: h.port, user: "maxvamp", hostKey: h.hostKey, sudo: true }, keyPath);
 };
 
 beforeAll(async () => {
   hosts = startHosts();
-  keyPath = path.join(hosts.workdir, "id_ed25519");
+  keyPath = hosts.privateKeyPath;
   addOperator(hosts, "sark");
   // the backup's off-site receiving side is installed on clu by sark's stack
   addOperator(hosts, "clu");
@@ -39,6 +40,7 @@ beforeAll(async () => {
   config = parseHostConfig(values, { source: "Pulumi.test-sark.yaml", mode: "apply" });
   const run = await runStack({ stack: "test-sark", config: values, secrets: { sshPrivateKey: fs.readFileSync(keyPath, "utf8"), borgPassphrase: "drift-test-passphrase" }, preview: false });
   plan = planCommands(run);
+  expectation = (await buildHostOffline("test-sark", config)).host.drift;
   // whatever the stack's test-only preparations need (the monitoring e2e loop-mounts this)
   mustRoot(hosts, "sark", "mkdir -p /home/maxvamp/chromadb-data /mnt/alert-test");
 });
@@ -48,7 +50,7 @@ afterAll(() => {
 });
 
 describe("host drift probe", () => {
-  it("GIVEN the stack applied (and its container created as the provider would) THEN no drift", async () => {
+  it("GIVEN the stack applied (and its container created as the provider would) THEN no drift", () => {
     applyCommands(plan, keyPath);
     const svc = config.services.chromadb!;
     mustRoot(
@@ -56,14 +58,14 @@ describe("host drift probe", () => {
       "sark",
       `docker run -d --init --name ${svc.containerName} --restart unless-stopped --mount type=bind,source=${svc.mounts[0]!.source},target=${svc.mounts[0]!.target} ${svc.image} ${(svc.command ?? []).join(" ")}`,
     );
-    expect(await probe()).toEqual([]);
+    expect(probe()).toEqual([]);
   });
 
-  it("GIVEN daemon.json, a sysctl value and a unit file edited by hand THEN exactly those three", async () => {
+  it("GIVEN daemon.json, a sysctl value and a unit file edited by hand THEN exactly those three", () => {
     mustRoot(hosts, "sark", `python3 -c 'import json; p="/etc/docker/daemon.json"; d=json.load(open(p)); d["log-opts"]["max-size"]="10m"; json.dump(d, open(p, "w"))'`);
     mustRoot(hosts, "sark", "sysctl -q -w vm.swappiness=33");
     mustRoot(hosts, "sark", `sed -i 's/^OnUnitActiveSec=.*/OnUnitActiveSec=1h/' /etc/systemd/system/${ALERT_TIMER}`);
-    const drifts = await probe();
+    const drifts = probe();
     expect(drifts.map((d) => [d.kind, d.what])).toEqual([
       ["daemon.json", "log-opts"],
       ["file", `/etc/systemd/system/${ALERT_TIMER}`],
@@ -73,10 +75,10 @@ describe("host drift probe", () => {
     expect(drifts[2]).toMatchObject({ expected: "10", actual: "33" });
   });
 
-  it("GIVEN the stack applied again THEN no drift", async () => {
+  it("GIVEN the stack applied again THEN no drift", () => {
     applyCommands(plan, keyPath);
     // the merge restarted dockerd; the container's restart policy brings it back
     mustRoot(hosts, "sark", "timeout 60 sh -c 'until [ \"$(docker inspect -f {{.State.Running}} chromadb)\" = true ]; do sleep 1; done'");
-    expect(await probe()).toEqual([]);
+    expect(probe()).toEqual([]);
   });
 });

@@ -118,6 +118,36 @@ echo 'maxvamp ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/maxvamp && chmod 440 /etc
   );
 }
 
+/** Where the webhook receiver listens on its host; a suite's webhook URL is this plus a path. */
+export const WEBHOOK_RECEIVER_URL = "http://127.0.0.1:8765";
+
+export interface WebhookReceiver {
+  /** Every POST so far, a line each: the request path, a space, the body with newlines as spaces. */
+  received(): string;
+}
+
+/**
+ * Starts a webhook receiver on the host (what ntfy or healthchecks would get): a transient unit
+ * listening on WEBHOOK_RECEIVER_URL that appends each POST to /var/tmp/received.txt.
+ */
+export function startWebhookReceiver(hosts: TestHosts, name: HostName): WebhookReceiver {
+  mustRoot(
+    hosts,
+    name,
+    `cat > /usr/local/bin/e2e-receiver.py && systemd-run --unit e2e-receiver python3 /usr/local/bin/e2e-receiver.py && sleep 1`,
+    `import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+        with open("/var/tmp/received.txt", "a") as f:
+            f.write(self.path + " " + body.replace("\\n", " ") + "\\n")
+        self.send_response(200); self.end_headers()
+http.server.HTTPServer(("127.0.0.1", 8765), H).serve_forever()
+`,
+  );
+  return { received: () => mustRoot(hosts, name, "cat /var/tmp/received.txt") };
+}
+
 /**
  * A test stack file's config pointed at the running hosts: this host's SSH port and host key,
  * and the backup's off-site peer (the other host's management port and host key), from hosts.json.

@@ -6,11 +6,9 @@
  * destination mounted).
  */
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { withPeerKey } from "../fixtures";
-import { runStack, stackFileConfig } from "../harness";
-import { addOperator, asRoot, mustRoot, ssh, startHosts, stopHosts, type TestHosts } from "./hosts";
+import { runStack } from "../harness";
+import { addOperator, asRoot, mustRoot, ssh, startHosts, stopHosts, testStackConfig, type TestHosts } from "./hosts";
 import { planCommands, type PlannedCommand } from "./runner";
 
 let hosts: TestHosts;
@@ -28,12 +26,10 @@ interface Case {
 
 /** The program's run and finalize commands for one migration. */
 async function commands(c: Case): Promise<{ run: PlannedCommand; finalize: PlannedCommand }> {
-  const base = stackFileConfig("test/e2e/Pulumi.test-sark.yaml");
-  const h = hosts.hosts.sark;
-  const host = base.host as { ssh: Record<string, unknown> };
+  // the test stack on this host; the backup's off-site block has clu's key pinned, as an up needs
+  // (its commands are not run here)
   const config = {
-    ...base,
-    host: { ...host, ssh: { ...host.ssh, port: h.port, hostKey: h.hostKey } },
+    ...testStackConfig(hosts, "sark"),
     services: { [c.container]: { host: "sark", image: "testbox:1", pull: false, overlay: false, mounts: [{ source: c.source, target: c.target }] } },
     migrations: [
       {
@@ -47,8 +43,7 @@ async function commands(c: Case): Promise<{ run: PlannedCommand; finalize: Plann
       },
     ],
   };
-  // the backup's off-site block needs clu's key pinned for an up (its commands are not run here)
-  const plan = planCommands(await runStack({ stack: "test-sark", config: withPeerKey(config, hosts.hosts.clu.hostKey, hosts.hosts.clu.port), secrets: { sshPrivateKey: fs.readFileSync(keyPath, "utf8") }, preview: false }));
+  const plan = planCommands(await runStack({ stack: "test-sark", config, secrets: { sshPrivateKey: fs.readFileSync(keyPath, "utf8") }, preview: false }));
   const run = plan.find((p) => p.name === `sark-migrate-${c.name}-run`)!;
   const finalize = plan.find((p) => p.name === `sark-migrate-${c.name}-finalize`)!;
   // the order Pulumi would use: the finalize step comes after the run step
@@ -77,7 +72,7 @@ function state(name: string): Record<string, string> {
 
 beforeAll(() => {
   hosts = startHosts();
-  keyPath = path.join(hosts.workdir, "id_ed25519");
+  keyPath = hosts.privateKeyPath;
   addOperator(hosts, "sark");
 });
 

@@ -10,22 +10,22 @@
  * start: ConditionVirtualization=no).
  */
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { baselineOutput, baselineFile, SMARTD_CONF } from "../../components/monitoring";
 import { scriptCommand } from "../../components/render/command";
 import { SMARTD_ALERT_HOOK } from "../../components/render/monitoring";
 import { renderSmartdConf } from "../../components/render/smartd";
 import { runStack, type StackRun } from "../harness";
-import { managerOutputs, addOperator, mustRoot, ssh, startHosts, stopHosts, type HostName, type TestHosts, testStackConfig } from "./hosts";
-import { applyCommands, planCommands, type Executed } from "./runner";
+import { managerOutputs, addOperator, mustRoot, ssh, startHosts, startWebhookReceiver, stopHosts, type HostName, type TestHosts, testStackConfig, WEBHOOK_RECEIVER_URL, type WebhookReceiver } from "./hosts";
+import { applyCommands, installedFiles, planCommands, roundResults, type Executed } from "./runner";
 
-const WEBHOOK = "http://127.0.0.1:8765/alerts/e2e-secret-token";
+const WEBHOOK = `${WEBHOOK_RECEIVER_URL}/alerts/e2e-secret-token`;
 const ALERT_MOUNT = "/mnt/alert-test";
 const FIO_PATH = "/var/tmp";
 
 let hosts: TestHosts;
 let key: string;
+let receiver: WebhookReceiver;
 const rounds: Record<HostName, Executed[]>[] = [];
 const programs: Record<HostName, StackRun>[] = [];
 const started = Date.now();
@@ -43,7 +43,7 @@ async function program(name: HostName, managerInit?: string): Promise<StackRun> 
 }
 
 async function converge(): Promise<void> {
-  const keyPath = path.join(hosts.workdir, "id_ed25519");
+  const keyPath = hosts.privateKeyPath;
   const sarkRun = await program("sark");
   const sark = applyCommands(planCommands(sarkRun), keyPath);
   const cluRun = await program("clu", sark.find((r) => r.name === "sark-swarm-init")!.stdout);
@@ -52,24 +52,12 @@ async function converge(): Promise<void> {
   programs.push({ sark: sarkRun, clu: cluRun });
 }
 
-const result = (round: number, name: string) => {
-  const r = [...rounds[round]!.sark, ...rounds[round]!.clu].find((x) => x.name === name);
-  if (!r) throw new Error(`no command ${name} in round ${round + 1}`);
-  return r;
-};
+const result = roundResults(rounds);
 
-/** Every file under the directories the monitoring commands install to: content, mode, owner, mtime. */
-function installedFiles(name: HostName): string {
-  return mustRoot(
-    hosts,
-    name,
-    `cd / && for d in etc/dgx-storage etc/systemd/system usr/local/lib/dgx-storage etc/smartd.conf; do
-  [ -e "$d" ] && find "$d" -printf '%p %y %m %U:%G %s %T@\\n'
-done | sort
-find etc/dgx-storage etc/systemd/system usr/local/lib/dgx-storage etc/smartd.conf -type f -exec sha256sum {} + 2>/dev/null | sort
-systemctl is-enabled dgx-storage-alert.timer fstrim.timer`,
-  );
-}
+/** Every file under the directories the monitoring commands install to (content, mode, owner, mtime), and the timers enabled. */
+const installed = (name: HostName) =>
+  installedFiles(hosts, name, ["etc/dgx-storage", "etc/systemd/system", "usr/local/lib/dgx-storage", "etc/smartd.conf"]) +
+  mustRoot(hosts, name, "systemctl is-enabled dgx-storage-alert.timer fstrim.timer");
 
 /** Runs the alert check now (the oneshot service the timer starts) and returns the journal lines it wrote. */
 function runAlertCheck(): string {
@@ -86,20 +74,7 @@ beforeAll(() => {
   // the usage alert's filesystem: a small ext4 on a loop device (monitoring.mounts of test-sark)
   mustRoot(hosts, "sark", `set -e; mkdir -p ${ALERT_MOUNT}; truncate -s 64M /var/tmp/alert-test.img; mkfs.ext4 -q -F /var/tmp/alert-test.img; mount -o loop /var/tmp/alert-test.img ${ALERT_MOUNT}`);
   // the webhook receiver: appends each POST body to a file (what ntfy or healthchecks would get)
-  mustRoot(
-    hosts,
-    "sark",
-    `cat > /usr/local/bin/e2e-receiver.py && systemd-run --unit e2e-receiver python3 /usr/local/bin/e2e-receiver.py && sleep 1`,
-    `import http.server
-class H(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
-        with open("/var/tmp/received.txt", "a") as f:
-            f.write(self.path + " " + body.replace("\\n", " ") + "\\n")
-        self.send_response(200); self.end_headers()
-http.server.HTTPServer(("127.0.0.1", 8765), H).serve_forever()
-`,
-  );
+  receiver = startWebhookReceiver(hosts, "sark");
 });
 
 afterAll(() => {
@@ -149,7 +124,8 @@ describe("monitoring on the test hosts", () => {
     expect(r.stdout).toContain("smartd not (re)started: none of the configured devices is present on sark");
     expect(mustRoot(hosts, "sark", `cat ${SMARTD_CONF}`)).toBe(renderSmartdConf({ devices: [{ path: "/dev/nvme0n1" }], alertExec: SMARTD_ALERT_HOOK, temperatureCriticalC: 70 }));
     // and the reason smartd would not run here anyway: Debian's unit refuses virtualised hosts
-    expect(mustRoot(hosts, "sark", "systemctl show -p ConditionResult --value smartmontools.service; systemd-detect-virt -c || true").trim().split("\n")[0]).toMatch(/^(no|yes)$/);
+    // (ConditionVirtualization=no, checked when the enabled unit was started at boot)
+    expect(mustRoot(hosts, "sark", "systemctl show -p ConditionResult --value smartmontools.service; systemd-detect-virt -c || true").trim().split("\n")[0]).toBe("no");
   });
 
   it("the alert timer is listed with a next run", () => {
@@ -181,11 +157,11 @@ describe("monitoring on the test hosts", () => {
     const line = fired.split("\n").find((l) => l.includes(`disk usage on sark at ${ALERT_MOUNT}`));
     expect(line).toMatch(/^warning: disk usage on sark at \/mnt\/alert-test: 8[5-6]\.\d% used \(.+ of .+\), threshold 80%$/);
     expect(mustRoot(hosts, "sark", `journalctl -t storage-alert -p warning..warning -o cat --no-pager | grep -c 'at ${ALERT_MOUNT}' || true`).trim()).not.toBe("0");
-    expect(mustRoot(hosts, "sark", "cat /var/tmp/received.txt")).toMatch(/^\/alerts\/e2e-secret-token .*disk usage on sark at \/mnt\/alert-test.*threshold 80%/m);
+    expect(receiver.received()).toMatch(/^\/alerts\/e2e-secret-token .*disk usage on sark at \/mnt\/alert-test.*threshold 80%/m);
     // below the threshold again: no usage alert, and the webhook hears "resolved" once
     mustRoot(hosts, "sark", `rm -f ${ALERT_MOUNT}/fill && sync`);
     expect(runAlertCheck()).not.toMatch(/disk usage on sark at \/mnt\/alert-test/);
-    expect(mustRoot(hosts, "sark", "cat /var/tmp/received.txt")).toMatch(/resolved: .*\/mnt\/alert-test/);
+    expect(receiver.received()).toMatch(/resolved: .*\/mnt\/alert-test/);
   });
 
   it("the fio baseline ran once per path; its stdout parses into the outputs beside the plan's targets", () => {
@@ -208,15 +184,15 @@ describe("monitoring on the test hosts", () => {
   });
 
   it("round 2 changes no installed file; fio's trigger is unchanged (Pulumi would not re-run it) and re-running it is harmless", async () => {
-    const before = { sark: installedFiles("sark"), clu: installedFiles("clu") };
+    const before = { sark: installed("sark"), clu: installed("clu") };
     const t0 = Date.now();
     await converge();
     console.log(`round 2: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     // the unit set: nothing written, deleted or enabled
     expect(result(1, "sark-monitoring-units").stdout).toBe("install-units: set monitoring: 5 files, 2 units enabled\n");
     expect(result(1, "clu-monitoring-units").stdout).toBe("install-units: set monitoring: 5 files, 2 units enabled\n");
-    expect(installedFiles("sark")).toBe(before.sark);
-    expect(installedFiles("clu")).toBe(before.clu);
+    expect(installed("sark")).toBe(before.sark);
+    expect(installed("clu")).toBe(before.clu);
     // what Pulumi compares: the same create strings and triggers in both program runs
     for (const name of ["sark", "clu"] as const) {
       for (const c of programs[1]![name].ofType("command:remote:Command")) {

@@ -4,7 +4,7 @@
  * `pulumi up` would use) and runs them over SSH on the test hosts in dependency order.
  */
 import type { Registration, StackRun } from "../harness";
-import { ssh, type RunResult, type SshTarget } from "./hosts";
+import { mustRoot, ssh, type HostName, type RunResult, type SshTarget, type TestHosts } from "./hosts";
 
 export interface PlannedCommand {
   readonly name: string;
@@ -81,4 +81,33 @@ export function applyCommands(plan: readonly PlannedCommand[], keyPath: string):
     if (r.code !== 0) throw new Error(`${c.name} failed with exit code ${r.code}:\n${r.stderr}\n${r.stdout}`);
   }
   return results;
+}
+
+/**
+ * `result(round, name)`: what the command `name` printed in that round (0-based) of `rounds`,
+ * sark's and clu's commands together; throws when it did not run. `rounds` is read at each call.
+ */
+export function roundResults(rounds: readonly Readonly<Record<HostName, readonly Executed[]>>[]): (round: number, name: string) => Executed {
+  return (round, name) => {
+    const r = [...rounds[round]!.sark, ...rounds[round]!.clu].find((x) => x.name === name);
+    if (!r) throw new Error(`no command ${name} in round ${round + 1}`);
+    return r;
+  };
+}
+
+/**
+ * Every file under `dirs` (relative to /; a missing one is skipped) on the host: path, type, mode,
+ * owner, size and mtime, then each regular file's sha256. Equal before and after a round: the
+ * round changed nothing there.
+ */
+export function installedFiles(hosts: TestHosts, name: HostName, dirs: readonly string[]): string {
+  const list = dirs.join(" ");
+  return mustRoot(
+    hosts,
+    name,
+    `cd / && for d in ${list}; do
+  [ -e "$d" ] && find "$d" -printf '%p %y %m %U:%G %s %T@\\n'
+done | sort
+find ${list} -type f -exec sha256sum {} + 2>/dev/null | sort`,
+  );
 }
