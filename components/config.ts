@@ -30,14 +30,15 @@ export type SecretKey = (typeof SECRET_KEYS)[number];
  * `borgPassphrase` is required only with a `backup` section (checked by `parseHostConfig`).
  * Every other key of `SECRET_KEYS` is required when the caller says which secrets are set.
  */
-export const OPTIONAL_SECRET_KEYS: readonly SecretKey[] = ["alertWebhook", "borgPassphrase"];
+const OPTIONAL_SECRET_KEYS: readonly SecretKey[] = ["alertWebhook", "borgPassphrase"];
 
 /**
- * What a secret's value must look like. The door never sees secret values: the caller that holds
- * them (components/stack-config.ts) runs `checkSecretFormat` and passes the names of the invalid
- * ones in `ParseOptions.invalidSecrets`, so the problem is listed with the others, value unshown.
+ * What a secret's value must look like. `parseHostConfig` never sees secret values: the caller
+ * that holds them (`parseStackConfig`) runs `checkSecretFormat` and passes the names of the
+ * invalid ones in `ParseOptions.invalidSecrets`, so the problem is listed with the others, value
+ * unshown.
  */
-export const SECRET_FORMATS: Readonly<Partial<Record<SecretKey, { readonly test: RegExp; readonly expected: string }>>> = {
+const SECRET_FORMATS: Readonly<Partial<Record<SecretKey, { readonly test: RegExp; readonly expected: string }>>> = {
   // one line: the file on the host holds exactly this URL, read by storage-alert.sh and borg-run.sh
   alertWebhook: { test: /^https?:\/\/[^\s'"\\`$]+$/, expected: "an http(s) URL on one line (e.g. https://ntfy.sh/<topic>)" },
   // borg-repo.sh reads one line from stdin into the pass file; a short passphrase guards little
@@ -651,7 +652,7 @@ export function automaticBackupPaths(c: {
 }
 
 /** Sorted, without repeats and without paths inside another one of the list (borg would archive them twice). */
-export function outermostPaths(paths: readonly string[]): string[] {
+function outermostPaths(paths: readonly string[]): string[] {
   const sorted = [...new Set(paths)].sort();
   return sorted.filter((p) => !sorted.some((q) => q !== p && inside(p, q)));
 }
@@ -1021,6 +1022,44 @@ export function splitSecrets(values: Readonly<Record<string, unknown>>): {
     else plain[k] = v;
   }
   return { plain, secretsPresent };
+}
+
+/** One config value as Pulumi hands it over: the raw string, and whether it was set with `--secret`. */
+export interface RawConfigValue {
+  readonly value: string;
+  readonly secret?: boolean;
+}
+
+/**
+ * The door for config as Pulumi hands it over: the runtime's map for `pulumi up` and preview
+ * (components/stack-config.ts), the Automation API's `getAllConfig()` for `npm run drift`. Keys
+ * are full (`dgx-storage:<key>`; other namespaces are skipped), values raw strings, decoded as
+ * JSON where they parse. A key of `SECRET_KEYS` set as a secret leaves the values: it counts as
+ * present, its form is checked (`checkSecretFormat`, value never shown) and it is returned in
+ * `secrets` for a caller that needs it; set in plaintext, it stays in the values and the door
+ * rejects it.
+ */
+export function parseStackConfig(
+  all: Readonly<Record<string, RawConfigValue>>,
+  opts: Omit<ParseOptions, "secretsPresent" | "invalidSecrets">,
+): { config: HostConfig; secrets: Partial<Record<SecretKey, string>> } {
+  const values: Record<string, unknown> = {};
+  const secrets: Partial<Record<SecretKey, string>> = {};
+  for (const [fullKey, { value, secret }] of Object.entries(all)) {
+    if (!fullKey.startsWith(`${PROJECT}:`)) continue;
+    const key = fullKey.slice(PROJECT.length + 1);
+    if (secret === true && (SECRET_KEYS as readonly string[]).includes(key)) {
+      secrets[key as SecretKey] = value;
+      continue;
+    }
+    try {
+      values[key] = JSON.parse(value);
+    } catch {
+      values[key] = value;
+    }
+  }
+  const config = parseHostConfig(values, { ...opts, secretsPresent: Object.keys(secrets), invalidSecrets: checkSecretFormat(secrets) });
+  return { config, secrets };
 }
 
 /**

@@ -4,7 +4,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
-import { checkSecretFormat, parseHostConfig, PROJECT, SECRET_KEYS, type HostConfig, type SecretKey } from "./config";
+import { parseStackConfig, PROJECT, type HostConfig } from "./config";
 
 export interface StackConfig {
   readonly config: HostConfig;
@@ -13,14 +13,6 @@ export interface StackConfig {
   readonly alertWebhook?: pulumi.Output<string>;
   /** The borg repository passphrase, as a secret; set when the stack has a `backup` section. */
   readonly borgPassphrase?: pulumi.Output<string>;
-}
-
-function decode(raw: string): unknown {
-  try {
-    return JSON.parse(raw);
-  } catch {
-    return raw;
-  }
 }
 
 /**
@@ -33,27 +25,13 @@ function isSecret(fullKey: string): boolean {
 }
 
 export function loadStackConfig(): StackConfig {
-  const values: Record<string, unknown> = {};
-  const secretsPresent: string[] = [];
-  const secretValues: Partial<Record<SecretKey, string>> = {};
-  for (const [fullKey, raw] of Object.entries(pulumi.runtime.allConfig())) {
-    if (!fullKey.startsWith(`${PROJECT}:`)) continue;
-    const key = fullKey.slice(PROJECT.length + 1);
-    if ((SECRET_KEYS as readonly string[]).includes(key) && isSecret(fullKey)) {
-      secretsPresent.push(key);
-      // only to check its form (checkSecretFormat); the value goes nowhere else from here
-      secretValues[key as SecretKey] = raw;
-      continue;
-    }
-    // a secret key set in plaintext stays in `values`, and the door rejects it
-    values[key] = decode(raw);
-  }
-  const config = parseHostConfig(values, {
+  const all = Object.fromEntries(Object.entries(pulumi.runtime.allConfig()).map(([fullKey, value]) => [fullKey, { value, secret: isSecret(fullKey) }]));
+  // the secrets' values are only checked for form there; they are read below as Pulumi secrets
+  const { config, secrets } = parseStackConfig(all, {
     source: `Pulumi.${pulumi.getStack()}.yaml`,
     mode: pulumi.runtime.isDryRun() ? "preview" : "apply",
-    secretsPresent,
-    invalidSecrets: checkSecretFormat(secretValues),
   });
+  const secretsPresent = Object.keys(secrets);
   const cfg = new pulumi.Config(PROJECT);
   const alertWebhook = secretsPresent.includes("alertWebhook") ? cfg.requireSecret("alertWebhook").apply((u) => u.trim()) : undefined;
   // only the line ending `pulumi config set --secret borgPassphrase < file` adds is dropped:

@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadStackFile, parseHostConfig, UNPINNED_HOST_KEY } from "../components/config";
+import { ConfigError, loadStackFile, parseHostConfig, parseStackConfig, UNPINNED_HOST_KEY, type RawConfigValue } from "../components/config";
 import { FIXTURE_HOST_KEY, validConfig, withValue } from "./fixtures";
 import { REPO } from "./harness";
 
@@ -145,5 +145,46 @@ describe("config door: rejected", () => {
     })();
     expect(e).toContain("sshPrivateKey: (missing) secret");
     expect(() => parseHostConfig(validConfig(), { source: SOURCE, secretsPresent: ["sshPrivateKey"] })).not.toThrow();
+  });
+});
+
+/** The config map as Pulumi hands it over: full keys, raw strings, the secret flag. */
+function pulumiConfigMap(values: Record<string, unknown>, secrets: Record<string, string> = {}): Record<string, RawConfigValue> {
+  return {
+    ...Object.fromEntries(Object.entries(values).map(([k, v]) => [`dgx-storage:${k}`, { value: JSON.stringify(v), secret: false }])),
+    ...Object.fromEntries(Object.entries(secrets).map(([k, v]) => [`dgx-storage:${k}`, { value: v, secret: true }])),
+    "docker:host": { value: "ssh://elsewhere", secret: false },
+  };
+}
+
+describe("parseStackConfig (pulumi up and npm run drift)", () => {
+  const opts = { source: SOURCE, mode: "apply" } as const;
+  const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n";
+
+  it("decodes the project's JSON values, skips other namespaces and hands back the secrets apart", () => {
+    const { config, secrets } = parseStackConfig(pulumiConfigMap(validConfig(), { sshPrivateKey: KEY, alertWebhook: "https://ntfy.sh/dgx" }), opts);
+    expect(config).toEqual(parseHostConfig(validConfig(), { ...opts, secretsPresent: ["sshPrivateKey", "alertWebhook"] }));
+    expect(secrets).toEqual({ sshPrivateKey: KEY, alertWebhook: "https://ntfy.sh/dgx" });
+  });
+
+  it("keeps a value that is not JSON as its raw string", () => {
+    const all = { ...pulumiConfigMap(validConfig(), { sshPrivateKey: KEY }), "dgx-storage:extra": { value: "not json", secret: false } };
+    expect(() => parseStackConfig(all, opts)).toThrow(/extra: unknown key \(value "not json"\)/);
+  });
+
+  it("checks a secret's form without showing it, and requires the SSH key as a secret", () => {
+    const bad = (() => {
+      try {
+        parseStackConfig(pulumiConfigMap(validConfig(), { sshPrivateKey: KEY, alertWebhook: "ntfy.sh/no-scheme" }), opts);
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return "";
+    })();
+    expect(bad).toContain("alertWebhook: (secret, not shown) is invalid; expected an http(s) URL");
+    expect(bad).not.toContain("no-scheme");
+    expect(() => parseStackConfig(pulumiConfigMap(validConfig()), opts)).toThrow(/sshPrivateKey: \(missing\) secret/);
+    // set in plaintext, a secret key stays in the values and the door refuses it
+    expect(() => parseStackConfig(pulumiConfigMap({ ...validConfig(), sshPrivateKey: KEY }), opts)).toThrow(/sshPrivateKey: must be set as a secret/);
   });
 });

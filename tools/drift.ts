@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
-import { ConfigError, parseHostConfig, PROJECT, SECRET_KEYS } from "../components/config";
+import { ConfigError, parseStackConfig } from "../components/config";
 import { renderDriftTable } from "../components/render/drift";
 import { probeHost } from "./drift-core";
 import { buildHostOffline } from "./offline-host";
@@ -25,22 +25,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const stack = await LocalWorkspace.selectStack({ stackName, workDir: REPO });
-  const all = await stack.getAllConfig();
-  const values: Record<string, unknown> = {};
-  const secrets: Record<string, string> = {};
-  for (const [fullKey, { value, secret }] of Object.entries(all)) {
-    if (!fullKey.startsWith(`${PROJECT}:`)) continue;
-    const key = fullKey.slice(PROJECT.length + 1);
-    if (secret && (SECRET_KEYS as readonly string[]).includes(key)) secrets[key] = value;
-    else {
-      try {
-        values[key] = JSON.parse(value);
-      } catch {
-        values[key] = value;
-      }
-    }
-  }
-  const config = parseHostConfig(values, { source: `Pulumi.${stackName}.yaml`, mode: "apply", secretsPresent: Object.keys(secrets) });
+  const { config, secrets } = parseStackConfig(await stack.getAllConfig(), { source: `Pulumi.${stackName}.yaml`, mode: "apply" });
   const ref = config.swarm?.managerStack;
   const managerOutputs = ref
     ? Object.fromEntries(Object.entries(await (await LocalWorkspace.selectStack({ stackName: ref, workDir: REPO })).outputs()).map(([k, v]) => [k, v.value]))
