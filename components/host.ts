@@ -6,6 +6,7 @@ import { DaemonConfig } from "./daemon-config";
 import type { HostAccess } from "./host-command";
 import { KernelTuning } from "./kernel-tuning";
 import { DataMigration } from "./migration";
+import { knownHostsName } from "./render/command";
 import type { DriftExpectation } from "./render/drift";
 import { Monitoring } from "./monitoring";
 import { ContainerService } from "./services";
@@ -42,8 +43,7 @@ export function dockerSshOpts(config: HostConfig): string[] {
   const { address, ssh } = config.host;
   const opts = ["-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"];
   if (ssh.hostKey !== UNPINNED_HOST_KEY) {
-    const pattern = ssh.port === 22 ? address : `[${address}]:${ssh.port}`;
-    opts.push("-o", `KnownHostsCommand=/bin/echo '${pattern} ${ssh.hostKey}'`);
+    opts.push("-o", `KnownHostsCommand=/bin/echo '${knownHostsName(address, ssh.port)} ${ssh.hostKey}'`);
   }
   return opts;
 }
@@ -61,7 +61,6 @@ export class DgxHost extends pulumi.ComponentResource {
   public readonly volumes: StorageVolumes;
   public readonly swarm?: Swarm;
   public readonly services: ReadonlyMap<string, ContainerService>;
-  public readonly migrations: readonly DataMigration[];
   /** What the host receives, for `npm run synth`. */
   public readonly hostFiles: readonly HostFile[];
   /** What the read-only drift probe checks on the host (`npm run drift`). */
@@ -129,7 +128,6 @@ export class DgxHost extends pulumi.ComponentResource {
       this.swarm = new Swarm(`${name}-swarm`, { access: this.access, provider: this.provider, swarm: config.swarm }, { parent: this, dependsOn: [this.daemon.restart] });
     }
     const services = new Map<string, ContainerService>();
-    const migrations: DataMigration[] = [];
     for (const [key, service] of Object.entries(config.services)) {
       const moves = config.migrations
         .filter((m) => m.service === key)
@@ -160,10 +158,8 @@ export class DgxHost extends pulumi.ComponentResource {
       );
       for (const m of moves) m.finalizeAfter(svc.container);
       services.set(key, svc);
-      migrations.push(...moves);
     }
     this.services = services;
-    this.migrations = migrations;
     this.hostFiles = [
       { path: "/etc/docker/daemon.json", content: this.daemon.fragment, kind: "managed-keys" },
       { path: this.kernel.path, content: this.kernel.content, kind: "file" },

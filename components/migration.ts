@@ -26,12 +26,19 @@ export class DataMigration extends pulumi.ComponentResource {
   public readonly run: pulumi.Resource;
   private readonly args: DataMigrationArgs;
   private readonly name: string;
+  /**
+   * What is moved where, hashed: the trigger of both steps. Changing it re-runs them, as does a
+   * change of their command string (arguments or migrate.sh itself); a re-run of a recorded
+   * migration is a no-op anyway.
+   */
+  private readonly trigger: string;
 
   constructor(name: string, args: DataMigrationArgs, opts?: pulumi.ComponentResourceOptions) {
     super("dgx-storage:index:DataMigration", name, {}, opts);
     this.name = name;
     this.args = args;
     const m = args.migration;
+    this.trigger = sha256(JSON.stringify([m.name, m.source, m.destination]));
     const runArgs = [
       "run",
       m.name,
@@ -45,8 +52,7 @@ export class DataMigration extends pulumi.ComponentResource {
     ];
     this.run = hostCommand(
       `${name}-run`,
-      // the trigger is what is moved where: nothing else re-runs it, and a re-run is a no-op anyway
-      { access: args.access, script: "migrate", createArgs: runArgs, triggers: [sha256(JSON.stringify([m.name, m.source, m.destination]))] },
+      { access: args.access, script: "migrate", createArgs: runArgs, triggers: [this.trigger] },
       { parent: this },
     );
     this.registerOutputs({ source: m.source, destination: m.destination });
@@ -61,7 +67,7 @@ export class DataMigration extends pulumi.ComponentResource {
         access: this.args.access,
         script: "migrate",
         createArgs: ["finalize", m.name, this.args.containerName, m.source, m.destination, String(m.healthTimeout)],
-        triggers: [sha256(JSON.stringify([m.name, m.source, m.destination]))],
+        triggers: [this.trigger],
       },
       { parent: this, dependsOn: [container] },
     );

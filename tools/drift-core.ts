@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { UNPINNED_HOST_KEY } from "../components/config";
-import { scriptCommand } from "../components/render/command";
+import { knownHostsName, scriptCommand } from "../components/render/command";
 import type { Drift, DriftExpectation } from "../components/render/drift";
 
 export interface ProbeTarget {
@@ -25,8 +25,7 @@ export function probeHost(expectation: DriftExpectation, target: ProbeTarget, ke
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dgx-drift-"));
   try {
     const knownHosts = path.join(dir, "known_hosts");
-    const pattern = target.port === 22 ? target.address : `[${target.address}]:${target.port}`;
-    fs.writeFileSync(knownHosts, `${pattern} ${target.hostKey}\n`);
+    fs.writeFileSync(knownHosts, `${knownHostsName(target.address, target.port)} ${target.hostKey}\n`);
     const r = spawnSync(
       "ssh",
       [

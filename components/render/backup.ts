@@ -7,7 +7,7 @@
  * its own rules. The passphrase is never here: the units name the command that reads it
  * (`BORG_PASSCOMMAND`), the file itself is written by borg-repo.sh from stdin.
  */
-import { bundledScript } from "./command";
+import { bundledScript, knownHostsName } from "./command";
 import { renderUnit, type UnitEntry, type UnitFile, type UnitSection, type UnitSet } from "./systemd";
 
 /** Where install-units.sh puts the helper the services run. */
@@ -139,7 +139,7 @@ export function offsiteRepoUrl(o: OffsiteTarget): string {
 /** The known_hosts line that pins the off-site host key (`[host]:port` form when the port is not 22). */
 export function offsiteKnownHosts(o: OffsiteTarget): string {
   if (!/^[a-z0-9-]+ [A-Za-z0-9+/=]+$/.test(o.hostKey.trim())) throw new Error(`offsite.hostKey must be '<type> <base64>', got ${JSON.stringify(o.hostKey)}`);
-  const name = o.port === 22 ? o.host : `[${o.host}]:${o.port}`;
+  const name = knownHostsName(o.host, o.port);
   return `${name} ${o.hostKey.trim()}\n`;
 }
 

@@ -39,6 +39,14 @@ export function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * How a host is named in a known_hosts line: the bare address on port 22, `[address]:port` on
+ * any other (what ssh looks up, so a pinned key on another port would otherwise never match).
+ */
+export function knownHostsName(address: string, port: number): string {
+  return port === 22 ? address : `[${address}]:${port}`;
+}
+
 export function scriptText(name: ScriptName): string {
   return fs.readFileSync(path.join(SCRIPTS_DIR, `${name}.sh`), "utf8");
 }

@@ -6,7 +6,7 @@
  */
 import { MANAGED_HEADER } from "./sysctl";
 
-export type UnitValue = string | number | boolean;
+type UnitValue = string | number | boolean;
 export type UnitEntry = readonly [key: string, value: UnitValue];
 export type UnitSection = readonly [name: string, entries: readonly UnitEntry[]];
 
