@@ -79,8 +79,8 @@ export const remoteCommandPinsHostKey: ResourceValidationPolicy = {
     }
     const problem = hostKeyProblem("connection", connection.hostKey);
     if (problem) reportViolation(problem);
-    if (has(connection, "proxy") && connection.proxy !== undefined) {
-      const proxy = connection.proxy;
+    const proxy = connection.proxy;
+    if (proxy !== undefined) {
       const proxyProblem = isObject(proxy) ? hostKeyProblem("connection.proxy", proxy.hostKey) : "connection.proxy is not an object";
       if (proxyProblem) reportViolation(proxyProblem);
     }
@@ -173,13 +173,13 @@ export const containerOneSourcePerTarget: ResourceValidationPolicy = {
       seen.set(key, [...(seen.get(key) ?? []), what]);
     };
     // only the targets are read: a mount's source may be a volume name unknown at preview
-    const mounts = has(props, "mounts") ? props.mounts : undefined;
+    const mounts = props.mounts;
     if (Array.isArray(mounts)) {
       mounts.forEach((m: unknown, i) => {
         if (isObject(m)) add(m.target, `mounts[${i}]`);
       });
     }
-    const volumes = has(props, "volumes") ? props.volumes : undefined;
+    const volumes = props.volumes;
     if (Array.isArray(volumes)) {
       volumes.forEach((v: unknown, i) => {
         if (isObject(v)) add(v.containerPath, `volumes[${i}]`);

@@ -269,6 +269,26 @@ describe("the program's own resources", () => {
     expect(found).toEqual([]);
   });
 
+  it(`a scratch volume (data: false) passes the protection rule unprotected, through the ${HOLDS_DATA_LABEL} label the component sets; a data volume does not`, async () => {
+    const config = pinnedStackConfig("sark");
+    const volumes = [...(config.volumes as Record<string, unknown>[]), { name: "scratch-cache", host: "sark", data: false }];
+    const run = await runStack({ stack: "sark", config: { ...config, volumes } });
+    const volume = (name: string) => {
+      const r = run.ofType(VOLUME_TYPE).find((x) => x.inputs.name === name);
+      if (!r) throw new Error(`no volume ${name}`);
+      return r;
+    };
+    const scratch = volume("scratch-cache");
+    expect(scratch.protect).toBe(false);
+    expect(await violations(dataVolumeProtected, { type: scratch.type, name: scratch.name, inputs: asEngineInputs(scratch), protect: false })).toEqual([]);
+    // a data volume as the component registers it (no such label), had it forgotten protect
+    const data = volume("chroma-data");
+    expect(data.protect).toBe(true);
+    expect(await violations(dataVolumeProtected, { type: data.type, name: data.name, inputs: asEngineInputs(data), protect: false })).toEqual([
+      expect.stringMatching(/is not protected/),
+    ]);
+  });
+
   it("the committed stack files, whose host keys are unpinned, fail the host-key rule on every command", async () => {
     const run = await runStack({ stack: "sark", config: stackFileConfig("Pulumi.sark.yaml") });
     const commands = run.ofType(COMMAND_TYPE);
