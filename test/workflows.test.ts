@@ -201,7 +201,7 @@ describe("pr.yml", () => {
     expect(fs.existsSync(path.join(REPO, "policy", "PulumiPolicy.yaml"))).toBe(true);
   });
 
-  it("posts the diff as one comment per stack, updated on the next push", () => {
+  it("has a github-script step whose script marks a comment per stack and calls updateComment and createComment (not run here)", () => {
     const step = stepNamed("pr.yml", "preview", "Post the diff on the pull request");
     expect(step.uses).toMatch(/^actions\/github-script@/);
     expect(step.if).toBe("${{ !cancelled() && steps.preview.outcome != 'skipped' }}");

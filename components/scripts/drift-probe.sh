@@ -65,13 +65,13 @@ for key, value in exp["sysctl"].items():
 have_systemd = not root and shutil.which("systemctl")
 for unit in exp["enabledUnits"]:
     if have_systemd:
-        rc, out = run("systemctl", "is-enabled", unit)
+        _, out = run("systemctl", "is-enabled", unit)
         if out not in ("enabled", "static", "alias"):
             add("unit", unit, "enabled", out or "unknown")
 
 have_docker = not root and shutil.which("docker")
 if exp.get("swarmRole") and have_docker:
-    rc, out = run("docker", "info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}")
+    _, out = run("docker", "info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}")
     state, control = (out.split() + ["", ""])[:2]
     role = ("manager" if control == "true" else "worker") if state == "active" else state
     if role != exp["swarmRole"]:

@@ -13,9 +13,9 @@
 #   2. a borg archive of the source, its SQLite databases copied consistently (snapshot=borg:...),
 #      or nothing (snapshot=none);
 #   3. pass 1 while the service runs: rsync -aHAX --numeric-ids --sparse;
-#   4. stop the container, make sure no process still has a file open under the source;
-#   5. verification of pass 1 while the service still runs: every entry with a ctime older than
+#   4. verification of pass 1 while the service still runs: every entry with a ctime older than
 #      pass 1's start is identical in both trees (the rest changed since and goes in step 6);
+#   5. stop the container, make sure no process still has a file open under the source;
 #   6. the final pass and its verification, the downtime: only entries whose ctime is newer than
 #      pass 1's start are copied (deletions inside the destination only), and each is compared
 #      (metadata, directory listing, content byte for byte, ACLs, xattrs). SQLite -wal/-journal files
@@ -23,7 +23,7 @@
 #   7. a trial container, cloned from the stopped one with <destination> in place of <source>,
 #      must become healthy (or stay up for 10 s when it has no health check);
 #   8. record "verified" and leave the old container stopped: Pulumi replaces it next.
-#   Any failure after step 4 starts the old container again on the untouched source.
+#   Any failure after the stop (step 5) starts the old container again on the untouched source.
 # finalize (after the new container exists): it must run from <destination> and be healthy;
 #   then the source is made read-only (a read-only bind mount, kept across reboots by a systemd
 #   mount unit) and the migration is recorded "complete" with the downtime.
@@ -79,6 +79,8 @@ os.replace(tmp, path)
 PY
 }
 now() { date +%s.%N; }
+# elapsed START [END] : seconds from START to END (default: now), one decimal
+elapsed() { python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.1f}")' "$1" "${2:-$(now)}"; }
 human() { numfmt --to=iec-i --suffix=B "$1" 2>/dev/null || echo "$1 bytes"; }
 
 has_container() { [[ "$container" != - ]]; }
@@ -138,7 +140,7 @@ if [[ "$mode" == finalize ]]; then
 		log "(no systemd) would make $src read-only"
 	fi
 	stopped_at="$(marker_get stopped_at)"
-	downtime="$(python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.1f}")' "${stopped_at:-$healthy_at}" "$healthy_at")"
+	downtime="$(elapsed "${stopped_at:-$healthy_at}" "$healthy_at")"
 	marker_set state=complete completed_at="$(date -u +%Y-%m-%dT%H:%M:%SZ)" downtime_s="$downtime"
 	log "migration $name complete: $(marker_get bytes_copied) bytes copied, $(marker_get files_verified) files verified, downtime ${downtime} s (service stopped to healthy on $dst)"
 	exit 0
@@ -214,9 +216,10 @@ if [[ "$snapshot" == borg:* ]]; then
 	sqlite=()
 	while IFS= read -r -d '' db; do sqlite+=(--sqlite "${db#"$ROOT"}"); done < <(find "$S" -maxdepth 3 -type f \( -name '*.sqlite3' -o -name '*.sqlite' \) -print0)
 	log "borg archive of $src before migrating (repository $borg_repo)"
-	BORG_PASSCOMMAND="cat ${ROOT}/etc/dgx-storage/borg/${borg_name}.pass" BORG_BASE_DIR="${ROOT}/var/lib/dgx-storage/borg" \
+	# borg's state: borg-run.sh's default, the backup units' BORG_BASE_DIR (${STATE_DIR}/borg)
+	BORG_PASSCOMMAND="cat ${ROOT}/etc/dgx-storage/borg/${borg_name}.pass" \
 		bash "$runner" --repo "$borg_repo" --host "$borg_host" create "migration-$name" "${sqlite[@]}" "$src" ||
-		die "the borg archive of $src failed; nothing was touched"
+		die "the borg archive of $src failed (a repository locked out counts as a failure); nothing was copied and the service was not stopped"
 fi
 
 mkdir -p "$D"
@@ -249,7 +252,7 @@ t0="$(now)"
 # progress (bytes, %, rate, files) every 5%; the process substitution keeps rsync's exit status
 "${RSYNC[@]}" --info=progress2 "$S/" "$D/" > >(tr '\r' '\n' | awk '/(to|ir)-chk/ { p = $2 + 0; if (p >= last + 5 || p == 100) { print "  " $0; last = p } }')
 pass1_bytes="$(du -s --block-size=1 "$D" | cut -f1)"
-log "pass 1 done in $(python3 -c 'import sys; print(f"{float(sys.argv[2])-float(sys.argv[1]):.1f}")' "$t0" "$(now)") s"
+log "pass 1 done in $(elapsed "$t0") s"
 # Benchmarks and tests only (the program never sets it; sshd would not pass it): a command run
 # between pass 1 and the stop, e.g. to change 1% of the files as a running service would.
 if [[ -n "${MIGRATE_AFTER_PASS1:-}" ]]; then bash -c "$MIGRATE_AFTER_PASS1"; fi
@@ -309,9 +312,9 @@ holders="$(find /proc/[0-9]*/fd /proc/[0-9]*/cwd -maxdepth 1 \( -lname "$S/*" -o
 log "final pass (service stopped)"
 t_final="$(now)"
 (cd "$S" && find . -cnewer "$started_pass1" -printf '%P\0' | sed -z 's/^$/./') >"$work/changed"
-verdict="$(python3 - "$S" "$D" "$work/changed" "$work/sync" <<'PY'
+verdict="$(python3 - "$S" "$D" "$work/changed" <<'PY'
 import os, shutil, sys
-S, D, changed, sync_out = sys.argv[1:5]
+S, D, changed = sys.argv[1:4]
 paths = [p for p in open(changed, "rb").read().split(b"\0") if p]
 deleted = 0
 # a deletion in the source moved its parent directory's ctime: the parents listed are all the
@@ -326,23 +329,22 @@ for rel in paths:
             else:
                 os.unlink(victim)
             deleted += 1
-open(sync_out, "wb").write(b"".join(p + b"\0" for p in paths))
 print(f"{len(paths)} {deleted}")
 PY
 )"
 final_bytes=0
-if [[ -s "$work/sync" ]]; then
-	final_stats="$("${RSYNC[@]}" --force --from0 --files-from="$work/sync" --stats "$S/" "$D/")"
+if [[ -s "$work/changed" ]]; then
+	final_stats="$("${RSYNC[@]}" --force --from0 --files-from="$work/changed" --stats "$S/" "$D/")"
 	final_bytes="$(awk -F': ' '/Total transferred file size/ {gsub(/[^0-9]/, "", $2); print $2}' <<<"$final_stats")"
 fi
-log "final pass: ${verdict% *} changed entries copied, ${verdict#* } deleted, in $(python3 -c 'import sys; print(f"{float(sys.argv[2])-float(sys.argv[1]):.1f}")' "$t_final" "$(now)") s"
+log "final pass: ${verdict% *} changed entries copied, ${verdict#* } deleted, in $(elapsed "$t_final") s"
 
 # 6. verification of the final pass, in one walk of the changed entries: each is equal in both
 # trees (type, mode, owner, size, mtime to the nanosecond, link count, link target), with the same
 # content (compared byte for byte), the same xattrs (POSIX ACLs are the system.posix_acl_* ones),
 # and each changed directory lists the same entries
 log "verifying the final pass"
-python3 - "$S" "$D" "$work/sync" <<'PY' || die "the trees differ after the final pass; see above"
+python3 - "$S" "$D" "$work/changed" <<'PY' || die "the trees differ after the final pass; see above"
 import os, stat, sys
 S, D, lst = sys.argv[1:4]
 bad = []
@@ -390,7 +392,7 @@ for rel, why in bad[:50]:
 sys.exit(1 if bad else 0)
 PY
 rm -rf "$work"
-log "final pass and verification took $(python3 -c 'import sys; print(f"{float(sys.argv[2])-float(sys.argv[1]):.1f}")' "$t_final" "$(now)") s"
+log "final pass and verification took $(elapsed "$t_final") s"
 marker_set bytes_copied="$((pass1_bytes + ${final_bytes:-0}))" files_verified="$files" stopped_at="$stopped_at"
 
 # 7. trial run on the destination

@@ -3,9 +3,7 @@ import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { renderDriftTable, type Drift, type DriftExpectation } from "../../components/render/drift";
 import { renderSysctl } from "../../components/render/sysctl";
-import { SCRIPTS_DIR } from "../../components/render/command";
-import { spawnSync } from "node:child_process";
-import { makeRoot } from "./run";
+import { makeRoot, runScript, snapshotTree } from "./run";
 
 const SYSCTL = renderSysctl({ "vm.swappiness": 10 });
 const FRAGMENT = JSON.stringify({ "log-driver": "json-file", "storage-driver": "overlay2" });
@@ -33,9 +31,9 @@ function converged(): string {
 }
 
 function probe(root: string): Drift[] {
-  const r = spawnSync("bash", [path.join(SCRIPTS_DIR, "drift-probe.sh")], { input: JSON.stringify(EXPECT), env: { ...process.env, ROOT: root }, encoding: "utf8" });
+  const r = runScript("drift-probe", [], { ROOT: root }, { input: JSON.stringify(EXPECT) });
   expect(r.stderr).toBe("");
-  expect(r.status).toBe(0);
+  expect(r.code).toBe(0);
   return JSON.parse(r.stdout) as Drift[];
 }
 
@@ -62,9 +60,10 @@ describe("drift-probe.sh", () => {
   it("GIVEN a missing file THEN it says so; the probe never writes", () => {
     const root = converged();
     fs.rmSync(path.join(root, "etc/sysctl.d/90-dgx-storage.conf"));
-    const before = fs.readdirSync(root, { recursive: true }).sort();
+    const before = snapshotTree(root);
     expect(probe(root)).toContainEqual({ kind: "file", what: "/etc/sysctl.d/90-dgx-storage.conf", expected: "present", actual: "missing" });
-    expect(fs.readdirSync(root, { recursive: true }).sort()).toEqual(before);
+    // content, mode and mtime of every file and directory
+    expect(snapshotTree(root)).toEqual(before);
   });
 });
 

@@ -1,7 +1,9 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { bundledScript } from "../../components/render/command";
 import { makeRoot, runScript, snapshotTree } from "./run";
 
 /** Builds the fidelity tree the issue lists under ROOT/src. */
@@ -157,8 +159,8 @@ describe("migrate.sh (the copy and verification engine, no container)", () => {
     ["a missing source", "/nope", "/dst", "the source /nope does not exist"],
     ["source equal to destination", "/src", "/src", "source and destination are the same path"],
     ["destination inside the source", "/src", "/src/new", "the destination /src/new is inside the source /src"],
-    ["source inside the destination", "/src", "/", "is not a normalised path"],
-    ["source inside the destination (deeper)", "/data/src", "/data", "the source /data/src is inside the destination /data"],
+    ["the root as destination (a trailing '/', not a normalised path)", "/src", "/", "'/' is not a normalised path"],
+    ["source inside the destination", "/data/src", "/data", "the source /data/src is inside the destination /data"],
     ["a relative source", "src", "/dst", "'src' is not an absolute path"],
     ["a relative destination", "/src", "dst", "'dst' is not an absolute path"],
   ])("GIVEN %s THEN a clear error and nothing touched", (_what, src, dst, message) => {
@@ -182,5 +184,42 @@ describe("migrate.sh (the copy and verification engine, no container)", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/not enough room for \/small\/dst: the source takes .*, with the 10% margin .* more are needed, .* are free; nothing was touched/);
     expect(fs.readdirSync(path.join(root, "small"))).toEqual([]);
+  });
+});
+
+describe("migrate.sh snapshot=borg:... (the archive before anything is touched)", () => {
+  const REPO = "/mnt/borg-backup";
+  const PASS = "the-backup-repository-passphrase";
+
+  it.each([
+    ["missing", (file: string) => fs.rmSync(file)],
+    ["wrong", (file: string) => fs.writeFileSync(file, "not-the-passphrase-of-this-repository\n", { mode: 0o600 })],
+  ])("GIVEN the repository's pass file %s THEN the archive fails and migrate.sh stops, nothing touched", (_what, breakPassFile) => {
+    const root = newRoot();
+    fidelityTree(root);
+    // a stand-in logger, so borg-run.sh's alert does not reach this machine's journal
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), "dgx-bin-"));
+    fs.writeFileSync(path.join(bin, "logger"), "#!/usr/bin/env bash\n", { mode: 0o755 });
+    const env = { ROOT: root, PATH: `${bin}:${process.env.PATH}` };
+    // the backup component's repository, pass file and runner, as on a host
+    const setup = runScript("borg-repo", ["apply", "sark", REPO], env, { input: `${PASS}\n`, timeoutMs: 120_000 });
+    expect(setup.stderr).toBe("");
+    expect(setup.code).toBe(0);
+    const runner = path.join(root, "usr/local/lib/dgx-storage/borg-run.sh");
+    fs.mkdirSync(path.dirname(runner), { recursive: true });
+    fs.writeFileSync(runner, bundledScript("borg-run"), { mode: 0o755 });
+    breakPassFile(path.join(root, "etc/dgx-storage/borg/sark.pass"));
+    // borg-run.sh's consistent copy of the source's SQLite database runs before borg fails and
+    // opens it as the running service would: SQLite adds its -wal and -shm files (and so moves
+    // the directory's mtime); every file there was is unchanged
+    const files = () => Object.fromEntries(Object.entries(snapshotTree(path.join(root, "src"))).filter(([p]) => p !== "/" && !/-(wal|shm)$/.test(p)));
+    const source = files();
+
+    const r = runScript("migrate", ["run", "chroma", "-", "/src", "/dst", "-", "10", "30", `borg:sark:sark:${REPO}`], env, { timeoutMs: 120_000 });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("migrate: error: the borg archive of /src failed (a repository locked out counts as a failure); nothing was copied and the service was not stopped");
+    expect(fs.existsSync(path.join(root, "dst"))).toBe(false);
+    expect(fs.existsSync(path.join(root, "var/lib/dgx-storage/migrations/chroma.json"))).toBe(false);
+    expect(files()).toEqual(source);
   });
 });
