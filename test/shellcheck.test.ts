@@ -14,7 +14,7 @@ function shellFiles(dir: string): string[] {
   });
 }
 
-const files = [...shellFiles(SCRIPTS_DIR), ...shellFiles(path.join(REPO, "test")), ...shellFiles(path.join(REPO, ".ci"))];
+const files = [...shellFiles(SCRIPTS_DIR), ...shellFiles(path.join(REPO, "test")), ...shellFiles(path.join(REPO, ".ci")), ...shellFiles(path.join(REPO, "tools"))];
 
 describe("shell scripts", () => {
   it("exist", () => {

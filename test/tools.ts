@@ -29,8 +29,8 @@ export function packageOf(command: string): string | undefined {
 export function onPath(command: string): boolean {
   return (process.env.PATH ?? "").split(":").some((dir) => {
     try {
-      fs.accessSync(path.join(dir || ".", command), fs.constants.X_OK);
-      return fs.statSync(path.join(dir || ".", command)).isFile();
+      fs.accessSync(path.join(dir === "" ? "." : dir, command), fs.constants.X_OK);
+      return fs.statSync(path.join(dir === "" ? "." : dir, command)).isFile();
     } catch {
       return false;
     }
@@ -76,5 +76,20 @@ export function describeWith(needs: Needs, name: string, body: () => void): void
   } else {
     console.warn(`skipped "${name}": ${why}`);
     describe.skip(name, body);
+  }
+}
+
+/** `it(name, body)` when `needs` are met; otherwise as `describeWith` does for a suite. */
+export function itWith(needs: Needs, name: string, body: () => void | Promise<void>, timeout?: number): void {
+  const why = unmet(needs);
+  if (why === undefined) {
+    it(name, body, timeout);
+  } else if (IN_CI) {
+    it(name, () => {
+      throw new Error(`${name}: ${why}`);
+    });
+  } else {
+    console.warn(`skipped "${name}": ${why}`);
+    it.skip(name, body);
   }
 }

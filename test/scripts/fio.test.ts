@@ -1,12 +1,11 @@
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { compareWithTargets, FIO_JOBS, parseFioJson, parseFioSummary } from "../../components/render/fio";
+import { describeWith } from "../tools";
 import { makeRoot, runScript } from "./run";
 
 const NAME = "fio-baseline";
-const hasFio = spawnSync("fio", ["--version"]).status === 0;
 
 describe("fio-baseline.sh argument checks", () => {
   it.each([
@@ -41,7 +40,7 @@ describe("fio-baseline.sh argument checks", () => {
   });
 });
 
-describe.skipIf(!hasFio)("fio-baseline.sh with the real fio", () => {
+describeWith({ tools: ["fio"] }, "fio-baseline.sh with the real fio", () => {
   it("GIVEN a temp dir THEN four jobs run, the summary is written and printed, the test file is gone; a re-run measures again", () => {
     const root = makeRoot();
     fs.mkdirSync(path.join(root, "data"));

@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
+import { describeWith } from "../tools";
 import { makeRoot, runScript } from "./run";
 
 const NAME = "fstrim-once";
@@ -82,9 +83,8 @@ describe("fstrim-once.sh", () => {
   });
 });
 
-const canMount = process.getuid?.() === 0 && spawnSync("losetup", ["-f"]).status === 0 && spawnSync("mkfs.ext4", ["-V"]).status === 0;
 
-describe.skipIf(!canMount)("fstrim-once.sh on real filesystems (root only)", () => {
+describeWith({ tools: ["losetup", "mkfs.ext4", "fstrim"], root: true }, "fstrim-once.sh on real filesystems (root only)", () => {
   it("GIVEN a loop-mounted ext4 and a tmpfs THEN the ext4 is trimmed and the tmpfs reported as unsupported", () => {
     const rt = makeRoot();
     const img = path.join(rt, "fs.img");

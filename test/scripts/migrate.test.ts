@@ -2,8 +2,9 @@ import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, expect, it } from "vitest";
 import { bundledScript } from "../../components/render/command";
+import { describeWith } from "../tools";
 import { makeRoot, runScript, snapshotTree } from "./run";
 
 /** Builds the fidelity tree the issue lists under ROOT/src. */
@@ -61,7 +62,7 @@ const run = (root: string, src = "/src", dst = "/dst", extra: Record<string, str
   runScript("migrate", ["run", "chroma", "-", src, dst, "-", "10", "30", "none"], { ROOT: root, ...extra });
 const finalize = (root: string) => runScript("migrate", ["finalize", "chroma", "-", "/src", "/dst", "30"], { ROOT: root });
 
-describe("migrate.sh (the copy and verification engine, no container)", () => {
+describeWith({ tools: ["rsync", "setfattr", "getfattr", "setfacl", "getfacl"] }, "migrate.sh (the copy and verification engine, no container)", () => {
   it("GIVEN the fidelity tree WHEN migrated THEN the trees are identical in content, owners, modes, links, xattrs and ACLs, sparse stays sparse", () => {
     const root = newRoot();
     fidelityTree(root);
@@ -187,7 +188,7 @@ describe("migrate.sh (the copy and verification engine, no container)", () => {
   });
 });
 
-describe("migrate.sh snapshot=borg:... (the archive before anything is touched)", () => {
+describeWith({ tools: ["rsync", "borg", "setfattr", "setfacl"] }, "migrate.sh snapshot=borg:... (the archive before anything is touched)", () => {
   const REPO = "/mnt/borg-backup";
   const PASS = "the-backup-repository-passphrase";
 

@@ -1,9 +1,9 @@
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { SMARTD_ALERT_HOOK } from "../../components/render/monitoring";
 import { renderSmartdConf } from "../../components/render/smartd";
+import { describeWith } from "../tools";
 import { makeRoot, runScript, snapshotTree } from "./run";
 
 const NAME = "smartd-config";
@@ -102,9 +102,8 @@ describe("smartd-config.sh", () => {
   });
 });
 
-const hasSmartd = spawnSync("smartd", ["-V"]).status === 0;
 
-describe.skipIf(!hasSmartd)("smartd-config.sh with the real smartd (no NVMe here)", () => {
+describeWith({ tools: ["smartd"] }, "smartd-config.sh with the real smartd (no NVMe here)", () => {
   it("GIVEN the rendered config THEN smartd parses it; the missing devices are reported (exit 16)", () => {
     const root = makeRoot();
     const r = runScript(NAME, ["apply", FILE, CONTENT, "--allow-missing-devices"], { ROOT: root });

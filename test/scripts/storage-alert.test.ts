@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { SCRIPTS_DIR } from "../../components/render/command";
 import { monitoringUnitSet, STORAGE_ALERT_SCRIPT, storageAlertConfig, type MonitoringPlan } from "../../components/render/monitoring";
 import { renderUnitSet } from "../../components/render/systemd";
+import { describeWith } from "../tools";
 import { makeRoot, runScript } from "./run";
 
 const SCRIPT = path.join(SCRIPTS_DIR, "storage-alert.sh");
@@ -338,9 +339,8 @@ describe("the monitoring set as install-units.sh installs it", () => {
 
 // ---- a real filesystem filled past the threshold --------------------------------------------
 
-const canLoop = process.getuid?.() === 0 && spawnSync("losetup", ["-f"]).status === 0 && spawnSync("mkfs.ext4", ["-V"]).status === 0;
 
-describe.skipIf(!canLoop)("storage-alert.sh on a real loop-mounted filesystem (root only)", () => {
+describeWith({ tools: ["losetup", "mkfs.ext4", "iostat", "df"], root: true }, "storage-alert.sh on a real loop-mounted filesystem (root only)", () => {
   it("GIVEN a 64 MiB ext4 (52.7 MB usable) filled to 30 MiB THEN silence; to 44 MiB (87%) THEN a warning in the journal", async () => {
     const { root, stubDir, bin, journal } = setup({ host: "test", mounts: ["/data"], iowait: { warningPercent: 99, criticalPercent: 100, sampleSeconds: 1 } });
     const img = path.join(stubDir, "fs.img");
