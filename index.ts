@@ -39,3 +39,5 @@ export const backupRepository = host.backup?.repository;
 export const backupKeyExport = host.backup?.keyExport;
 export const backupOffsitePublicKey = host.backup?.offsitePublicKey;
 export const backupStatus = host.backup?.status;
+// backup jobs made by hand that run borg on this stack's repository (report or disable them: backup.existingJobs)
+export const existingBackupJobs = host.backup?.existingJobsFound;

@@ -41,10 +41,12 @@ export interface BackupArgs {
   /** The repository passphrase, a secret: on stdin only, into a 0600 file that BORG_PASSCOMMAND reads. */
   readonly passphrase: pulumi.Input<string>;
   /**
-   * The command that writes /etc/dgx-storage/alert-webhook (Monitoring's): the units run after
+   * The command that writes /etc/dgx-storage/alert-webhook (the host's): the units run after
    * it, so the first alert finds the file. This component never writes that file. @default none
    */
   readonly alertWebhook?: pulumi.Resource;
+  /** What the repository set-up waits for (the host's packages: borg). Set on each child. */
+  readonly after: readonly pulumi.Resource[];
 }
 
 /** The off-site target of a config, or undefined without `offsite` (or while the peer's key is unpinned: preview only). */
@@ -110,6 +112,10 @@ export class Backup extends pulumi.ComponentResource {
   public readonly receive?: pulumi.Resource;
   /** The backup unit set (install-units.sh). */
   public readonly units: pulumi.Resource;
+  /** borg-schedules.sh: backup jobs made by hand on the same repository, reported or disabled. */
+  public readonly existingJobs: pulumi.Resource;
+  /** What borg-schedules.sh found, a line each (`<where>: <what>`); empty when nothing runs borg there. */
+  public readonly existingJobsFound: pulumi.Output<string[]>;
   /** The unit set installed (for review and the drift probe). */
   public readonly unitSet: UnitSet;
   /** The off-site public key (what the peer's authorized_keys holds, restricted); absent without off-site. */
@@ -125,7 +131,7 @@ export class Backup extends pulumi.ComponentResource {
   constructor(name: string, args: BackupArgs, opts?: pulumi.ComponentResourceOptions) {
     super("dgx-storage:index:Backup", name, {}, opts);
     const { access, backup } = args;
-    const child = { parent: this };
+    const child = { parent: this, dependsOn: [...args.after] };
     const plan = backupPlan(args.host, backup);
     const repoScript = sha256(bundledScript("borg-repo"));
     const passphrase = pulumi.secret(args.passphrase);
@@ -173,7 +179,7 @@ export class Backup extends pulumi.ComponentResource {
           // the line carries the key and the path: a new key or directory installs again
           triggers: [repoScript, line],
         },
-        { ...child, dependsOn: [sshKey] },
+        { ...child, dependsOn: [...args.after, sshKey] },
       );
       before.push(sshKey, this.receive);
     }
@@ -182,8 +188,17 @@ export class Backup extends pulumi.ComponentResource {
     // a timer may fire as soon as it is enabled: repository, off-site key and alert file first
     this.units = unitSetCommand(`${name}-units`, access, BACKUP_SET, unitSet, {
       ...child,
-      dependsOn: [...before, ...(args.alertWebhook ? [args.alertWebhook] : [])],
+      dependsOn: [...args.after, ...before, ...(args.alertWebhook ? [args.alertWebhook] : [])],
     });
+    // after the units: with `disable`, the old schedule stops only once this one is installed
+    const jobArgs = [backup.existingJobs, plan.repoPath];
+    const existing = hostCommand(
+      `${name}-existing-jobs`,
+      { access, script: "borg-schedules", createArgs: jobArgs, triggers: [sha256(jobArgs.join(" "))] },
+      { ...child, dependsOn: [...args.after, this.units] },
+    );
+    this.existingJobs = existing;
+    this.existingJobsFound = existing.stdout.apply((out) => (out ?? "").split("\n").filter((l) => l.trim() !== ""));
     this.unitSet = unitSet;
     this.repository = plan.repoPath;
     this.keyExport = `${BORG_ETC_DIR}/${plan.repoName}.key`;

@@ -325,8 +325,17 @@ const serviceSection = z.strictObject({
       startPeriod: duration.default("30s"),
     })
     .optional(),
-  /** Seconds `pulumi up` waits for the container to be healthy. @default 120 */
+  /**
+   * Seconds the switch to a new container waits for it to be healthy (its health check; without
+   * one, running for 10 s) before it hands the service back to the old one. @default 120
+   */
   waitTimeout: z.number().int("a whole number").positive("a positive whole number").default(120),
+  /**
+   * Seconds a stopping container gets between SIGTERM and SIGKILL: the old one at the switch, and
+   * this one when Pulumi replaces or deletes it (the Docker provider's `destroy_grace_seconds`,
+   * whose default 0 kills at once). @default 30
+   */
+  stopGraceSeconds: z.number().int("a whole number").min(1, "at least 1").max(600, "at most 600").default(30),
   /** Attach to the swarm's overlay network. @default true */
   overlay: z.boolean().default(true),
 });
@@ -515,6 +524,13 @@ const backupSection = z.strictObject({
   growthFactor: z.number().gt(1, "above 1").max(1000, "at most 1000").default(4),
   /** Files the monthly restore drill extracts and compares. @default 200 */
   drillSample: z.number().int("a whole number").min(1, "at least 1").max(100000, "at most 100000").default(200),
+  /**
+   * Backup jobs made by hand (crontab lines, cron.<period> scripts, timers) that run borg on the
+   * repository: `report` lists them in the apply's output and the stack output
+   * `existingBackupJobs`; `disable` also switches them off after this stack's units are installed
+   * (a copy of each file changed is kept). @default "report"
+   */
+  existingJobs: z.enum(["report", "disable"]).default("report"),
   /**
    * The weekly off-site copy into a repository on the other host. This stack installs the
    * receiving side there too (one `pulumi up`, no StackReference).

@@ -9,6 +9,8 @@ export interface DaemonConfigArgs {
   readonly access: HostAccess;
   /** The daemon.json settings from the stack config. */
   readonly settings: DaemonSettings;
+  /** What the merge waits for (the host's packages). Set on the child itself. */
+  readonly after: readonly pulumi.Resource[];
 }
 
 /**
@@ -39,7 +41,7 @@ export class DaemonConfig extends pulumi.ComponentResource {
         deleteArgs: ["remove"],
         triggers: [this.fragmentHash],
       },
-      { parent: this },
+      { parent: this, dependsOn: [...args.after] },
     );
     // No delete: restarting dockerd on `pulumi destroy` would stop every container by surprise;
     // the restored file takes effect at the next restart the operator chooses.

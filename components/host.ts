@@ -3,12 +3,13 @@ import * as pulumi from "@pulumi/pulumi";
 import { Backup } from "./backup";
 import { UNPINNED_HOST_KEY, type HostConfig } from "./config";
 import { DaemonConfig } from "./daemon-config";
-import type { HostAccess } from "./host-command";
+import { hostCommand, type HostAccess } from "./host-command";
 import { KernelTuning } from "./kernel-tuning";
-import { DataMigration } from "./migration";
-import { knownHostsName } from "./render/command";
+import { hostPackages, preflightChecks } from "./plan/host";
+import { knownHostsName, sha256 } from "./render/command";
 import type { DriftExpectation } from "./render/drift";
 import { Monitoring } from "./monitoring";
+import { DEFAULT_WEBHOOK_FILE } from "./render/monitoring";
 import { ContainerService } from "./services";
 import { Swarm } from "./swarm";
 import { StorageVolumes } from "./volumes";
@@ -51,6 +52,12 @@ export function dockerSshOpts(config: HostConfig): string[] {
 /** Everything one DGX host's storage stack declares. */
 export class DgxHost extends pulumi.ComponentResource {
   public readonly access: HostAccess;
+  /** preflight.sh: read-only checks of what the apply will meet; everything else runs after it. */
+  public readonly preflight: pulumi.Resource;
+  /** apt-ensure.sh: what the host scripts need (python3, rsync, borgbackup, smartmontools, sysstat, fio). */
+  public readonly packages: pulumi.Resource;
+  /** The alert webhook file (from the secret, on stdin); absent without `alertWebhook`. */
+  public readonly webhook?: pulumi.Resource;
   public readonly daemon: DaemonConfig;
   public readonly kernel: KernelTuning;
   /** fstrim, SMART, alerts, the fio baseline and capacity (issue 7); absent without `monitoring` and `maintenance`. */
@@ -70,7 +77,7 @@ export class DgxHost extends pulumi.ComponentResource {
     super("dgx-storage:index:DgxHost", name, {}, opts);
     const { config } = args;
     const { host } = config;
-    this.access = {
+    const access: HostAccess = {
       connection: {
         host: host.address,
         port: host.ssh.port,
@@ -80,86 +87,121 @@ export class DgxHost extends pulumi.ComponentResource {
       },
       sudo: host.sudo,
     };
-    this.daemon = new DaemonConfig(`${name}-daemon`, { access: this.access, settings: config.docker.daemon }, { parent: this });
-    this.kernel = new KernelTuning(`${name}-kernel`, { access: this.access, settings: config.sysctl }, { parent: this });
-    if (config.monitoring || config.maintenance) {
-      this.monitoring = new Monitoring(
-        `${name}-monitoring`,
+    this.access = access;
+    const child = { parent: this };
+
+    // The order of a host's apply, each edge on the commands themselves (a component's dependsOn
+    // does not reach its children: the SDK sends a resource's own dependsOn, expanded through
+    // components, and nothing inherited from its parent, sdk/nodejs/runtime/resource.ts):
+    //   preflight -> packages -> daemon.json merge -> dockerd restart -> kernel settings
+    //   -> volumes, swarm and network; the borg repository, its units, hand-made jobs
+    //   -> per service: adopt, container (created stopped), migrations (archive, copy, cut-over),
+    //      switch, finalize
+    //   -> fstrim, smartd, the fio baseline, the alert units, the live df.
+    // Nothing that restarts dockerd or loads the data disks runs while a migration copies.
+    const checks = preflightChecks(config);
+    this.preflight = hostCommand(
+      `${name}-preflight`,
+      { access, script: "preflight", createArgs: checks, triggers: [sha256(checks.join(" "))] },
+      child,
+    );
+    const packageList = hostPackages(config);
+    this.packages = hostCommand(
+      `${name}-packages`,
+      { access, script: "apt-ensure", createArgs: packageList, triggers: [packageList.join(" ")] },
+      { ...child, dependsOn: [this.preflight] },
+    );
+    if (args.alertWebhook !== undefined) {
+      const url = pulumi.secret(args.alertWebhook);
+      this.webhook = hostCommand(
+        `${name}-alert-webhook`,
         {
-          access: this.access,
-          host: host.name,
-          ...(config.monitoring ? { monitoring: config.monitoring } : {}),
-          ...(config.maintenance ? { maintenance: config.maintenance } : {}),
-          ...(config.capacity ? { capacity: config.capacity } : {}),
-          containers: Object.values(config.services).map((s) => s.containerName),
-          ...(args.alertWebhook ? { alertWebhook: args.alertWebhook } : {}),
+          access,
+          script: "secret-file",
+          createArgs: ["apply", DEFAULT_WEBHOOK_FILE],
+          deleteArgs: ["remove", DEFAULT_WEBHOOK_FILE],
+          // a hash of the URL, still a secret: a changed URL is written again, and the state shows neither
+          triggers: [DEFAULT_WEBHOOK_FILE, url.apply((u) => sha256(`${u}\n`))],
+          secretStdin: url.apply((u) => `${u}\n`),
         },
-        { parent: this },
+        { ...child, dependsOn: [this.preflight] },
       );
     }
+    this.daemon = new DaemonConfig(`${name}-daemon`, { access, settings: config.docker.daemon, after: [this.packages] }, child);
+    this.kernel = new KernelTuning(`${name}-kernel`, { access, settings: config.sysctl, after: [this.daemon.restart] }, child);
+    const engineReady = [this.daemon.restart, this.kernel.apply];
 
+    // Docker resources wait for the daemon to run with its merged configuration (through the provider).
+    this.provider = new docker.Provider(
+      `${name}-docker`,
+      { host: `ssh://${host.ssh.user}@${host.address}:${host.ssh.port}`, sshOpts: dockerSshOpts(config) },
+      { parent: this, dependsOn: engineReady },
+    );
+    this.volumes = new StorageVolumes(`${name}-volumes`, { access, provider: this.provider, volumes: config.volumes, after: engineReady }, child);
+    if (config.swarm) {
+      this.swarm = new Swarm(`${name}-swarm`, { access, swarm: config.swarm, after: engineReady }, child);
+    }
     if (config.backup) {
       if (!args.borgPassphrase) throw new Error("the backup section needs the secret borgPassphrase (pulumi config set --secret borgPassphrase)");
       this.backup = new Backup(
         `${name}-backup`,
         {
-          access: this.access,
+          access,
           host: host.name,
           backup: config.backup,
           passphrase: args.borgPassphrase,
-          ...(this.monitoring?.webhook ? { alertWebhook: this.monitoring.webhook } : {}),
+          after: [this.packages],
+          ...(this.webhook ? { alertWebhook: this.webhook } : {}),
         },
-        { parent: this },
+        child,
       );
     }
+    const hostReady = [
+      this.packages,
+      ...engineReady,
+      ...this.volumes.created,
+      ...(this.swarm ? [this.swarm.ready] : []),
+      ...(this.backup ? [this.backup.units, this.backup.existingJobs] : []),
+    ];
 
-    // Docker resources wait for the daemon to run with its merged configuration.
-    this.provider = new docker.Provider(
-      `${name}-docker`,
-      { host: `ssh://${host.ssh.user}@${host.address}:${host.ssh.port}`, sshOpts: dockerSshOpts(config) },
-      { parent: this, dependsOn: [this.daemon.restart] },
-    );
-    this.volumes = new StorageVolumes(
-      `${name}-volumes`,
-      { access: this.access, provider: this.provider, volumes: config.volumes },
-      { parent: this, dependsOn: [this.daemon.restart] },
-    );
-    if (config.swarm) {
-      this.swarm = new Swarm(`${name}-swarm`, { access: this.access, provider: this.provider, swarm: config.swarm }, { parent: this, dependsOn: [this.daemon.restart] });
-    }
     const services = new Map<string, ContainerService>();
     for (const [key, service] of Object.entries(config.services)) {
-      const moves = config.migrations
-        .filter((m) => m.service === key)
-        .map(
-          (m) =>
-            new DataMigration(
-              `${name}-migrate-${m.name}`,
-              {
-                access: this.access,
-                migration: m,
-                containerName: service.containerName,
-                ...(config.backup ? { borg: { host: host.name, name: config.backup.repository.name, path: config.backup.repository.path } } : {}),
-              },
-              // snapshot: borg runs the helper the backup unit set installs, with its repository
-              { parent: this, ...(m.snapshot === "borg" && this.backup ? { dependsOn: [this.backup.units] } : {}) },
-            ),
-        );
-      const svc = new ContainerService(
-        `${name}-${key}`,
-        {
-          provider: this.provider,
-          service,
-          volumes: this.volumes.byName,
-          ...(this.swarm ? { networkName: this.swarm.networkName } : {}),
-          dependsOn: [...(this.swarm ? [this.swarm.membership] : []), ...moves.map((m) => m.run)],
-        },
-        { parent: this, dependsOn: [this.volumes] },
+      services.set(
+        key,
+        new ContainerService(
+          `${name}-${key}`,
+          {
+            access,
+            provider: this.provider,
+            service,
+            volumes: this.volumes.byName,
+            ...(this.swarm ? { networkName: this.swarm.networkName } : {}),
+            migrations: config.migrations.filter((m) => m.service === key),
+            ...(config.backup ? { borg: { host: host.name, name: config.backup.repository.name, path: config.backup.repository.path } } : {}),
+            after: hostReady,
+          },
+          child,
+        ),
       );
-      for (const m of moves) m.finalizeAfter(svc.container);
-      services.set(key, svc);
     }
     this.services = services;
+
+    if (config.monitoring || config.maintenance) {
+      this.monitoring = new Monitoring(
+        `${name}-monitoring`,
+        {
+          access,
+          host: host.name,
+          ...(config.monitoring ? { monitoring: config.monitoring } : {}),
+          ...(config.maintenance ? { maintenance: config.maintenance } : {}),
+          ...(config.capacity ? { capacity: config.capacity } : {}),
+          containers: Object.values(config.services).map((s) => s.containerName),
+          ...(this.webhook ? { webhook: this.webhook } : {}),
+          after: [this.packages, ...hostReady, ...[...services.values()].flatMap((s) => s.done)],
+        },
+        child,
+      );
+    }
     this.hostFiles = [
       { path: "/etc/docker/daemon.json", content: this.daemon.fragment, kind: "managed-keys" },
       { path: this.kernel.path, content: this.kernel.content, kind: "file" },

@@ -14,6 +14,8 @@ export interface KernelTuningArgs {
    * @default "/etc/sysctl.d/90-dgx-storage.conf"
    */
   readonly path?: string;
+  /** What the apply waits for. Set on the child itself. */
+  readonly after: readonly pulumi.Resource[];
 }
 
 /** Kernel parameters persisted under /etc/sysctl.d, applied with `sysctl --system`, read back. */
@@ -36,7 +38,7 @@ export class KernelTuning extends pulumi.ComponentResource {
         deleteArgs: ["remove", this.path],
         triggers: [sha256(this.content)],
       },
-      { parent: this },
+      { parent: this, dependsOn: [...args.after] },
     );
     this.registerOutputs({ path: this.path });
   }

@@ -1,28 +1,40 @@
+import type * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { MigrationConfig } from "./config";
 import { hostCommand, type HostAccess } from "./host-command";
 import { sha256 } from "./render/command";
 
+/** The backup component's repository, which `snapshot: borg` archives the source into. */
+export interface BorgTarget {
+  readonly host: string;
+  readonly name: string;
+  readonly path: string;
+}
+
 export interface DataMigrationArgs {
   readonly access: HostAccess;
   readonly migration: MigrationConfig;
-  /** Name of the container that uses the data (stopped, cloned for a trial, then replaced). */
+  /** Name of the service's container (the old one holds it until the hand-over). */
   readonly containerName: string;
+  /** The service's new container, created stopped with the destination mounted: started at the cut-over. */
+  readonly container: docker.Container;
   /** The backup component's repository, for `snapshot: borg` (the door requires a backup section). */
-  readonly borg?: { readonly host: string; readonly name: string; readonly path: string };
+  readonly borg?: BorgTarget;
+  /** What the copy waits for besides the container (the host prepared: see ContainerService). */
+  readonly after: readonly pulumi.Resource[];
 }
 
 /**
- * Moves a service's data directory (migrate.sh): the `run` step copies while the service runs,
- * stops it, copies the rest, verifies, and checks a trial container on the destination; the
- * service's container, whose mount already points at the destination, is replaced after it
- * (it depends on `run`); `finalizeAfter(container)` then confirms the new container is healthy,
- * makes the source read-only and records the migration complete. There is no delete step: a
- * migration is never undone by `pulumi destroy`, and the source stays until the operator
- * retires it.
+ * Moves a service's data directory (migrate.sh). `run`: pass 1 while the old container runs,
+ * stop it, the final pass and its verification, then the new container (created stopped by
+ * Pulumi, the destination mounted) is started on the copy and must become healthy, or the old one
+ * runs on the untouched source again and the step fails (a failed step runs again on the next
+ * `pulumi up`). `finalizeAfter(switch)`: the source becomes read-only and the migration is
+ * recorded complete. There is no delete step: a migration is never undone by `pulumi destroy`,
+ * and the source stays until the operator retires it.
  */
 export class DataMigration extends pulumi.ComponentResource {
-  /** Copy, verify and trial: the container must depend on it. */
+  /** Copy, verify, cut over. */
   public readonly run: pulumi.Resource;
   private readonly args: DataMigrationArgs;
   private readonly name: string;
@@ -39,7 +51,7 @@ export class DataMigration extends pulumi.ComponentResource {
     this.args = args;
     const m = args.migration;
     this.trigger = sha256(JSON.stringify([m.name, m.source, m.destination]));
-    const runArgs = [
+    const runArgs: pulumi.Input<string>[] = [
       "run",
       m.name,
       args.containerName,
@@ -49,17 +61,18 @@ export class DataMigration extends pulumi.ComponentResource {
       String(m.marginPercent),
       String(m.healthTimeout),
       m.snapshot === "borg" && args.borg ? `borg:${args.borg.host}:${args.borg.name}:${args.borg.path}` : "none",
+      args.container.id,
     ];
     this.run = hostCommand(
       `${name}-run`,
       { access: args.access, script: "migrate", createArgs: runArgs, triggers: [this.trigger] },
-      { parent: this },
+      { parent: this, dependsOn: [...args.after, args.container] },
     );
     this.registerOutputs({ source: m.source, destination: m.destination });
   }
 
-  /** The step after the container's replacement (a child of this component). */
-  finalizeAfter(container: pulumi.Resource): pulumi.Resource {
+  /** The step after the service's switch (a child of this component). */
+  finalizeAfter(switched: pulumi.Resource): pulumi.Resource {
     const m = this.args.migration;
     return hostCommand(
       `${this.name}-finalize`,
@@ -69,7 +82,7 @@ export class DataMigration extends pulumi.ComponentResource {
         createArgs: ["finalize", m.name, this.args.containerName, m.source, m.destination, String(m.healthTimeout)],
         triggers: [this.trigger],
       },
-      { parent: this, dependsOn: [container] },
+      { parent: this, dependsOn: [switched] },
     );
   }
 }

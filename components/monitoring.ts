@@ -1,7 +1,8 @@
 /**
- * Keeping the disks healthy and the plan's numbers honest (issue 7; plan phases 1.2, 2.2, 5, 6):
- * packages, the alert webhook, the storage-alert check and util-linux's fstrim.timer, a one-off
- * trim, smartd, the fio baseline and the capacity projections of one host.
+ * Keeping the disks healthy and the plan's numbers honest (plan phases 1.2, 2.2, 5, 6): the
+ * storage-alert check and util-linux's fstrim.timer, a one-off trim, smartd, the fio baseline and
+ * the capacity projections of one host. Its packages and the alert webhook file are the host's
+ * (DgxHost), since the backup jobs need them too.
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { CapacityConfig, MaintenanceConfig, MonitoringConfig } from "./config";
@@ -14,8 +15,6 @@ import { DEFAULT_WEBHOOK_FILE, MONITORING_SET, monitoringUnitSet, SMARTD_ALERT_H
 import { renderSmartdConf } from "./render/smartd";
 import type { UnitSet } from "./render/systemd";
 
-/** The distribution packages the checks need: smartd, iostat (in sysstat, not "iostat") and fio. */
-export const MONITORING_PACKAGES = ["smartmontools", "sysstat", "fio"] as const;
 /** smartd's configuration file on Debian and Ubuntu (DGX OS). */
 export const SMARTD_CONF = "/etc/smartd.conf";
 /** Where fio-baseline.sh keeps each path's summary (the alert check's IOPS baseline). */
@@ -46,8 +45,15 @@ export interface MonitoringArgs {
   readonly capacity?: CapacityConfig;
   /** This host's service container names: unhealthy, restarting, exited or missing is an alert. @default [] */
   readonly containers?: readonly string[];
-  /** The alert webhook URL, a secret: written to /etc/dgx-storage/alert-webhook from stdin. Absent: journal only. */
-  readonly alertWebhook?: pulumi.Input<string>;
+  /** The host's command that writes the alert webhook file: the alert check runs after it. Absent: journal only. */
+  readonly webhook?: pulumi.Resource;
+  /**
+   * What every command waits for: the host's packages (smartmontools, sysstat, fio) and every
+   * service switched over and every migration finished. The trim and the fio baseline load the
+   * data disks, the alert check would report the containers a migration has stopped: none runs
+   * while a migration copies or is in its downtime. Set on each child.
+   */
+  readonly after: readonly pulumi.Resource[];
   /** The start day of the projections from config when `capacity.asOf` is not set. @default today */
   readonly today?: Date;
 }
@@ -151,10 +157,6 @@ export function monitoringPlan(host: string, mon: MonitoringConfig, containers: 
 
 /** fstrim, SMART, the storage alerts, the fio baseline and capacity on one host. */
 export class Monitoring extends pulumi.ComponentResource {
-  /** `apt-ensure.sh`: smartmontools, sysstat, fio. */
-  public readonly packages?: pulumi.Resource;
-  /** The webhook URL file (from the secret, on stdin). */
-  public readonly webhook?: pulumi.Resource;
   /** The monitoring unit set (install-units.sh): alert check and timer, smartd hook, fstrim.timer. */
   public readonly units?: pulumi.Resource;
   /** `fstrim-once.sh` over maintenance.fstrim.mounts. */
@@ -181,33 +183,10 @@ export class Monitoring extends pulumi.ComponentResource {
   constructor(name: string, args: MonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
     super("dgx-storage:index:Monitoring", name, {}, opts);
     const { access, monitoring: mon, maintenance, capacity } = args;
-    const child = { parent: this };
+    const child = { parent: this, dependsOn: [...args.after] };
     const fstrimTimer = maintenance?.fstrim.timer ?? true;
     const hostFiles: HostFile[] = [];
 
-    if (mon) {
-      this.packages = hostCommand(
-        `${name}-packages`,
-        { access, script: "apt-ensure", createArgs: [...MONITORING_PACKAGES], triggers: [MONITORING_PACKAGES.join(" ")] },
-        child,
-      );
-    }
-    if (args.alertWebhook !== undefined) {
-      const url = pulumi.secret(args.alertWebhook);
-      this.webhook = hostCommand(
-        `${name}-webhook`,
-        {
-          access,
-          script: "secret-file",
-          createArgs: ["apply", DEFAULT_WEBHOOK_FILE],
-          deleteArgs: ["remove", DEFAULT_WEBHOOK_FILE],
-          // a hash of the URL, still a secret: a changed URL is written again, and the state shows neither
-          triggers: [DEFAULT_WEBHOOK_FILE, url.apply((u) => sha256(`${u}\n`))],
-          secretStdin: url.apply((u) => `${u}\n`),
-        },
-        child,
-      );
-    }
     // the monitoring set; without a monitoring section only util-linux's timer, when wanted
     const unitSet: UnitSet | undefined = mon
       ? monitoringUnitSet(monitoringPlan(args.host, mon, args.containers ?? [], fstrimTimer))
@@ -216,8 +195,7 @@ export class Monitoring extends pulumi.ComponentResource {
         : undefined;
     if (unitSet) {
       // the alert check may run as soon as its timer is enabled: the webhook file first
-      const before = [this.packages, this.webhook].filter((r): r is pulumi.Resource => r !== undefined);
-      this.units = unitSetCommand(`${name}-units`, access, MONITORING_SET, unitSet, { ...child, dependsOn: before });
+      this.units = unitSetCommand(`${name}-units`, access, MONITORING_SET, unitSet, { ...child, dependsOn: [...args.after, ...(args.webhook ? [args.webhook] : [])] });
       this.unitSet = unitSet;
       for (const f of unitSet.files) hostFiles.push({ path: f.path, content: f.content, kind: "file" });
     }
@@ -225,7 +203,7 @@ export class Monitoring extends pulumi.ComponentResource {
     if (trimMounts.length > 0) {
       this.fstrim = hostCommand(`${name}-fstrim`, { access, script: "fstrim-once", createArgs: [...trimMounts], triggers: [trimMounts.join(" ")] }, child);
     }
-    if (mon && mon.nvmeDevices.length > 0 && this.units && this.packages) {
+    if (mon && mon.nvmeDevices.length > 0 && this.units) {
       const conf = renderSmartdConf({
         devices: mon.nvmeDevices.map((path) => ({ path })),
         alertExec: SMARTD_ALERT_HOOK,
@@ -241,14 +219,14 @@ export class Monitoring extends pulumi.ComponentResource {
           triggers: [sha256(conf)],
         },
         // smartd's first check may already call the hook, which the unit set installs
-        { ...child, dependsOn: [this.packages, this.units] },
+        { ...child, dependsOn: [...args.after, this.units] },
       );
       this.smartdConf = conf;
       hostFiles.push({ path: SMARTD_CONF, content: conf, kind: "file" });
     }
     const b = mon?.baseline;
     const runs: { path: string; cmd: ReturnType<typeof hostCommand> }[] = [];
-    if (b && this.packages) {
+    if (b) {
       for (const p of b.paths) {
         runs.push({
           path: p,
@@ -261,7 +239,7 @@ export class Monitoring extends pulumi.ComponentResource {
               // fio runs on the first apply and when one of these changes: never on a plain re-apply
               triggers: [p, b.size, String(b.runtimeSeconds), b.trigger],
             },
-            { ...child, dependsOn: [this.packages] },
+            child,
           ),
         });
       }

@@ -1,8 +1,12 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import type { ServiceConfig } from "./config";
+import type { MigrationConfig, ServiceConfig } from "./config";
+import { hostCommand, type HostAccess } from "./host-command";
+import { DataMigration, type BorgTarget } from "./migration";
+import { sha256 } from "./render/command";
 
 export interface ContainerServiceArgs {
+  readonly access: HostAccess;
   /** The host's Docker provider. */
   readonly provider: docker.Provider;
   readonly service: ServiceConfig;
@@ -10,28 +14,57 @@ export interface ContainerServiceArgs {
   readonly volumes: ReadonlyMap<string, docker.Volume>;
   /** Overlay network to attach to (when the service is on the overlay). */
   readonly networkName?: pulumi.Input<string>;
-  /** Resources the container must wait for (swarm membership, a migration, ...). */
-  readonly dependsOn?: readonly pulumi.Resource[];
+  /** The migrations that move this service's data (their destinations are mounted already). */
+  readonly migrations: readonly MigrationConfig[];
+  /** The backup repository a migration archives its source into first (`snapshot: borg`). */
+  readonly borg?: BorgTarget;
+  /**
+   * What every host step of this service waits for: the host is prepared (packages, dockerd
+   * restarted on its final configuration, kernel settings, volumes, swarm and network, the borg
+   * repository and its units). Set on each child: a component's own dependsOn does not reach its
+   * children (the SDK sends a resource's own dependsOn only).
+   */
+  readonly after: readonly pulumi.Resource[];
 }
 
 /**
  * One service as a plain container on the host's engine (not a swarm service: `docker stack
- * deploy` ignores the GPU reservations the plan's compose file relies on), attached to the
- * overlay network, with its image pinned and pulled, a restart policy, a health check that
- * `pulumi up` waits for, and `deleteBeforeReplace` so a replacement never collides with the old
- * container on its name, a published port or a GPU.
+ * deploy` ignores the GPU reservations the plan's compose file relies on), and the hand-over of
+ * the service to it from whatever runs it today:
+ *
+ * 1. `-adopt`: a container that holds the name and is not this project's is renamed
+ *    `<name>-pre-dgx-storage` and goes on running (container-adopt.sh), so that the name is free:
+ *    the provider never adopts a container it does not have in its state, and Docker refuses a
+ *    taken name. Its trigger is the container's configuration, so it runs again before every
+ *    creation of the container (a replacement after a rollback included).
+ * 2. `-migrate-<m>-dir`: each migration's destination exists before the container that mounts it.
+ * 3. `-container`: created **stopped** (`start: false`): creating it takes nothing from the
+ *    running service (no port is bound, no GPU taken), so nothing stops before the data is ready.
+ * 4. `-migrate-<m>-run`: the migration copies while the old container runs, stops it for the
+ *    final pass, and starts the new container on the verified copy (or the old one again).
+ * 5. `-switch`: stops the predecessor (if still running), starts the new container, waits for it
+ *    to be healthy, and gives the service back to the old container if it is not
+ *    (container-switch.sh); it runs in a transient systemd unit on the host, so it completes or
+ *    rolls back even if `pulumi up` dies. Its input is the container's id: a replaced container
+ *    is switched to again.
+ * 6. `-migrate-<m>-finalize`: the source becomes read-only and the migration is recorded complete.
  */
 export class ContainerService extends pulumi.ComponentResource {
   public readonly container: docker.Container;
+  /** The hand-over to the container: whatever must run after the service is up waits for it. */
+  public readonly switch: pulumi.Resource;
+  /** The last step of this service (the switch, or the migrations' finalize steps). */
+  public readonly done: readonly pulumi.Resource[];
   /** The image actually run (its id when pulled). */
   public readonly image: pulumi.Output<string>;
 
   constructor(name: string, args: ContainerServiceArgs, opts?: pulumi.ComponentResourceOptions) {
     super("dgx-storage:index:ContainerService", name, {}, opts);
     const s = args.service;
-    this.image = s.pull
-      ? new docker.RemoteImage(`${name}-image`, { name: s.image, keepLocally: true }, { parent: this, provider: args.provider }).imageId
-      : pulumi.output(s.image);
+    const access = args.access;
+    const child = { parent: this, dependsOn: [...args.after] };
+    const pulled = s.pull ? new docker.RemoteImage(`${name}-image`, { name: s.image, keepLocally: true }, { parent: this, provider: args.provider, dependsOn: [...args.after] }) : undefined;
+    this.image = pulled ? pulled.imageId : pulumi.output(s.image);
 
     const mounts = s.mounts.map((m) => {
       if (m.source.startsWith("/")) return { type: "bind", source: m.source, target: m.target, readOnly: m.readOnly };
@@ -46,37 +79,79 @@ export class ContainerService extends pulumi.ComponentResource {
             : { driver: "nvidia", count: s.gpus.count, capabilities: ["gpu"] },
         ]
       : undefined;
+    const containerArgs: docker.ContainerArgs = {
+      name: s.containerName,
+      image: this.image,
+      restart: "unless-stopped",
+      // created stopped, started by the switch (see above); with must_run false the provider's
+      // Read does not turn a stopped container into a diff (resourceDockerContainerRead)
+      start: false,
+      mustRun: false,
+      destroyGraceSeconds: s.stopGraceSeconds,
+      ...(s.command ? { command: [...s.command] } : {}),
+      envs: Object.entries(s.env).map(([k, v]) => `${k}=${v}`),
+      ports: s.ports.map((p) => ({ internal: p.target, external: p.published, protocol: p.protocol, ip: p.ip })),
+      mounts,
+      ...(gpus ? { deviceRequests: gpus } : {}),
+      ...(s.shmSizeMb ? { shmSize: s.shmSizeMb } : {}),
+      ...(s.overlay && args.networkName ? { networksAdvanced: [{ name: args.networkName, aliases: [s.containerName] }] } : {}),
+      ...(s.healthcheck
+        ? {
+            healthcheck: {
+              tests: [...s.healthcheck.test],
+              interval: s.healthcheck.interval,
+              timeout: s.healthcheck.timeout,
+              retries: s.healthcheck.retries,
+              startPeriod: s.healthcheck.startPeriod,
+            },
+          }
+        : {}),
+      labels: [{ label: "managed-by", value: "dgx-storage" }],
+    };
 
-    this.container = new docker.Container(
-      `${name}-container`,
-      {
-        name: s.containerName,
-        image: this.image,
-        restart: "unless-stopped",
-        ...(s.command ? { command: [...s.command] } : {}),
-        envs: Object.entries(s.env).map(([k, v]) => `${k}=${v}`),
-        ports: s.ports.map((p) => ({ internal: p.target, external: p.published, protocol: p.protocol, ip: p.ip })),
-        mounts,
-        ...(gpus ? { deviceRequests: gpus } : {}),
-        ...(s.shmSizeMb ? { shmSize: s.shmSizeMb } : {}),
-        ...(s.overlay && args.networkName ? { networksAdvanced: [{ name: args.networkName, aliases: [s.containerName] }] } : {}),
-        ...(s.healthcheck
-          ? {
-              healthcheck: {
-                tests: [...s.healthcheck.test],
-                interval: s.healthcheck.interval,
-                timeout: s.healthcheck.timeout,
-                retries: s.healthcheck.retries,
-                startPeriod: s.healthcheck.startPeriod,
-              },
-              wait: true,
-              waitTimeout: s.waitTimeout,
-            }
-          : {}),
-        labels: [{ label: "managed-by", value: "dgx-storage" }],
-      },
-      { parent: this, provider: args.provider, deleteBeforeReplace: true, ...(args.dependsOn?.length ? { dependsOn: [...args.dependsOn] } : {}) },
+    // 1. free the name; runs again whenever the container is to be created again
+    const configHash = pulumi.output(containerArgs).apply((c) => sha256(JSON.stringify(c)));
+    const adopt = hostCommand(
+      `${name}-adopt`,
+      { access, script: "container-adopt", createArgs: [s.containerName], triggers: [configHash] },
+      child,
     );
+    // 2. destinations exist before the container mounts them
+    const dirs = args.migrations.map((m) =>
+      hostCommand(`${name}-migrate-${m.name}-dir`, { access, script: "ensure-dir", createArgs: [m.destination, "0:0", "0700"], triggers: [sha256(m.destination)] }, child),
+    );
+    // 3. the container, created stopped; a replacement deletes the old one first (one name)
+    this.container = new docker.Container(`${name}-container`, containerArgs, {
+      parent: this,
+      provider: args.provider,
+      deleteBeforeReplace: true,
+      dependsOn: [...args.after, adopt, ...dirs, ...(pulled ? [pulled] : [])],
+    });
+    // 4. the migrations' copy and cut-over
+    const moves = args.migrations.map(
+      (m) =>
+        new DataMigration(
+          `${name}-migrate-${m.name}`,
+          { access, migration: m, containerName: s.containerName, container: this.container, ...(args.borg ? { borg: args.borg } : {}), after: args.after },
+          { parent: this },
+        ),
+    );
+    // 5. the switch
+    const switchArgs = [
+      s.containerName,
+      this.container.id,
+      String(s.waitTimeout),
+      String(s.stopGraceSeconds),
+      ...args.migrations.flatMap((m) => ["--migration", m.name]),
+    ];
+    this.switch = hostCommand(
+      `${name}-switch`,
+      { access, script: "container-switch", createArgs: switchArgs, triggers: [sha256(s.containerName)] },
+      { parent: this, dependsOn: [...args.after, this.container, ...moves.map((m) => m.run)] },
+    );
+    // 6. finalize
+    const finals = moves.map((m) => m.finalizeAfter(this.switch));
+    this.done = finals.length > 0 ? finals : [this.switch];
     this.registerOutputs({ containerName: this.container.name });
   }
 }

@@ -1,4 +1,3 @@
-import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { SwarmConfig } from "./config";
 import { hostCommand, type HostAccess } from "./host-command";
@@ -6,9 +5,12 @@ import { sha256 } from "./render/command";
 
 export interface SwarmArgs {
   readonly access: HostAccess;
-  /** The host's Docker provider. */
-  readonly provider: docker.Provider;
   readonly swarm: SwarmConfig;
+  /**
+   * What init or join waits for (dockerd running on its final configuration). Set on the
+   * children themselves: a component's dependsOn does not reach them.
+   */
+  readonly after: readonly pulumi.Resource[];
 }
 
 /** swarm-init.sh's last stdout line: `{"nodeId","managerAddress","workerToken"}`. */
@@ -36,16 +38,20 @@ export interface ManagerOutputs {
 
 /**
  * Swarm membership and the overlay network. On the manager: `docker swarm init` once, the
- * attachable overlay network, and the outputs a worker needs (the join token as a secret). On a
+ * attachable overlay network (network-ensure.sh: created when missing, one made by hand with the
+ * same options used as it is), and the outputs a worker needs (the join token as a secret). On a
  * worker: the manager's outputs through a StackReference, and a join that is a no-op when the
- * host is already in that swarm. Neither has a delete step: leaving a swarm (or destroying it,
- * on the manager) is the operator's decision, not a side effect of `pulumi destroy`.
+ * host is already in that swarm. None has a delete step: leaving a swarm (or destroying it, on
+ * the manager) and removing the network the services use are the operator's decisions, not side
+ * effects of `pulumi destroy`.
  */
 export class Swarm extends pulumi.ComponentResource {
   /** Name of the overlay network containers attach to. */
   public readonly networkName: pulumi.Output<string>;
-  /** The membership command (init or join): containers on the overlay wait for it. */
+  /** The membership command (init or join). */
   public readonly membership: pulumi.Resource;
+  /** What a container on the overlay waits for: the network exists (manager) or the host joined (worker). */
+  public readonly ready: pulumi.Resource;
   /** Manager only. */
   public readonly manager?: ManagerOutputs;
 
@@ -56,29 +62,24 @@ export class Swarm extends pulumi.ComponentResource {
       const init = hostCommand(
         `${name}-init`,
         { access, script: "swarm-init", createArgs: [swarm.advertiseAddress], triggers: [sha256(swarm.advertiseAddress)], secretStdout: true },
-        { parent: this },
+        { parent: this, dependsOn: [...args.after] },
       );
       const info = init.stdout.apply(parseInitOutput);
       const network = swarm.network ?? { name: "optimized-swarm", encrypted: false };
-      const overlay = new docker.Network(
+      const networkArgs = [network.name, network.encrypted ? "1" : "0"];
+      const overlay = hostCommand(
         `${name}-network`,
-        {
-          name: network.name,
-          driver: "overlay",
-          attachable: true,
-          // docker network create --opt encrypted: IPsec between the hosts (see README)
-          ...(network.encrypted ? { options: { encrypted: "" } } : {}),
-          labels: [{ label: "managed-by", value: "dgx-storage" }],
-        },
-        { parent: this, provider: args.provider, dependsOn: [init] },
+        { access, script: "network-ensure", createArgs: networkArgs, triggers: [sha256(networkArgs.join(" "))] },
+        { parent: this, dependsOn: [init] },
       );
       this.membership = init;
-      this.networkName = overlay.name;
+      this.ready = overlay;
+      this.networkName = pulumi.output(network.name);
       this.manager = {
         swarmManagerAddress: pulumi.unsecret(info.apply((i) => i.managerAddress)),
         swarmManagerNodeId: pulumi.unsecret(info.apply((i) => i.nodeId)),
         swarmWorkerToken: pulumi.secret(info.apply((i) => i.workerToken)),
-        overlayNetwork: overlay.name,
+        overlayNetwork: this.networkName,
       };
     } else {
       if (!swarm.managerStack) throw new Error("swarm.managerStack is required on a worker (the config door checks this)");
@@ -94,8 +95,9 @@ export class Swarm extends pulumi.ComponentResource {
           triggers: [managerNodeId],
           secretStdin: ref.requireOutput("swarmWorkerToken") as pulumi.Output<string>,
         },
-        { parent: this },
+        { parent: this, dependsOn: [...args.after] },
       );
+      this.ready = this.membership;
       this.networkName = ref.requireOutput("overlayNetwork") as pulumi.Output<string>;
     }
     this.registerOutputs({ networkName: this.networkName });

@@ -12,7 +12,7 @@ import { backupUnitSet, offsiteAuthorizedKey } from "../components/render/backup
 import { bundledScript, scriptCommand, sha256 } from "../components/render/command";
 import { renderUnitSet } from "../components/render/systemd";
 import { FIXTURE_HOST_KEY, FIXTURE_PEER_HOST_KEY, validConfig, withPeerKey, withValue } from "./fixtures";
-import { expectConfigProblem, OFFSITE_PUBLIC_KEY, pinnedStackConfig, REPO, runStack, SENTINEL_BORG_PASSPHRASE, SENTINEL_SSH_KEY, stackFileConfig, type StackRun } from "./harness";
+import { expectConfigProblem, OFFSITE_PUBLIC_KEY, pinnedStackConfig, REPO, runStack, SENTINEL_BORG_PASSPHRASE, SENTINEL_SSH_KEY, waitsFor, type StackRun } from "./harness";
 
 const COMMAND = "command:remote:Command";
 const SENTINEL_WEBHOOK = "https://ntfy.example/dgx-sentinel-webhook-7c2e";
@@ -51,7 +51,7 @@ describe.each(["sark", "clu"] as const)("%s: the Backup component", (stack) => {
     expect(comp.type).toBe("dgx-storage:index:Backup");
     expect(r.registrations.find((x) => x.urn === comp.parent)?.name).toBe(stack);
     const children = r.registrations.filter((x) => x.parent === comp.urn).map((x) => `${x.type} ${x.name}`);
-    expect(children.sort()).toEqual(["repo", "ssh-key", "offsite-receive", "units"].map((role) => `${COMMAND} ${stack}-backup-${role}`).sort());
+    expect(children.sort()).toEqual(["repo", "ssh-key", "offsite-receive", "units", "existing-jobs"].map((role) => `${COMMAND} ${stack}-backup-${role}`).sort());
   });
 
   it("sets up the repository with the passphrase on stdin only: secret, logging none, outputs secret, no delete", async () => {
@@ -64,7 +64,8 @@ describe.each(["sark", "clu"] as const)("%s: the Backup component", (stack) => {
     expect(c.inputs.logging).toBe("none");
     expect(c.additionalSecretOutputs).toEqual(expect.arrayContaining(["stdout", "stderr"]));
     expect(c.inputs.triggers).toEqual([REPO_SCRIPT, stack, p.repo]);
-    expect(c.dependsOn).toEqual([]);
+    // after the host's packages (borgbackup)
+    expect(c.dependsOn).toEqual([r.byName(`${stack}-packages`).urn]);
     // the passphrase is in no plaintext input of any resource, and in no command string
     for (const x of r.registrations) expect(JSON.stringify(x.plainInputs), x.name).not.toContain(SENTINEL_BORG_PASSPHRASE);
     for (const x of r.ofType(COMMAND)) {
@@ -95,7 +96,7 @@ describe.each(["sark", "clu"] as const)("%s: the Backup component", (stack) => {
     expect(c.secretPaths.some((s) => "connection.privateKey".startsWith(s))).toBe(true);
     expect(c.inputs.triggers).toEqual([REPO_SCRIPT, line]);
     expect(c.inputs).not.toHaveProperty("delete");
-    expect(c.dependsOn).toEqual([r.byName(`${stack}-backup-ssh-key`).urn]);
+    expect(c.dependsOn).toEqual([r.byName(`${stack}-packages`).urn, r.byName(`${stack}-backup-ssh-key`).urn]);
   });
 
   it("installs the unit set after the repository, the key and the receiving side; delete removes it", async () => {
@@ -105,7 +106,7 @@ describe.each(["sark", "clu"] as const)("%s: the Backup component", (stack) => {
     expect(c.inputs.create).toBe(tail("install-units", ["apply", BACKUP_SET, manifest]));
     expect(c.inputs.delete).toBe(tail("install-units", ["remove", BACKUP_SET]));
     expect(c.inputs.triggers).toEqual([sha256(manifest)]);
-    expect(c.dependsOn).toEqual([r.byName(`${stack}-backup-repo`).urn, r.byName(`${stack}-backup-ssh-key`).urn, r.byName(`${stack}-backup-offsite-receive`).urn]);
+    expect(c.dependsOn).toEqual([r.byName(`${stack}-packages`).urn, r.byName(`${stack}-backup-repo`).urn, r.byName(`${stack}-backup-ssh-key`).urn, r.byName(`${stack}-backup-offsite-receive`).urn]);
     const set = JSON.parse(manifest) as { files: { path: string; mode: string; content: string }[]; enable: string[] };
     expect(set.enable).toEqual([
       "dgx-backup-daily.timer",
@@ -116,7 +117,7 @@ describe.each(["sark", "clu"] as const)("%s: the Backup component", (stack) => {
       "dgx-backup-offsite.timer",
       "dgx-backup-watch.timer",
     ]);
-    // the alert file is Monitoring's: this set never writes it
+    // the alert file is the host's: this set never writes it
     expect(set.files.map((f) => f.path)).not.toContain("/etc/dgx-storage/alert-webhook");
     expect(set.files.find((f) => f.path === "/etc/dgx-storage/borg/offsite-known_hosts")).toEqual({ path: "/etc/dgx-storage/borg/offsite-known_hosts", mode: "0644", content: `${p.peer} ${FIXTURE_PEER_HOST_KEY}\n` });
     const offsite = set.files.find((f) => f.path === "/etc/systemd/system/dgx-backup-offsite.service")!.content;
@@ -144,8 +145,8 @@ describe.each(["sark", "clu"] as const)("%s: the Backup component", (stack) => {
   it("GIVEN the other host's key still unpinned THEN preview declares the repository and units without the off-site parts", async () => {
     const r = await runStack({ stack, config: peerUnpinned(stack) });
     const comp = r.byName(`${stack}-backup`);
-    expect(r.registrations.filter((x) => x.parent === comp.urn).map((x) => x.name).sort()).toEqual([`${stack}-backup-repo`, `${stack}-backup-units`]);
-    expect(r.byName(`${stack}-backup-units`).dependsOn).toEqual([r.byName(`${stack}-backup-repo`).urn]);
+    expect(r.registrations.filter((x) => x.parent === comp.urn).map((x) => x.name).sort()).toEqual([`${stack}-backup-existing-jobs`, `${stack}-backup-repo`, `${stack}-backup-units`]);
+    expect(r.byName(`${stack}-backup-units`).dependsOn).toEqual([r.byName(`${stack}-packages`).urn, r.byName(`${stack}-backup-repo`).urn]);
     expect(String(r.byName(`${stack}-backup-units`).inputs.create)).not.toContain("dgx-backup-offsite");
   });
 });
@@ -181,27 +182,40 @@ describe("backup plans of the real stack files", () => {
 });
 
 describe("wiring", () => {
-  it("GIVEN the alert webhook THEN the backup units run after Monitoring's webhook command (the file exists first)", async () => {
+  it("GIVEN the alert webhook THEN the backup units run after the host's webhook command (the file exists first)", async () => {
     const r = await run("sark", { webhook: SENTINEL_WEBHOOK });
     const units = r.byName("sark-backup-units");
     expect(units.dependsOn).toEqual([
+      r.byName("sark-packages").urn,
       r.byName("sark-backup-repo").urn,
       r.byName("sark-backup-ssh-key").urn,
       r.byName("sark-backup-offsite-receive").urn,
-      r.byName("sark-monitoring-webhook").urn,
+      r.byName("sark-alert-webhook").urn,
     ]);
     expect(String(units.inputs.create)).not.toContain("sentinel-webhook");
   });
 
-  it("GIVEN a migration with snapshot: borg THEN it runs after the backup units (the helper it calls)", async () => {
-    const config = withValue(pinnedStackConfig("sark"), "migrations", [{ ...(stackFileConfig("Pulumi.sark.yaml").migrations as Record<string, unknown>[])[0], snapshot: "borg" }]);
-    const r = await runStack({ stack: "sark", config });
-    expect(r.byName("sark-migrate-chromadb").dependsOn).toEqual([r.byName("sark-backup-units").urn]);
+  it("GIVEN the alert webhook and a backup section but no monitoring section THEN the webhook file is still written before the backup units", async () => {
+    const config = { ...pinnedStackConfig("sark") };
+    delete config.monitoring;
+    delete config.maintenance;
+    delete config.capacity;
+    const r = await runStack({ stack: "sark", config, secrets: { sshPrivateKey: SENTINEL_SSH_KEY, alertWebhook: SENTINEL_WEBHOOK } });
+    expect(r.registrations.some((x) => x.type === "dgx-storage:index:Monitoring")).toBe(false);
+    expect(r.byName("sark-alert-webhook").inputs.stdin).toBe(`${SENTINEL_WEBHOOK}\n`);
+    expect(r.byName("sark-backup-units").dependsOn).toContain(r.byName("sark-alert-webhook").urn);
+  });
+
+  it("GIVEN a migration with snapshot: borg (the stack files' setting) THEN it copies after the backup units (the helper it calls)", async () => {
+    const r = await runStack({ stack: "sark", config: pinnedStackConfig("sark") });
+    expect(String(r.byName("sark-chromadb-migrate-chromadb-run").inputs.create)).toContain(" borg:sark:sark:/mnt/borg-backup ");
+    expect(waitsFor(r, "sark-chromadb-migrate-chromadb-run", "sark-backup-units")).toBe(true);
   });
 
   it("GIVEN no backup section THEN there is no Backup component and no backup outputs", async () => {
     const config = { ...pinnedStackConfig("sark") };
     delete config.backup;
+    config.migrations = (config.migrations as Record<string, unknown>[]).map((m) => ({ ...m, snapshot: "none" }));
     const r = await runStack({ stack: "sark", config, withoutBorgPassphrase: true });
     expect(r.registrations.some((x) => x.type === "dgx-storage:index:Backup")).toBe(false);
     expect(r.exports.backupRepository).toBeUndefined();
@@ -240,6 +254,7 @@ describe("config door: backup", () => {
       schedules: {},
       growthFactor: 4,
       drillSample: 200,
+      existingJobs: "report",
       offsite: { ssh: { address: "192.0.2.11", port: 22, user: "maxvamp", hostKey: FIXTURE_PEER_HOST_KEY }, user: "borg-sark", repoDir: "/data/borg-offsite/sark" },
     });
   });

@@ -75,10 +75,13 @@ describe("swarm and the overlay network", () => {
     expect(init.inputs).not.toHaveProperty("delete");
     expect(init.inputs.logging).toBe("stderr");
     expect(init.additionalSecretOutputs).toEqual(expect.arrayContaining(["stdout", "stderr"]));
+    // the network: created when missing, one made by hand with the same options used as it is
     const net = r.byName("sark-swarm-network");
-    expect(net.inputs).toMatchObject({ name: "optimized-swarm", driver: "overlay", attachable: true });
-    expect(net.inputs).not.toHaveProperty("options"); // not encrypted by default
+    expect(net.type).toBe("command:remote:Command");
+    expect(String(net.inputs.create)).toMatch(/ network-ensure optimized-swarm 0$/); // not encrypted by default
+    expect(net.inputs).not.toHaveProperty("delete");
     expect(net.dependsOn).toContain(init.urn);
+    expect(r.ofType("docker:index/network:Network")).toEqual([]);
   });
 
   it("sark exports the manager address and node id in the clear and the worker token as a secret", async () => {
@@ -95,7 +98,7 @@ describe("swarm and the overlay network", () => {
     const config = pinnedStackConfig("sark");
     const swarm = config.swarm as Record<string, unknown>;
     const r = await runStack({ stack: "sark", config: { ...config, swarm: { ...swarm, network: { name: "optimized-swarm", encrypted: true } } } });
-    expect(r.byName("sark-swarm-network").inputs.options).toEqual({ encrypted: "" });
+    expect(String(r.byName("sark-swarm-network").inputs.create)).toMatch(/ network-ensure optimized-swarm 1$/);
   });
 
   it("clu reads the manager's stack and joins with the token on stdin only, logging nothing", async () => {
@@ -114,7 +117,7 @@ describe("swarm and the overlay network", () => {
 });
 
 describe("services", () => {
-  it("ChromaDB on sark: one source at /chroma/chroma, pinned image, overlay, restart policy, health check waited for", async () => {
+  it("ChromaDB on sark: one source at /chroma/chroma, pinned image, overlay, restart policy, health check; created stopped for the switch", async () => {
     const r = await run("sark");
     const c = r.byName("sark-chromadb-container");
     expect(c.inputs.name).toBe("chromadb");
@@ -125,12 +128,14 @@ describe("services", () => {
     expect(c.inputs.ports).toEqual([{ internal: 8000, external: 8000, protocol: "tcp", ip: "0.0.0.0" }]);
     expect(c.inputs.envs).toEqual(["IS_PERSISTENT=TRUE", "ANONYMIZED_TELEMETRY=FALSE"]);
     expect((c.inputs.healthcheck as Record<string, unknown>).tests).toEqual(expect.arrayContaining(["CMD", "python"]));
-    expect(c.inputs.wait).toBe(true);
-    expect(c.inputs.waitTimeout).toBe(180);
+    // created stopped: the switch starts it and waits for its health check (waitTimeout: 180)
+    expect(c.inputs).toMatchObject({ start: false, mustRun: false, destroyGraceSeconds: 30 });
+    expect(c.inputs).not.toHaveProperty("wait");
+    expect(String(r.byName("sark-chromadb-switch").inputs.create)).toMatch(/ container-switch chromadb sark-chromadb-container-id 180 30 --migration chromadb$/);
     expect(c.deleteBeforeReplace).toBe(true);
     const image = r.byName("sark-chromadb-image");
     expect(image.inputs).toMatchObject({ name: "chromadb/chroma:0.6.3", keepLocally: true });
-    expect(c.dependsOn).toEqual(expect.arrayContaining([image.urn, r.byName("sark-swarm-init").urn]));
+    expect(c.dependsOn).toEqual(expect.arrayContaining([image.urn, r.byName("sark-swarm-network").urn, r.byName("sark-chromadb-adopt").urn]));
   });
 
   it("vLLM on clu: exactly one NVIDIA GPU, the model read-only, the cache volume at its own path", async () => {
@@ -144,7 +149,7 @@ describe("services", () => {
     expect(c.inputs.shmSize).toBe(16384);
     expect(c.inputs.command).toEqual(expect.arrayContaining(["--model", "/models/GLM-4.5-Air-AWQ"]));
     expect(c.deleteBeforeReplace).toBe(true);
-    expect(c.dependsOn).toEqual(expect.arrayContaining([r.byName("clu-swarm-join").urn, r.byName("clu-volumes-vllm-models").urn]));
+    expect(c.dependsOn).toEqual(expect.arrayContaining([r.byName("clu-swarm-join").urn, r.byName("clu-volumes-vllm-models").urn, r.byName("clu-vllm-adopt").urn]));
   });
 
   it("a GPU named by id is requested by id", async () => {

@@ -145,6 +145,31 @@ export async function runStack(opts: RunOptions): Promise<StackRun> {
   };
 }
 
+/**
+ * Whether `pulumi up` runs `name` only after `dependency`: `dependency` is among the resources it
+ * waits for, directly or through them: the dependencies the SDK sends with each registration
+ * (its own dependsOn, expanded through components, and the resources its inputs come from) and
+ * its provider. Nothing is inherited from a parent component (the engine does not).
+ */
+export function waitsFor(run: StackRun, name: string, dependency: string): boolean {
+  const byUrn = new Map(run.registrations.map((r) => [r.urn, r]));
+  const target = run.byName(dependency).urn;
+  const seen = new Set<string>();
+  const todo = [run.byName(name).urn];
+  while (todo.length > 0) {
+    const r = byUrn.get(todo.pop()!);
+    if (!r) continue;
+    for (const d of [...r.dependsOn, ...(r.provider ? [r.provider.split("::").slice(0, -1).join("::")] : [])]) {
+      if (d === target) return true;
+      if (!seen.has(d)) {
+        seen.add(d);
+        todo.push(d);
+      }
+    }
+  }
+  return false;
+}
+
 /** What `promiseOf` gives for a value that is unknown during a preview. */
 export const UNKNOWN = Symbol("unknown during preview");
 

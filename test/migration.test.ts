@@ -1,33 +1,43 @@
 import { describe, expect, it } from "vitest";
-import { expectConfigProblem, pinnedStackConfig, runStack } from "./harness";
+import { expectConfigProblem, pinnedStackConfig, runStack, waitsFor } from "./harness";
 
 
 describe("data migration under mocks", () => {
-  it("sark: copy and verify, then the container on the destination, then finalize", async () => {
+  it("sark: the destination made, the container created stopped on it, copy and cut-over, the switch, then finalize", async () => {
     const r = await runStack({ stack: "sark", config: pinnedStackConfig("sark") });
-    const migration = r.byName("sark-migrate-chromadb");
-    const run = r.byName("sark-migrate-chromadb-run");
+    const service = r.byName("sark-chromadb");
+    const migration = r.byName("sark-chromadb-migrate-chromadb");
+    const dir = r.byName("sark-chromadb-migrate-chromadb-dir");
+    const run = r.byName("sark-chromadb-migrate-chromadb-run");
     const container = r.byName("sark-chromadb-container");
-    const finalize = r.byName("sark-migrate-chromadb-finalize");
+    const sw = r.byName("sark-chromadb-switch");
+    const finalize = r.byName("sark-chromadb-migrate-chromadb-finalize");
+    expect(migration.parent).toBe(service.urn);
     expect(run.parent).toBe(migration.urn);
     expect(finalize.parent).toBe(migration.urn);
-    expect(String(run.inputs.create)).toMatch(/ migrate run chromadb chromadb \/home\/maxvamp\/chromadb-data \/data\/enhanced\/chromadb - 10 300 none$/);
+    expect(String(dir.inputs.create)).toMatch(/ ensure-dir \/data\/enhanced\/chromadb 0:0 0700$/);
+    // the stack file archives the source into sark's repository first; the last word is the new container's id
+    expect(String(run.inputs.create)).toMatch(
+      / migrate run chromadb chromadb \/home\/maxvamp\/chromadb-data \/data\/enhanced\/chromadb - 10 300 borg:sark:sark:\/mnt\/borg-backup sark-chromadb-container-id$/,
+    );
     expect(String(finalize.inputs.create)).toMatch(/ migrate finalize chromadb chromadb \/home\/maxvamp\/chromadb-data \/data\/enhanced\/chromadb 300$/);
     // never undone by pulumi destroy
-    expect(run.inputs).not.toHaveProperty("delete");
-    expect(finalize.inputs).not.toHaveProperty("delete");
-    expect(container.dependsOn).toContain(run.urn);
-    expect(finalize.dependsOn).toEqual([container.urn]);
+    for (const c of [dir, run, finalize]) expect(c.inputs).not.toHaveProperty("delete");
+    expect(container.dependsOn).toEqual(expect.arrayContaining([dir.urn, r.byName("sark-chromadb-adopt").urn]));
+    expect(run.dependsOn).toContain(container.urn);
+    expect(sw.dependsOn).toEqual(expect.arrayContaining([container.urn, run.urn]));
+    expect(finalize.dependsOn).toEqual([sw.urn]);
     expect(container.inputs.mounts).toEqual([{ type: "bind", source: "/data/enhanced/chromadb", target: "/chroma/chroma", readOnly: false }]);
     expect(container.deleteBeforeReplace).toBe(true);
   });
 
-  it("clu moves the memory service's data", async () => {
+  it("clu moves the memory service's data; vLLM's container does not wait for it", async () => {
     const r = await runStack({ stack: "clu", config: pinnedStackConfig("clu") });
-    expect(String(r.byName("clu-migrate-memory-service-run").inputs.create)).toMatch(
-      / migrate run memory-service memory-service \/home\/maxvamp\/memory-data \/data\/enhanced\/memory-service - 10 300 none$/,
+    expect(String(r.byName("clu-memory-service-migrate-memory-service-run").inputs.create)).toMatch(
+      / migrate run memory-service memory-service \/home\/maxvamp\/memory-data \/data\/enhanced\/memory-service - 10 300 borg:clu:clu:\/data\/borg clu-memory-service-container-id$/,
     );
-    expect(r.byName("clu-vllm-container").dependsOn).not.toContain(r.byName("clu-migrate-memory-service-run").urn);
+    expect(waitsFor(r, "clu-vllm-container", "clu-memory-service-migrate-memory-service-run")).toBe(false);
+    expect(waitsFor(r, "clu-vllm-switch", "clu-memory-service-migrate-memory-service-run")).toBe(false);
   });
 
   it("a stack without migrations mounts the source as configured", async () => {

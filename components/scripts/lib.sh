@@ -80,3 +80,63 @@ backup_file() {
 	ls -1t "${dir}/$(basename "$src")".* 2>/dev/null | tail -n +11 | xargs -r rm -f --
 	echo "$copy"
 }
+
+# State records: one `key=value` line per field, values on one line (newlines refused), written
+# atomically. Shell scripts read them without a JSON parser; the keys are documented where each
+# record is written.
+
+# state_write FILE KEY=VALUE... : replace FILE with these fields.
+state_write() {
+	local file="$1" kv
+	shift
+	mkdir -p "$(dirname "$file")"
+	chmod 0700 "$(dirname "$file")"
+	for kv in "$@"; do
+		[[ "$kv" == *=* && "$kv" != *$'\n'* ]] || die "internal: bad state field '$kv'"
+	done
+	printf '%s\n' "$@" | install_content "$file" 0600 >/dev/null
+}
+
+# state_get FILE KEY : the value of KEY in FILE (empty when the file or the key is missing).
+state_get() {
+	[[ -f "$1" ]] || return 0
+	local line
+	while IFS= read -r line; do
+		if [[ "${line%%=*}" == "$2" ]]; then
+			printf '%s\n' "${line#*=}"
+			return 0
+		fi
+	done <"$1"
+}
+
+# state_set FILE KEY=VALUE... : change or add these fields, keep the others.
+state_set() {
+	local file="$1" kv line key fields=() seen
+	shift
+	if [[ -f "$file" ]]; then
+		while IFS= read -r line; do
+			key="${line%%=*}"
+			seen=0
+			for kv in "$@"; do [[ "${kv%%=*}" == "$key" ]] && seen=1; done
+			((seen)) || fields+=("$line")
+		done <"$file"
+	fi
+	state_write "$file" "${fields[@]}" "$@"
+}
+
+# overlay_network_check NAME ENCRYPTED(0|1) : prints "absent", "match", or a sentence saying how
+# the existing network differs from an attachable swarm overlay network with that encryption.
+overlay_network_check() {
+	local have driver scope attachable keys enc=0
+	have="$(docker network inspect --format '{{.Driver}}|{{.Scope}}|{{.Attachable}}|{{range $k, $v := .Options}}{{$k}};{{end}}' "$1" 2>/dev/null)" || {
+		echo absent
+		return 0
+	}
+	IFS='|' read -r driver scope attachable keys <<<"$have"
+	[[ ";$keys" == *";encrypted;"* ]] && enc=1
+	if [[ "$driver" == overlay && "$scope" == swarm && "$attachable" == true && "$enc" == "$2" ]]; then
+		echo match
+	else
+		echo "network $1 exists as driver $driver, scope $scope, attachable $attachable, encrypted $enc, but the stack declares an attachable overlay network (scope swarm), encrypted $2; remove it by hand once no container uses it (docker network rm $1), or change swarm.network"
+	fi
+}
