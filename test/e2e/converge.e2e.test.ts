@@ -193,7 +193,8 @@ describe("converge on the test hosts", () => {
     expect(inspect("clu", "vllm", "{{.State.Health.Status}} {{.HostConfig.ShmSize}}")).toBe(`healthy ${16384 * 1024 * 1024}`);
     expect(inspect("clu", "vllm", "{{json .HostConfig.DeviceRequests}}")).toBe('[{"Driver":"nvidia","Count":1,"DeviceIDs":null,"Capabilities":[["gpu"]],"Options":null}]');
     // dockerd's nvidia driver put the GPU into the container's environment (the stand-in hook ran)
-    expect(mustRoot(hosts, "clu", "docker exec vllm env")).toContain("NVIDIA_VISIBLE_DEVICES=");
+    // (in the spec of the container's first process, not in its config: docker exec does not see it)
+    expect(mustRoot(hosts, "clu", "docker exec vllm cat /proc/1/environ | tr '\\0' '\\n'")).toContain("NVIDIA_VISIBLE_DEVICES=");
     expect(inspect("clu", "vllm", "{{range .Mounts}}{{.Type}}:{{.Destination}}:{{.RW}} {{end}}")).toBe("bind:/models/GLM-4.5-Air-AWQ:false volume:/root/.cache/huggingface:true");
   });
 

@@ -197,6 +197,23 @@ export function planFor(old: StateEntry | undefined, reg: Pick<Registration, "ty
 }
 
 /**
+ * What deleting a state entry does: the provider's delete, or, with `retainOnDelete`, only
+ * dropping it from the state and leaving it on the host (Pulumi's RetainOnDelete option).
+ */
+export function deleteAction(e: Pick<StateEntry, "retainOnDelete">): "provider-delete" | "forget" {
+  return e.retainOnDelete ? "forget" : "provider-delete";
+}
+
+/**
+ * The halves of a replacement in order: `deleteBeforeReplace` deletes the old resource first;
+ * otherwise the new one is created and the old one deleted in the delete phase, after every
+ * create and update (Pulumi's default create-before-delete).
+ */
+export function replaceOrder(reg: Pick<Registration, "deleteBeforeReplace">): readonly string[] {
+  return reg.deleteBeforeReplace ? ["delete old", "create new"] : ["create new", "delete old after all creates"];
+}
+
+/**
  * The order deletes run in: a resource only after everything that depends on it (its
  * dependencies, its provider, its parent) is gone, as the engine deletes in reverse dependency
  * order. Returns waves; each wave's resources can go at once.
@@ -228,6 +245,7 @@ export interface EngineOptions {
 /** Applies stacks to the test hosts; keeps each stack's state between applies. */
 export class Engine {
   private readonly stacks = new Map<string, StackState>();
+  private applies = 0;
 
   constructor(readonly opts: EngineOptions) {}
 
@@ -253,7 +271,10 @@ export class Engine {
     const d = new Deployment(this, opts, this.stateOf(opts.stack));
     const run = await runStack({ stack: opts.stack, config: opts.config, secrets: opts.secrets, preview: false, hook: d });
     await d.finish(run);
-    return d.result(run);
+    const result = d.result(run);
+    this.applies++;
+    fs.writeFileSync(path.join(this.opts.workdir, `engine-apply.${this.applies}.${opts.stack}.json`), JSON.stringify(result.steps, null, 2) + "\n");
+    return result;
   }
 
   /** Writes a stack's state as JSON into the workdir (for debugging a failed suite). */
@@ -407,7 +428,7 @@ class Deployment implements RegistrationHook {
       return { id: e.id, outputs: e.outputs };
     }
     if (plan.op === "replace") {
-      if (reg.deleteBeforeReplace) {
+      if (replaceOrder(reg)[0] === "delete old") {
         await this.deleteResource(old!);
         this.drop(old!.urn);
       } else {
@@ -613,7 +634,7 @@ class Deployment implements RegistrationHook {
 
   /** A provider's delete of one resource (retainOnDelete is handled by the caller). */
   private async deleteResource(e: StateEntry): Promise<void> {
-    if (e.retainOnDelete) return; // Pulumi drops it from the state and leaves it on the host
+    if (deleteAction(e) === "forget") return; // dropped from the state, left on the host
     switch (e.type) {
       case COMMAND: {
         // commandController.go lines 86-92: the old state's `delete`, if any

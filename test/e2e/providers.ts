@@ -453,7 +453,9 @@ export class DockerApi {
     const m = /^ssh:\/\/([^@]+)@([^:/]+):(\d+)$/.exec(String(providerInputs.host));
     if (!m) throw new Error(`docker provider host ${String(providerInputs.host)}: expected ssh://user@address:port`);
     assertLoopback(m[2]!);
-    const opts = (providerInputs.sshOpts as string[] | undefined) ?? [];
+    // a provider's inputs reach the engine as strings, lists JSON-encoded (provider config)
+    const raw = providerInputs.sshOpts;
+    const opts = (typeof raw === "string" ? (JSON.parse(raw) as string[]) : (raw as string[] | undefined)) ?? [];
     return new DockerApi(procs, ["-F", "/dev/null", "-i", keyPath, "-o", "IdentitiesOnly=yes", ...opts, "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", "-p", m[3]!, `${m[1]}@${m[2]}`]);
   }
 
