@@ -112,8 +112,10 @@ export interface ApplyResult {
   readonly run: StackRun;
   /** The step of a resource by name; throws when it has none. */
   step(name: string): Step;
-  /** A command's stdout after this apply (from the state; "" if it never ran). */
+  /** A command's stdout after this apply (from the state, one trailing newline trimmed as the provider does; "" if it never ran). */
   stdout(name: string): string;
+  /** Likewise its stderr. */
+  stderr(name: string): string;
   /** A resource's state entry after this apply. */
   state(name: string): StateEntry | undefined;
   /** Names of the steps with this op and status ok, in start order. */
@@ -447,7 +449,7 @@ class Deployment implements RegistrationHook {
     if (!api) {
       const provider = this.entry(ref.split("::").slice(0, -1).join("::"));
       if (!provider) throw new Error(`${reg.name}: its provider ${ref} is not in the state`);
-      api = DockerApi.fromProvider(this.procs, provider.inputs, this.engine.opts.keyPath);
+      api = DockerApi.fromProvider(this.procs, provider.inputs, this.engine.opts.keyPath, this.engine.opts.workdir);
       this.apis.set(ref, api);
     }
     return api;
@@ -737,6 +739,9 @@ class Deployment implements RegistrationHook {
       },
       stdout(name) {
         return String(state.resources.find((r) => r.name === name)?.outputs.stdout ?? "");
+      },
+      stderr(name) {
+        return String(state.resources.find((r) => r.name === name)?.outputs.stderr ?? "");
       },
       state(name) {
         return state.resources.find((r) => r.name === name);
