@@ -99,6 +99,8 @@ export interface ApplyOptions {
   readonly secrets: Record<string, string>;
   /** Kill the apply (like Ctrl-C twice, or kill -9 of pulumi) when this step starts, or afterMs into it. */
   readonly kill?: { readonly step: string; readonly afterMs?: number };
+  /** Resources to replace although nothing changed, by name (`pulumi up --replace <urn>`). */
+  readonly replace?: readonly string[];
   /** Called when a step starts (a test can watch the hosts meanwhile). */
   readonly onStepStart?: (step: Step) => void;
 }
@@ -185,9 +187,9 @@ export function diffFor(old: StateEntry, reg: Pick<Registration, "type" | "input
  * pkg/resource/deploy/step_generator.go: a protected resource cannot be replaced or deleted;
  * the state's flag or the program's counts).
  */
-export function planFor(old: StateEntry | undefined, reg: Pick<Registration, "type" | "inputs" | "protect" | "urn">): Plan {
+export function planFor(old: StateEntry | undefined, reg: Pick<Registration, "type" | "inputs" | "protect" | "urn"> & { readonly forceReplace?: boolean }): Plan {
   if (!old) return { op: "create" };
-  const diff = diffFor(old, reg);
+  const diff: Diff = reg.forceReplace ? { kind: "replace", changed: ["--replace"], replaceKeys: ["--replace"] } : diffFor(old, reg);
   if (diff.kind === "replace" && (old.protect || reg.protect)) {
     return {
       op: "replace",
@@ -387,7 +389,8 @@ class Deployment implements RegistrationHook {
 
   private async apply(reg: Registration): Promise<HookResult | undefined> {
     const old = this.entry(reg.urn);
-    const plan = planFor(old, reg);
+    const forced = old && this.opts.replace?.includes(reg.name);
+    const plan: Plan = forced ? planFor(old, { ...reg, inputs: reg.inputs, forceReplace: true }) : planFor(old, reg);
     const step = this.begin(reg, plan.op, plan.diff?.changed.length ? `changed: ${plan.diff.changed.join(", ")}` : undefined);
     if (plan.refused) {
       this.finishStep(step, new Error(plan.refused));

@@ -396,11 +396,22 @@ function assertLoopback(address: string): void {
   if (!/^127\.\d+\.\d+\.\d+$/.test(address)) throw new Error(`refusing to connect to ${address}: the e2e engine only reaches its test hosts on loopback`);
 }
 
+/**
+ * Writes a file once, atomically (steps run in parallel: an ssh must never read a file another
+ * step is halfway through writing).
+ */
+function writeOnce(file: string, content: string, mode: number): string {
+  if (fs.existsSync(file) && fs.readFileSync(file, "utf8") === content) return file;
+  const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString("hex")}`;
+  fs.writeFileSync(tmp, content, { mode });
+  fs.renameSync(tmp, file);
+  return file;
+}
+
 /** A private key from a resource's inputs, in a 0600 file of the workdir (ssh reads keys from files). */
 function keyFile(workdir: string, privateKey: string): string {
   const file = path.join(workdir, `engine-key-${crypto.createHash("sha256").update(privateKey).digest("hex").slice(0, 12)}`);
-  if (!fs.existsSync(file)) fs.writeFileSync(file, privateKey.endsWith("\n") ? privateKey : `${privateKey}\n`, { mode: 0o600 });
-  return file;
+  return writeOnce(file, privateKey.endsWith("\n") ? privateKey : `${privateKey}\n`, 0o600);
 }
 
 export interface Connection {
@@ -421,8 +432,7 @@ export async function runRemoteCommand(procs: Processes, workdir: string, conn: 
   assertLoopback(conn.host);
   if (!conn.privateKey) throw new Error("connection.privateKey is required here (the engine has no ssh agent)");
   const port = conn.port ?? 22;
-  const knownHosts = path.join(workdir, `engine-known_hosts.${port}`);
-  fs.writeFileSync(knownHosts, `[${conn.host}]:${port} ${conn.hostKey ?? ""}\n`);
+  const knownHosts = writeOnce(path.join(workdir, `engine-known_hosts.${port}`), `[${conn.host}]:${port} ${conn.hostKey ?? ""}\n`, 0o644);
   const r = await procs.run(
     [
       "-F", "/dev/null",
