@@ -200,19 +200,3 @@ export function testStackConfig(hosts: TestHosts, name: HostName): Record<string
   const peer = hosts.hosts[name === "sark" ? "clu" : "sark"];
   return withPeerKey({ ...config, host: { ...host, ssh: { ...host.ssh, port: h.port, hostKey: h.hostKey } } }, peer.hostKey, peer.port);
 }
-
-/**
- * The test-sark stack's outputs as test-clu's StackReference sees them, from the manager's real
- * swarm-init output (its last stdout line).
- */
-export function managerOutputs(swarmInitStdout: string): Record<string, Record<string, unknown>> {
-  const init = JSON.parse(swarmInitStdout.trim().split("\n").pop()!) as Record<string, string>;
-  return {
-    "organization/dgx-storage/test-sark": {
-      swarmManagerAddress: init.managerAddress,
-      swarmManagerNodeId: init.nodeId,
-      swarmWorkerToken: init.workerToken,
-      overlayNetwork: "optimized-swarm",
-    },
-  };
-}
