@@ -9,7 +9,7 @@ import { parse as parseYaml } from "yaml";
 import { expect, vi } from "vitest";
 import { parseHostConfig } from "../components/config";
 import { FIXTURE_HOST_KEY, withPeerKey } from "./fixtures";
-import { startCapture, type Read, type Registration } from "../tools/mock-capture";
+import { startCapture, type Read, type Registration, type RegistrationHook } from "../tools/mock-capture";
 
 export type { Read, Registration } from "../tools/mock-capture";
 
@@ -20,6 +20,8 @@ export const SENTINEL_SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nSENTINEL-S
 
 export interface StackRun {
   readonly registrations: readonly Registration[];
+  /** URNs the hook left unanswered (with `hook` only): failed, skipped or killed steps. */
+  readonly unanswered: ReadonlySet<string>;
   /** Resources read, not registered (StackReferences). */
   readonly reads: readonly Read[];
   readonly exports: Record<string, unknown>;
@@ -44,6 +46,11 @@ export interface RunOptions {
   readonly stackOutputs?: Record<string, Record<string, unknown>>;
   /** What a remote command prints on an `up` (preview: false), by name. @default swarm-init's output, else "" */
   readonly commandStdout?: (name: string) => string | undefined;
+  /**
+   * Applies each registration for real (test/e2e/engine.ts); the mocked outputs above are then
+   * not used. Exports that wait for an unanswered registration are left out of `exports`.
+   */
+  readonly hook?: RegistrationHook;
 }
 
 /** Sentinel borg passphrase: tests assert it appears only inside secret inputs. */
@@ -114,6 +121,7 @@ export async function runStack(opts: RunOptions): Promise<StackRun> {
     secretOutputNames: ["swarmWorkerToken"],
     commandStdout: (name) =>
       opts.commandStdout?.(name) ?? (name.endsWith("-swarm-init") ? SWARM_INIT_STDOUT : name.endsWith("-backup-ssh-key") ? `${OFFSITE_PUBLIC_KEY}\n` : undefined),
+    ...(opts.hook ? { hook: opts.hook } : {}),
   });
   const { registrations } = capture;
   vi.resetModules();
@@ -127,10 +135,19 @@ export async function runStack(opts: RunOptions): Promise<StackRun> {
   await capture.settled();
   const resolved: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(exports)) {
-    resolved[k] = pulumi.Output.isInstance(v) ? await promiseOf(v) : v;
+    if (!pulumi.Output.isInstance(v)) resolved[k] = v;
+    else if (!opts.hook) resolved[k] = await promiseOf(v);
+    else {
+      // every answered registration has resolved its outputs by now: what is still pending waits
+      // for one that never will be answered
+      const NEVER = Symbol("never");
+      const value = await Promise.race([promiseOf(v), turns(50).then(() => NEVER)]);
+      if (value !== NEVER) resolved[k] = value;
+    }
   }
   return {
     registrations,
+    unanswered: capture.unanswered,
     reads: capture.reads,
     exports: resolved,
     rawExports: exports,
@@ -149,7 +166,9 @@ export async function runStack(opts: RunOptions): Promise<StackRun> {
  * Whether `pulumi up` runs `name` only after `dependency`: `dependency` is among the resources it
  * waits for, directly or through them: the dependencies the SDK sends with each registration
  * (its own dependsOn, expanded through components, and the resources its inputs come from) and
- * its provider. Nothing is inherited from a parent component (the engine does not).
+ * its provider. A parent component's dependsOn is not counted: the engine inherits nothing from
+ * it (the Node SDK does delay a child's registration until its parent's URN is known, which
+ * waits for the parent's dependsOn; the edges asserted with this hold without that).
  */
 export function waitsFor(run: StackRun, name: string, dependency: string): boolean {
   const byUrn = new Map(run.registrations.map((r) => [r.urn, r]));
@@ -168,6 +187,10 @@ export function waitsFor(run: StackRun, name: string, dependency: string): boole
     }
   }
   return false;
+}
+
+async function turns(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
 }
 
 /** What `promiseOf` gives for a value that is unknown during a preview. */

@@ -40,6 +40,33 @@ export interface CaptureOptions {
   readonly secretOutputNames?: readonly string[];
   /** What a remote command prints, by resource name (an `up`, not a preview, reads it). @default "" */
   readonly commandStdout?: (name: string) => string | undefined;
+  /**
+   * Applies each registration for real (test/e2e/engine.ts): when set, it answers every
+   * registration and read instead of the mocks above, and what it resolves with is what the
+   * program sees (a command's stdout, a container's id), as the engine's RegisterResource
+   * response is in `pulumi up`. @default none: the mocks above answer at once
+   */
+  readonly hook?: RegistrationHook;
+}
+
+/** What a hook answers for one registration or read. */
+export interface HookResult {
+  readonly id: string;
+  /** The resource's outputs (inputs included), as the provider returned them. */
+  readonly outputs: Record<string, unknown>;
+}
+
+/**
+ * The engine side of the capture. `register` is called with the full registration the moment
+ * the SDK sends it: the SDK has already waited for the URNs of the resource's dependencies and
+ * of its parent (sdk/nodejs/runtime/resource.ts prepareResource, "Wait for the parent to
+ * complete"). It resolves with the outputs, or with `undefined` when the step failed, was
+ * skipped or killed: then the registration is never answered, as no response comes back from
+ * an engine that stopped, and nothing that waits for it (its dependents, an export) goes on.
+ */
+export interface RegistrationHook {
+  register(registration: Registration): Promise<HookResult | undefined>;
+  read(read: Read & { readonly inputs: Record<string, unknown> }): Promise<HookResult | undefined>;
 }
 
 /** A resource read rather than registered (a StackReference). */
@@ -54,6 +81,8 @@ export interface Read {
 
 export interface Capture {
   readonly registrations: Registration[];
+  /** Registrations (or reads) the hook left unanswered (failed, skipped or killed), by URN. */
+  readonly unanswered: Set<string>;
   readonly reads: Read[];
   /** Resolves when no registration has been in flight for a few turns of the event loop. */
   settled(): Promise<void>;
@@ -80,10 +109,20 @@ function unwrap(v: unknown, at: string, secrets: string[], mask: boolean): unkno
 export async function startCapture(opts: CaptureOptions): Promise<Capture> {
   const registrations: Registration[] = [];
   const reads: Read[] = [];
+  const unanswered = new Set<string>();
   let pending = 0;
+  // the hook's answer for the registration being passed to the mock monitor right now (it calls
+  // newResource synchronously, before its first await: node_modules/@pulumi/pulumi/runtime/mocks.js)
+  let answer: HookResult | undefined;
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
+        if (opts.hook) {
+          const a = answer;
+          answer = undefined;
+          if (!a) throw new Error(`no engine answer for ${args.type} ${args.name}`);
+          return { id: a.id, state: a.outputs };
+        }
         if (args.type === "pulumi:pulumi:StackReference") {
           const ref = String(args.inputs.name);
           const outputs = opts.stackOutputs?.[ref];
@@ -116,55 +155,89 @@ export async function startCapture(opts: CaptureOptions): Promise<Capture> {
   const monitor = pulumi.runtime.getMonitor() as unknown as {
     registerResource(req: RegisterRequest, cb: Callback): void;
     readResource(req: ReadRequest, cb: Callback): void;
+    newUrn(parent: string, type: string, name: string): string;
+  };
+  /** Asks the hook first; passes its answer to the mock monitor, or leaves the request unanswered. */
+  const viaHook = (urn: string, ask: () => Promise<HookResult | undefined>, forward: () => void): void => {
+    ask().then(
+      (a) => {
+        if (a === undefined) {
+          unanswered.add(urn);
+          pending--;
+          return;
+        }
+        answer = a;
+        forward();
+      },
+      (e: unknown) => {
+        // a bug in the engine, not a failed step: fail the registration loudly
+        unanswered.add(urn);
+        pending--;
+        console.error(`engine hook failed for ${urn}:`, e);
+      },
+    );
   };
   // reads (StackReference) are recorded with the id they read and no inputs of note
   const originalRead = monitor.readResource.bind(monitor);
   monitor.readResource = (req, callback) => {
     pending++;
-    originalRead(req, (err, res) => {
+    const forward = () => originalRead(req, (err, res) => {
       if (!err && res) {
         reads.push({ urn: res.getUrn(), type: req.getType(), name: req.getName(), id: req.getId(), parent: req.getParent() });
       }
       pending--;
       callback(err, res);
     });
+    if (!opts.hook) return forward();
+    const urn = monitor.newUrn(req.getParent(), req.getType(), req.getName());
+    const hook = opts.hook;
+    const read = { urn, type: req.getType(), name: req.getName(), id: req.getId(), parent: req.getParent(), inputs: unwrap(req.getProperties().toJavaScript(), "", [], false) as Record<string, unknown> };
+    viaHook(urn, () => hook.read(read), forward);
   };
   const original = monitor.registerResource.bind(monitor);
+  const registrationOf = (req: RegisterRequest, urn: string): Registration => {
+    const obj = req.getObject().toJavaScript();
+    const secretPaths: string[] = [];
+    return {
+      urn,
+      type: req.getType(),
+      name: req.getName(),
+      custom: req.getCustom(),
+      parent: req.getParent(),
+      inputs: unwrap(obj, "", secretPaths, false) as Record<string, unknown>,
+      secretPaths,
+      plainInputs: unwrap(obj, "", [], true) as Record<string, unknown>,
+      dependsOn: req.getDependenciesList(),
+      protect: req.getProtect() === true,
+      retainOnDelete: req.getRetainondelete() === true,
+      deleteBeforeReplace: req.getDeletebeforereplace() === true,
+      additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+      provider: req.getProvider(),
+    };
+  };
   monitor.registerResource = (req, callback) => {
     pending++;
-    original(req, (err, res) => {
-      if (!err && res) {
-        const obj = req.getObject().toJavaScript();
-        const secretPaths: string[] = [];
-        registrations.push({
-          urn: res.getUrn(),
-          type: req.getType(),
-          name: req.getName(),
-          custom: req.getCustom(),
-          parent: req.getParent(),
-          inputs: unwrap(obj, "", secretPaths, false) as Record<string, unknown>,
-          secretPaths,
-          plainInputs: unwrap(obj, "", [], true) as Record<string, unknown>,
-          dependsOn: req.getDependenciesList(),
-          protect: req.getProtect() === true,
-          retainOnDelete: req.getRetainondelete() === true,
-          deleteBeforeReplace: req.getDeletebeforereplace() === true,
-          additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
-          provider: req.getProvider(),
-        });
-      }
+    const forward = () => original(req, (err, res) => {
+      if (!err && res) registrations.push(registrationOf(req, res.getUrn()));
       pending--;
       callback(err, res);
     });
+    if (!opts.hook) return forward();
+    const hook = opts.hook;
+    const reg = registrationOf(req, monitor.newUrn(req.getParent(), req.getType(), req.getName()));
+    viaHook(reg.urn, () => hook.register(reg), forward);
   };
   return {
     registrations,
+    unanswered,
     reads,
     async settled() {
       let quiet = 0;
-      for (let i = 0; i < 5000 && quiet < 20; i++) {
+      // with a hook, registrations take as long as their steps on the hosts: wait in real time
+      for (let i = 0; (opts.hook || i < 5000) && quiet < 20; i++) {
         await new Promise((r) => setImmediate(r));
         quiet = pending === 0 ? quiet + 1 : 0;
+        if (opts.hook && pending !== 0) await new Promise((r) => setTimeout(r, 10));
       }
       if (pending !== 0) throw new Error(`${pending} resource registrations never finished`);
     },
@@ -173,6 +246,7 @@ export async function startCapture(opts: CaptureOptions): Promise<Capture> {
 
 /** The parts of the gRPC ReadResourceRequest that are read here. */
 interface ReadRequest {
+  getProperties(): { toJavaScript(): unknown };
   getType(): string;
   getName(): string;
   getId(): string;

@@ -8,18 +8,16 @@
  * `borg check --verify-data` and the restore drill, with the alert (journal tag dgx-backup and
  * the webhook).
  *
- * Like `pulumi up`, the runner learns the off-site public key from the ssh-key command's stdout
- * before it builds the receive command: the ssh-key command runs first, then the stack's program
- * is built again with that output.
+ * Like `pulumi up`, the e2e engine (engine.ts) runs each stack's program once: the ssh-key
+ * command's real stdout flows into the receive command on the peer.
  */
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OFFSITE_KEY_PATH } from "../../components/backup";
-import { runStack, type StackRun } from "../harness";
-import { managerOutputs, addOperator, asRoot, mustRoot, ssh, startHosts, startWebhookReceiver, stopHosts, type HostName, type TestHosts, testStackConfig, WEBHOOK_RECEIVER_URL, type WebhookReceiver } from "./hosts";
-import { applyCommands, installedFiles, planCommands, roundResults, type Executed, type PlannedCommand } from "./runner";
+import type { ApplyResult, Engine } from "./engine";
+import { addOperator, asRoot, engineFor, installedFiles, mustRoot, startHosts, startWebhookReceiver, stopHosts, type HostName, type TestHosts, testStackConfig, WEBHOOK_RECEIVER_URL, type WebhookReceiver } from "./hosts";
 
 const PASSPHRASE = `e2e-borg-sentinel-${crypto.randomBytes(6).toString("hex")}`;
 const WEBHOOK = `${WEBHOOK_RECEIVER_URL}/alerts/e2e-backup`;
@@ -30,46 +28,31 @@ const OFFSITE_RSH = `BORG_RSH='ssh -i ${OFFSITE_KEY_PATH} -o BatchMode=yes -o Id
 
 let hosts: TestHosts;
 let key: string;
-let keyPath: string;
 let receiver: WebhookReceiver;
-const rounds: Record<HostName, Executed[]>[] = [];
-const plans: Record<HostName, PlannedCommand[]>[] = [];
+let engine: Engine;
+const rounds: Record<HostName, ApplyResult>[] = [];
 const started = Date.now();
 
 const peerOf = (name: HostName): HostName => (name === "sark" ? "clu" : "sark");
 
-/** The test stack with this host's SSH and the PEER's management SSH (port, host key) from hosts.json. */
-const stackConfig = (name: HostName) => testStackConfig(hosts, name);
-
-async function program(name: HostName, stdout: Record<string, string>, managerInit?: string): Promise<StackRun> {
-  return runStack({
+const apply = (name: HostName) =>
+  engine.up({
     stack: `test-${name}`,
-    config: stackConfig(name),
+    config: testStackConfig(hosts, name),
     secrets: { sshPrivateKey: key, borgPassphrase: PASSPHRASE, ...(name === "sark" ? { alertWebhook: WEBHOOK } : {}) },
-    preview: false,
-    commandStdout: (n) => stdout[n],
-    ...(managerInit ? { stackOutputs: managerOutputs(managerInit) } : {}),
   });
-}
-
-/** One stack as `pulumi up` runs it: the ssh-key command's stdout feeds the receive command. */
-async function applyStack(name: HostName, managerInit?: string): Promise<{ plan: PlannedCommand[]; results: Executed[] }> {
-  const first = planCommands(await program(name, {}, managerInit));
-  const sshKey = first.find((c) => c.name === `${name}-backup-ssh-key`)!;
-  const r = ssh(sshKey.target, keyPath, sshKey.create);
-  if (r.code !== 0) throw new Error(`${sshKey.name} failed: ${r.stderr}`);
-  const plan = planCommands(await program(name, { [sshKey.name]: r.stdout }, managerInit));
-  return { plan, results: applyCommands(plan, keyPath) };
-}
 
 async function converge(): Promise<void> {
-  const sark = await applyStack("sark");
-  const clu = await applyStack("clu", sark.results.find((r) => r.name === "sark-swarm-init")!.stdout);
-  rounds.push({ sark: sark.results, clu: clu.results });
-  plans.push({ sark: sark.plan, clu: clu.plan });
+  const sark = await apply("sark");
+  const clu = await apply("clu");
+  rounds.push({ sark, clu });
 }
 
-const result = roundResults(rounds);
+/** A command's output after an apply (from the engine's state). */
+const result = (round: number, name: string) => {
+  const r = rounds[round]![name.startsWith("sark-") ? "sark" : "clu"];
+  return { stdout: r.stdout(name), stderr: r.stderr(name) };
+};
 
 /** Every file under the directories the backup commands install to: content, mode, owner, mtime. */
 const installed = (name: HostName) => installedFiles(hosts, name, ["etc/dgx-storage", "etc/systemd/system", "usr/local/lib/dgx-storage", "var/lib/dgx-storage/borg"]);
@@ -83,8 +66,8 @@ const treeHashes = (name: HostName, dir: string) => mustRoot(hosts, name, `cd ${
 
 beforeAll(() => {
   hosts = startHosts();
-  keyPath = hosts.privateKeyPath;
   key = fs.readFileSync(hosts.privateKeyPath, "utf8");
+  engine = engineFor(hosts);
   for (const name of ["sark", "clu"] as const) {
     addOperator(hosts, name);
     // the data: a few files, one big enough that a backup runs for a moment (ps is sampled then)
@@ -96,13 +79,14 @@ for i in 1 2 3 4 5; do head -c $((i * 4096)) /dev/urandom > /srv/data/sub/f$i.bi
 echo hello > /srv/data/hello.txt; head -c 48M /dev/urandom > /srv/data/big.bin`,
     );
   }
-  // ChromaDB's SQLite file in WAL mode, being what the hourly and daily series snapshot
+  // ChromaDB's SQLite file in WAL mode, what the hourly and daily series snapshot: 1000 fixture
+  // rows; the chromadb stand-in the stack starts then keeps committing rows of its own to it
   mustRoot(
     hosts,
     "sark",
     `python3 -c "
 import sqlite3; c = sqlite3.connect('/home/maxvamp/chromadb-data/chroma.sqlite3'); c.execute('PRAGMA journal_mode=WAL')
-c.execute('create table t (x)'); c.executemany('insert into t values (?)', [(i,) for i in range(1000)]); c.commit()"`,
+c.execute('create table fixture (x)'); c.executemany('insert into fixture values (?)', [(i,) for i in range(1000)]); c.commit()"`,
   );
   // the webhook receiver on sark (what ntfy or healthchecks would get)
   receiver = startWebhookReceiver(hosts, "sark");
@@ -119,20 +103,22 @@ describe("backups with borg on the test hosts", () => {
     await converge();
     console.log(`round 1: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     for (const name of ["sark", "clu"] as const) {
-      const names = rounds[0]![name].map((r) => r.name);
-      const at = (role: string) => names.indexOf(`${name}-backup-${role}`);
-      expect(at("repo")).toBeGreaterThanOrEqual(0);
-      expect(at("ssh-key")).toBeLessThan(at("offsite-receive"));
-      expect(at("repo")).toBeLessThan(at("units"));
-      expect(at("offsite-receive")).toBeLessThan(at("units"));
-      // the receive command went to the PEER's management SSH, pinned with the peer's key
-      const receive = plans[0]![name].find((c) => c.name === `${name}-backup-offsite-receive`)!;
+      const r = rounds[0]![name];
+      const before = (a: string, b: string) => expect(r.step(`${name}-${a}`).end, `${a} before ${b}`).toBeLessThanOrEqual(r.step(`${name}-${b}`).start);
+      before("backup-ssh-key", "backup-offsite-receive");
+      before("backup-repo", "backup-units");
+      before("backup-offsite-receive", "backup-units");
+      // the receive command went to the PEER's management SSH, pinned with the peer's key, and
+      // carries the public key the ssh-key command printed in this apply
+      const receive = r.run.byName(`${name}-backup-offsite-receive`).inputs;
       const peer = hosts.hosts[peerOf(name)];
-      expect(receive.target).toEqual({ address: "127.0.0.1", port: peer.port, user: "maxvamp", hostKey: peer.hostKey });
+      const c = receive.connection as Record<string, unknown>;
+      expect({ address: c.host, port: c.port, user: c.user, hostKey: c.hostKey }).toEqual({ address: "127.0.0.1", port: peer.port, user: "maxvamp", hostKey: peer.hostKey });
+      expect(String(receive.create)).toContain(r.stdout(`${name}-backup-ssh-key`).trim().split("\n").pop()!);
       expect(result(0, `${name}-backup-repo`).stdout).toContain(`initialised the repokey repository at ${REPO[name]}`);
       expect(result(0, `${name}-backup-offsite-receive`).stdout).toContain(`borg-${name} receives off-site copies in /srv/borg-offsite/${name}`);
     }
-    expect(rounds[0]!.sark.map((r) => r.name).indexOf("sark-monitoring-webhook")).toBeLessThan(rounds[0]!.sark.map((r) => r.name).indexOf("sark-backup-units"));
+    expect(rounds[0]!.sark.step("sark-monitoring-webhook").end).toBeLessThanOrEqual(rounds[0]!.sark.step("sark-backup-units").start);
   });
 
   it("the pass file and the exported key are root-only; the receiving user's key is confined to an append-only borg serve", () => {
@@ -161,21 +147,16 @@ describe("backups with borg on the test hosts", () => {
     }
   });
 
-  it("round 2 changes nothing under /etc/dgx-storage, /etc/systemd/system, /usr/local/lib/dgx-storage, /var/lib/dgx-storage/borg", async () => {
+  it("round 2 runs nothing and changes nothing under /etc/dgx-storage, /etc/systemd/system, /usr/local/lib/dgx-storage, /var/lib/dgx-storage/borg", async () => {
     const before = { sark: installed("sark"), clu: installed("clu") };
     const t0 = Date.now();
     await converge();
     console.log(`round 2: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     expect(installed("sark")).toBe(before.sark);
     expect(installed("clu")).toBe(before.clu);
-    expect(result(1, "sark-backup-units").stdout).toBe("install-units: set backup: 16 files, 7 units enabled\n");
-    expect(result(1, "clu-backup-units").stdout).toBe("install-units: set backup: 14 files, 6 units enabled\n");
-    expect(result(1, "sark-backup-repo").stdout).toBe("borg-repo: repository sark at /srv/borg/sark is ready\n");
     for (const name of ["sark", "clu"] as const) {
-      for (const c of plans[1]![name]) {
-        const first = plans[0]![name].find((x) => x.name === c.name)!;
-        expect(c.create, c.name).toBe(first.create);
-      }
+      // the same create strings, stdin and triggers in both program runs: every step "same"
+      expect(rounds[1]![name].steps.filter((s) => s.op !== "same" && s.op !== "read").map((s) => `${s.op} ${s.name}`)).toEqual([]);
     }
   });
 
@@ -211,7 +192,7 @@ systemctl show -p Result --value dgx-backup-daily.service`,
     expect(treeHashes("sark", "/var/tmp/restore/srv/data")).toBe(treeHashes("sark", "/srv/data"));
     // the restored SQLite copy opens with every row
     mustRoot(hosts, "sark", `cd /var/tmp/restore && ${BORG_ENV("sark")} borg extract ${REPO.sark}::${names[1]} var/lib/dgx-storage/sqlite-snapshots`);
-    expect(mustRoot(hosts, "sark", `python3 -c "import sqlite3; print(sqlite3.connect('/var/tmp/restore/var/lib/dgx-storage/sqlite-snapshots/home/maxvamp/chromadb-data/chroma.sqlite3').execute('select count(*) from t').fetchone()[0])"`)).toBe("1000\n");
+    expect(mustRoot(hosts, "sark", `python3 -c "import sqlite3; print(sqlite3.connect('/var/tmp/restore/var/lib/dgx-storage/sqlite-snapshots/home/maxvamp/chromadb-data/chroma.sqlite3').execute('select count(*) from fixture').fetchone()[0])"`)).toBe("1000\n");
   });
 
   it("the monthly restore drill passes on the intact repository", () => {
@@ -266,12 +247,12 @@ rm -f index.* hints.* integrity.*`,
       expect(mustRoot(hosts, name, `grep -rlsF -- '${PASSPHRASE}' /etc /usr/local /var/lib/dgx-storage || true`)).toBe(`/etc/dgx-storage/borg/${name}.pass\n`);
       // every field of every journal entry (messages, _CMDLINE of each logger, unit names)
       expect(mustRoot(hosts, name, `journalctl --no-pager -o export | grep -acF -- '${PASSPHRASE}' || true`).trim()).toBe("0");
-      for (const round of plans) {
-        for (const c of round[name]) {
-          expect(c.create, c.name).not.toContain(PASSPHRASE);
-          expect(c.delete ?? "", c.name).not.toContain(PASSPHRASE);
-          if (c.name === `${name}-backup-repo`) expect(c.stdin).toBe(`${PASSPHRASE}\n`);
-          else expect(c.stdin ?? "", c.name).not.toContain(PASSPHRASE);
+      for (const round of rounds) {
+        for (const c of round[name].run.ofType("command:remote:Command")) {
+          expect(String(c.inputs.create), c.name).not.toContain(PASSPHRASE);
+          expect(String(c.inputs.delete ?? ""), c.name).not.toContain(PASSPHRASE);
+          if (c.name === `${name}-backup-repo`) expect(c.inputs.stdin).toBe(`${PASSPHRASE}\n`);
+          else expect(String(c.inputs.stdin ?? ""), c.name).not.toContain(PASSPHRASE);
         }
       }
     }

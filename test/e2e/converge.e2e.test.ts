@@ -1,10 +1,12 @@
 /**
- * Converge twice (Molecule-style) on two real test hosts: systemd, sshd and their own Docker
- * engine in containers on this machine (test/hosts). The commands are the program's own, taken
- * from the stacks `test-sark` and `test-clu` (test/e2e/Pulumi.test-*.yaml) under mocks, and run
- * as the user `maxvamp` through `sudo -n`, as on the real servers.
+ * `pulumi up` twice (Molecule-style converge) on two real test hosts: systemd, sshd and their own
+ * Docker engine in containers on this machine (test/hosts). The e2e engine (engine.ts) runs the
+ * program of the stacks `test-sark` and `test-clu` (test/e2e/Pulumi.test-*.yaml) and applies
+ * each registration as `pulumi up` and the providers would: the commands over SSH as `maxvamp`
+ * through `sudo -n`, the volumes, the overlay network and the service containers through each
+ * host's Docker Engine API. The second apply must find nothing to do.
  *
- * Before the first round the hosts are made to look like DGX OS: sark gets the override that
+ * Before the first apply the hosts are made to look like DGX OS: sark gets the override that
  * passes `-s overlay2` to dockerd, clu gets NVIDIA's daemon.json with `default-runtime: nvidia`
  * (its runtime a shim that execs runc, since the hosts have no GPU).
  */
@@ -14,9 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dockerSshOpts } from "../../components/host";
 import { loadStackFile } from "../../components/config";
 import { renderSysctl } from "../../components/render/sysctl";
-import { runStack, type StackRun } from "../harness";
-import { managerOutputs, addOperator, asRoot, mustRoot, ssh, startHosts, stopHosts, type HostName, type TestHosts, testStackConfig } from "./hosts";
-import { applyCommands, planCommands, type Executed, type PlannedCommand } from "./runner";
+import type { ApplyResult, Engine, Step } from "./engine";
+import { addOperator, asRoot, commandTarget, engineFor, mustRoot, ssh, startHosts, stopHosts, type HostName, type TestHosts, testStackConfig } from "./hosts";
 
 const NVIDIA_DAEMON_JSON = `{
     "default-runtime": "nvidia",
@@ -32,29 +33,17 @@ const DGX_OVERRIDE = "[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd -H fd:/
 
 let hosts: TestHosts;
 let key: string;
-const rounds: Record<HostName, Executed[]>[] = [];
+let engine: Engine;
+const rounds: Record<HostName, ApplyResult>[] = [];
 const snapshots: Record<HostName, string>[] = [];
-let sarkPlan: PlannedCommand[];
-let cluPlan: PlannedCommand[];
+const started = Date.now();
 
-const stackConfig = (name: HostName) => testStackConfig(hosts, name);
-
-async function program(name: HostName, managerInit?: string): Promise<StackRun> {
-  return runStack({
-    stack: `test-${name}`,
-    config: stackConfig(name),
-    secrets: { sshPrivateKey: key },
-    preview: false,
-    ...(managerInit ? { stackOutputs: managerOutputs(managerInit) } : {}),
-  });
-}
+const apply = (name: HostName) => engine.up({ stack: `test-${name}`, config: testStackConfig(hosts, name), secrets: { sshPrivateKey: key } });
 
 /**
  * Files, modes, owners, sizes, mtimes and hashes of what the program manages, and live state.
  * Left out: what changes without the program. The storage-alert timer's own state file (and the
- * mtime of the directory it is renamed into), and the fio baselines: the runner runs every
- * command again, where Pulumi would not re-run fio (its trigger is unchanged; monitoring.e2e
- * checks that).
+ * mtime of the directory it is renamed into), and the fio baselines.
  */
 function snapshot(name: HostName): string {
   return mustRoot(
@@ -69,7 +58,10 @@ find etc/docker etc/sysctl.d var/lib/dgx-storage etc/dgx-storage usr/local/lib/d
 echo "sysctl $(sysctl -n vm.swappiness) $(sysctl -n vm.vfs_cache_pressure)"
 echo "dockerd $(systemctl show -p ExecMainPID -p ExecMainStartTimestampMonotonic docker.service | tr '\\n' ' ')"
 docker info --format 'swarm {{.Swarm.NodeID}} {{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} driver {{.Driver}}'
-if [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" = true ]; then docker node ls --format 'node {{.ID}} {{.Hostname}} {{.Status}}' | sort; fi`,
+if [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" = true ]; then docker node ls --format 'node {{.ID}} {{.Hostname}} {{.Status}}' | sort; fi
+docker ps -a --format 'container {{.ID}} {{.Names}} {{.Status}}' | sed -E 's/Up [^(]*/Up/' | sort
+docker volume ls --format 'volume {{.Name}} {{.Driver}}' | sort
+docker network ls --filter driver=overlay --format 'network {{.ID}} {{.Name}}' | sort`,
   );
 }
 
@@ -91,20 +83,24 @@ function daemonJson(name: HostName): Record<string, unknown> {
   return JSON.parse(mustRoot(hosts, name, "cat /etc/docker/daemon.json")) as Record<string, unknown>;
 }
 
-async function converge(): Promise<Record<HostName, Executed[]>> {
-  const sarkRun = await program("sark");
-  sarkPlan = planCommands(sarkRun);
-  const sark = applyCommands(sarkPlan, path.join(hosts.workdir, "id_ed25519"));
-  const init = sark.find((r) => r.name === "sark-swarm-init")!;
-  const cluRun = await program("clu", init.stdout);
-  cluPlan = planCommands(cluRun);
-  const clu = applyCommands(cluPlan, path.join(hosts.workdir, "id_ed25519"));
+/** Both stacks, the manager first (the worker's StackReference reads its outputs). */
+async function converge(): Promise<Record<HostName, ApplyResult>> {
+  const sark = await apply("sark");
+  const clu = await apply("clu");
   return { sark, clu };
 }
+
+/** `a` ended before `b` started. */
+function before(r: ApplyResult, a: string, b: string): void {
+  expect(r.step(a).end, `${a} ends before ${b} starts`).toBeLessThanOrEqual(r.step(b).start);
+}
+
+const overlap = (a: Step, b: Step) => a.start < b.end && b.start < a.end;
 
 beforeAll(() => {
   hosts = startHosts();
   key = fs.readFileSync(hosts.privateKeyPath, "utf8");
+  engine = engineFor(hosts);
   prepareHost("sark");
   prepareHost("clu");
 });
@@ -112,55 +108,45 @@ beforeAll(() => {
 afterAll(() => {
   // also when a test failed: no test host outlives the suite
   stopHosts();
+  console.log(`converge e2e: ${((Date.now() - started) / 1000).toFixed(1)} s including host start and stop`);
 });
 
 describe("converge on the test hosts", () => {
-  it("round 1: every command of both stacks applies, in dependency order, as maxvamp through sudo -n", async () => {
+  it("round 1: every resource of both stacks is created, in the SDK's order, independent ones at once", async () => {
+    const t0 = Date.now();
     rounds.push(await converge());
-    const order = (plan: PlannedCommand[]) => plan.map((c) => c.name);
-    expect(order(sarkPlan)).toEqual([
-      "sark-monitoring-packages",
-      "sark-monitoring-fstrim",
-      "sark-monitoring-df",
-      "sark-backup-ssh-key",
-      "sark-daemon-merge",
-      "sark-kernel-apply",
-      "sark-backup-repo",
-      "sark-monitoring-fio-var-tmp",
-      "sark-monitoring-units",
-      "sark-daemon-restart",
-      "sark-monitoring-smartd",
-      "sark-volumes-chroma-persistent-dir",
-      "sark-swarm-init",
-      // on clu's management SSH: the receiving side of sark's off-site copy
-      "sark-backup-offsite-receive",
-      "sark-backup-units",
-    ]);
-    expect(order(cluPlan)).toEqual([
-      "clu-monitoring-packages",
-      "clu-monitoring-df",
-      "clu-backup-ssh-key",
-      "clu-daemon-merge",
-      "clu-kernel-apply",
-      "clu-backup-repo",
-      "clu-monitoring-units",
-      "clu-daemon-restart",
-      "clu-volumes-memory-persistent-dir",
-      // on sark's management SSH: the receiving side of clu's off-site copy
-      "clu-backup-offsite-receive",
-      "clu-backup-units",
-      "clu-swarm-join",
-    ]);
-    for (const c of [...sarkPlan, ...cluPlan]) {
-      expect(c.target.user).toBe("maxvamp");
-      expect(c.create.startsWith("sudo -n bash -c ")).toBe(true);
+    console.log(`round 1: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    const { sark, clu } = rounds[0]!;
+    for (const r of [sark, clu]) {
+      expect(r.steps.filter((s) => s.status !== "ok")).toEqual([]);
+      expect(r.steps.every((s) => s.op === "create" || s.op === "read")).toBe(true);
+      for (const s of r.run.ofType("command:remote:Command")) {
+        expect((s.inputs.connection as { user: string }).user).toBe("maxvamp");
+        expect(String(s.inputs.create).startsWith("sudo -n bash -c ")).toBe(true);
+      }
     }
-    expect(rounds[0]!.sark.find((r) => r.name === "sark-daemon-restart")!.stdout).toContain("restarting docker.service");
+    // the edges the program declares
+    before(sark, "sark-daemon-merge", "sark-daemon-restart");
+    before(sark, "sark-daemon-restart", "sark-docker");
+    before(sark, "sark-volumes-chroma-persistent-dir", "sark-volumes-chroma-persistent");
+    before(sark, "sark-swarm-init", "sark-swarm-network");
+    before(sark, "sark-swarm-network", "sark-chromadb-container");
+    before(sark, "sark-backup-ssh-key", "sark-backup-offsite-receive");
+    before(sark, "sark-backup-offsite-receive", "sark-backup-units");
+    before(clu, "clu-swarm-manager", "clu-swarm-join");
+    before(clu, "clu-swarm-join", "clu-memory-service-container");
+    before(clu, "clu-volumes-vllm-models", "clu-vllm-container");
+    // Pulumi's default parallelism: what does not wait for each other ran at once
+    expect(overlap(sark.step("sark-monitoring-packages"), sark.step("sark-kernel-apply"))).toBe(true);
+    expect(overlap(sark.step("sark-daemon-merge"), sark.step("sark-backup-repo"))).toBe(true);
+    expect(overlap(clu.step("clu-memory-service-container"), clu.step("clu-vllm-container"))).toBe(true);
+    expect(sark.stdout("sark-daemon-restart")).toContain("restarting docker.service");
+    // the worker read the manager's real outputs
+    expect(clu.run.exports.overlayNetwork).toBe("optimized-swarm");
   });
 
   it("daemon.json is merged: sark leaves storage-driver to DGX OS's -s flag, clu keeps NVIDIA's runtime keys", () => {
-    const merge = rounds[0]!.sark.find((r) => r.name === "sark-daemon-merge")!;
-    expect(merge.stdout).toContain("storage-driver: already passed to dockerd as a flag in /etc/systemd/system/docker.service.d/override.conf");
+    expect(rounds[0]!.sark.stdout("sark-daemon-merge")).toContain("storage-driver: already passed to dockerd as a flag in /etc/systemd/system/docker.service.d/override.conf");
     expect(daemonJson("sark")).toEqual({ "live-restore": false, "log-driver": "json-file", "log-opts": { "max-file": "5", "max-size": "100m" } });
     expect(daemonJson("clu")).toEqual({
       ...JSON.parse(NVIDIA_DAEMON_JSON),
@@ -192,7 +178,7 @@ describe("converge on the test hosts", () => {
   it("the swarm has two nodes: sark the manager, clu a worker", () => {
     const nodes = mustRoot(hosts, "sark", "docker node ls --format '{{.Hostname}} {{.Status}} {{.ManagerStatus}}'").trim().split("\n").sort();
     expect(nodes).toEqual(["clu Ready ", "sark Ready Leader"]);
-    const init = JSON.parse(rounds[0]!.sark.find((r) => r.name === "sark-swarm-init")!.stdout.trim()) as Record<string, string>;
+    const init = JSON.parse(rounds[0]!.sark.stdout("sark-swarm-init").trim()) as Record<string, string>;
     expect(init.managerAddress).toBe(`${hosts.hosts.sark.internalAddress}:2377`);
     expect(init.workerToken).toMatch(/^SWMTKN-1-/);
     // the token went to the engine on stdin, never into a command line that the journal records
@@ -200,34 +186,40 @@ describe("converge on the test hosts", () => {
     expect(journal).not.toContain(init.workerToken!);
   });
 
-  it("round 2 changes nothing on either host: files, mtimes, sysctl values, dockerd's process, swarm membership", async () => {
-    snapshots.push({ sark: snapshot("sark"), clu: snapshot("clu") });
-    rounds.push(await converge());
-    snapshots.push({ sark: snapshot("sark"), clu: snapshot("clu") });
-    expect(snapshots[1]!.sark).toBe(snapshots[0]!.sark);
-    expect(snapshots[1]!.clu).toBe(snapshots[0]!.clu);
-    const says = (name: string) => [...rounds[1]!.sark, ...rounds[1]!.clu].find((r) => r.name === name)!;
-    expect(says("sark-daemon-merge").stdout).toContain("daemon.json: unchanged");
-    expect(says("clu-daemon-restart").stdout).toContain("no restart");
-    expect(says("sark-kernel-apply").stdout).toContain("unchanged; live values already match");
-    expect(says("sark-volumes-chroma-persistent-dir").stdout).toContain("unchanged");
-    expect(says("sark-swarm-init").stderr).toContain("nothing to do");
-    expect(says("clu-swarm-join").stdout).toContain("nothing to do");
-    // the manager's outputs are the same, so the worker's command would not even be re-run
-    expect(says("sark-swarm-init").stdout).toBe(rounds[0]!.sark.find((r) => r.name === "sark-swarm-init")!.stdout);
+  it("the services run from the stack: healthy, on the overlay network, vllm with its GPU request and 16 GiB of shm", () => {
+    const inspect = (name: HostName, c: string, f: string) => mustRoot(hosts, name, `docker inspect -f '${f}' ${c}`).trim();
+    expect(inspect("sark", "chromadb", "{{.State.Health.Status}} {{.HostConfig.RestartPolicy.Name}}")).toBe("healthy unless-stopped");
+    expect(inspect("sark", "chromadb", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}")).toBe("optimized-swarm");
+    expect(inspect("clu", "vllm", "{{.State.Health.Status}} {{.HostConfig.ShmSize}}")).toBe(`healthy ${16384 * 1024 * 1024}`);
+    expect(inspect("clu", "vllm", "{{json .HostConfig.DeviceRequests}}")).toBe('[{"Driver":"nvidia","Count":1,"DeviceIDs":null,"Capabilities":[["gpu"]],"Options":null}]');
+    // dockerd's nvidia driver put the GPU into the container's environment (the stand-in hook ran)
+    // (in the spec of the container's first process, not in its config: docker exec does not see it)
+    expect(mustRoot(hosts, "clu", "docker exec vllm cat /proc/1/environ | tr '\\0' '\\n'")).toContain("NVIDIA_VISIBLE_DEVICES=");
+    expect(inspect("clu", "vllm", "{{range .Mounts}}{{.Type}}:{{.Destination}}:{{.RW}} {{end}}")).toBe("bind:/models/GLM-4.5-Air-AWQ:false volume:/root/.cache/huggingface:true");
   });
 
-  it("a container on clu reaches one on sark over the attachable overlay network (created with the docker CLI, as the provider would)", () => {
-    mustRoot(hosts, "sark", "docker network inspect optimized-swarm >/dev/null 2>&1 || docker network create -d overlay --attachable optimized-swarm");
-    mustRoot(hosts, "sark", "docker run -d --name e2e-web --network optimized-swarm testbox:1 sh -c 'mkdir -p /www && echo hello-from-sark > /www/index.html && httpd -f -p 8080 -h /www'");
-    let body = "";
-    for (let i = 0; i < 20 && !body.includes("hello-from-sark"); i++) {
-      // busybox-static's wget crashes in these images; nc speaks the HTTP request instead
-      body = asRoot(hosts, "clu", `docker run --rm --network optimized-swarm testbox:1 sh -c 'printf "GET /index.html HTTP/1.0\\r\\n\\r\\n" | nc -w 3 e2e-web 8080'`).stdout;
-      if (!body.includes("hello-from-sark")) mustRoot(hosts, "clu", "sleep 1");
+  it("round 2: every step is 'same', nothing runs, and nothing changes on either host", async () => {
+    snapshots.push({ sark: snapshot("sark"), clu: snapshot("clu") });
+    const t0 = Date.now();
+    rounds.push(await converge());
+    console.log(`round 2: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    snapshots.push({ sark: snapshot("sark"), clu: snapshot("clu") });
+    for (const r of [rounds[1]!.sark, rounds[1]!.clu]) {
+      expect(r.steps.filter((s) => s.op !== "same" && s.op !== "read").map((s) => `${s.op} ${s.name}`)).toEqual([]);
     }
-    expect(body).toMatch(/^HTTP\/1\.[01] 200 OK/);
-    expect(body.trim().split("\n").pop()).toBe("hello-from-sark");
+    expect(snapshots[1]!.sark).toBe(snapshots[0]!.sark);
+    expect(snapshots[1]!.clu).toBe(snapshots[0]!.clu);
+    // the manager's outputs are the same, so the worker's join is not even re-run
+    expect(rounds[1]!.sark.stdout("sark-swarm-init")).toBe(rounds[0]!.sark.stdout("sark-swarm-init"));
+  });
+
+  it("the memory service on clu reaches chromadb on sark by name over the attachable overlay network", () => {
+    let body = "";
+    for (let i = 0; i < 20 && !body.includes("heartbeat"); i++) {
+      body = asRoot(hosts, "clu", `docker exec memory-service python3 -c "import urllib.request; print(urllib.request.urlopen('http://chromadb:8000/api/v1/heartbeat', timeout=3).read().decode())"`).stdout;
+      if (!body.includes("heartbeat")) mustRoot(hosts, "clu", "sleep 1");
+    }
+    expect(JSON.parse(body)).toHaveProperty(["nanosecond heartbeat"]);
   });
 
   it("the Docker provider's ssh options reach the host with the pinned key and refuse another key", () => {
@@ -247,12 +239,12 @@ describe("converge on the test hosts", () => {
   });
 
   it("a daemon.json that dockerd rejects is rolled back by the restart command, and dockerd runs again", () => {
-    const restart = cluPlan.find((c) => c.name === "clu-daemon-restart")!;
+    const restart = engine.stateOf("test-clu").resources.find((r) => r.name === "clu-daemon-restart");
     const good = mustRoot(hosts, "clu", "cat /etc/docker/daemon.json");
     // what the merge does before it writes: the previous file goes to the backups
     mustRoot(hosts, "clu", "cp -p /etc/docker/daemon.json /var/lib/dgx-storage/backups/daemon.json.29990101T000000Z.1");
     mustRoot(hosts, "clu", `python3 -c 'import json; d=json.load(open("/etc/docker/daemon.json")); d["no-such-directive"]=True; json.dump(d, open("/etc/docker/daemon.json","w"))'`);
-    const r = ssh(restart.target, path.join(hosts.workdir, "id_ed25519"), restart.create);
+    const r = ssh(commandTarget(restart), hosts.privateKeyPath, String(restart!.inputs.create));
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("The previous daemon.json was restored");
     expect(mustRoot(hosts, "clu", "cat /etc/docker/daemon.json")).toBe(good);

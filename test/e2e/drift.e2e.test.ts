@@ -1,7 +1,8 @@
 /**
- * The host drift probe on a real test host (issue 8): apply the test-sark stack, then the probe
- * reports no drift; edit daemon.json, a sysctl value and a unit file by hand, then it reports
- * exactly those three; apply again, and there is no drift.
+ * The host drift probe on a real test host (issue 8): apply the test-sark stack (the e2e engine,
+ * engine.ts), then the probe reports no drift; edit daemon.json, a sysctl value and a unit file by
+ * hand, then it reports exactly those three. `pulumi up` again does not repair them: no input
+ * changed, so nothing runs; `pulumi up --replace` of the three commands does.
  * The probe is the one `npm run drift` runs (tools/drift-core.ts), with the declaration built
  * offline by the same components (tools/offline-host.ts); only the stack's config comes from the
  * test stack file instead of the Automation API.
@@ -13,15 +14,15 @@ import type { DriftExpectation } from "../../components/render/drift";
 import { ALERT_TIMER } from "../../components/render/monitoring";
 import { probeHost } from "../../tools/drift-core";
 import { buildHostOffline } from "../../tools/offline-host";
-import { runStack } from "../harness";
-import { addOperator, mustRoot, startHosts, stopHosts, testStackConfig, type TestHosts } from "./hosts";
-import { applyCommands, planCommands, type PlannedCommand } from "./runner";
+import type { Engine } from "./engine";
+import { addOperator, engineFor, mustRoot, startHosts, stopHosts, testStackConfig, type TestHosts } from "./hosts";
 
 let hosts: TestHosts;
 let keyPath: string;
 let values: Record<string, unknown>;
 let config: HostConfig;
-let plan: PlannedCommand[];
+let engine: Engine;
+let secrets: Record<string, string>;
 /** What the probe checks: the stack's declaration, built offline once. */
 let expectation: DriftExpectation;
 
@@ -38,11 +39,11 @@ beforeAll(async () => {
   addOperator(hosts, "clu");
   values = testStackConfig(hosts, "sark");
   config = parseHostConfig(values, { source: "Pulumi.test-sark.yaml", mode: "apply" });
-  const run = await runStack({ stack: "test-sark", config: values, secrets: { sshPrivateKey: fs.readFileSync(keyPath, "utf8"), borgPassphrase: "drift-test-passphrase" }, preview: false });
-  plan = planCommands(run);
+  engine = engineFor(hosts);
+  secrets = { sshPrivateKey: fs.readFileSync(keyPath, "utf8"), borgPassphrase: "drift-test-passphrase" };
   expectation = (await buildHostOffline("test-sark", config)).host.drift;
   // whatever the stack's test-only preparations need (the monitoring e2e loop-mounts this)
-  mustRoot(hosts, "sark", "mkdir -p /home/maxvamp/chromadb-data /mnt/alert-test");
+  mustRoot(hosts, "sark", "mkdir -p /mnt/alert-test");
 });
 
 afterAll(() => {
@@ -50,14 +51,10 @@ afterAll(() => {
 });
 
 describe("host drift probe", () => {
-  it("GIVEN the stack applied (and its container created as the provider would) THEN no drift", () => {
-    applyCommands(plan, keyPath);
-    const svc = config.services.chromadb!;
-    mustRoot(
-      hosts,
-      "sark",
-      `docker run -d --init --name ${svc.containerName} --restart unless-stopped --mount type=bind,source=${svc.mounts[0]!.source},target=${svc.mounts[0]!.target} ${svc.image} ${(svc.command ?? []).join(" ")}`,
-    );
+  it("GIVEN the stack applied (its container created by the engine, as the provider would) THEN no drift", async () => {
+    const r = await engine.up({ stack: "test-sark", config: values, secrets });
+    expect(r.step("sark-chromadb-container").op).toBe("create");
+    expect(mustRoot(hosts, "sark", "docker inspect -f '{{.State.Running}}' chromadb").trim()).toBe("true");
     expect(probe()).toEqual([]);
   });
 
@@ -75,10 +72,16 @@ describe("host drift probe", () => {
     expect(drifts[2]).toMatchObject({ expected: "10", actual: "33" });
   });
 
-  it("GIVEN the stack applied again THEN no drift", () => {
-    applyCommands(plan, keyPath);
-    // the merge restarted dockerd; the container's restart policy brings it back
-    mustRoot(hosts, "sark", "timeout 60 sh -c 'until [ \"$(docker inspect -f {{.State.Running}} chromadb)\" = true ]; do sleep 1; done'");
+  it("GIVEN pulumi up again THEN nothing runs (no input changed) and the drift stays", async () => {
+    const r = await engine.up({ stack: "test-sark", config: values, secrets });
+    expect(r.steps.filter((s) => s.op !== "same" && s.op !== "read")).toEqual([]);
+    expect(probe().map((d) => d.kind)).toEqual(["daemon.json", "file", "sysctl"]);
+  });
+
+  it("GIVEN pulumi up --replace of the three commands THEN no drift", async () => {
+    const replace = ["sark-daemon-merge", "sark-kernel-apply", "sark-monitoring-units"];
+    const r = await engine.up({ stack: "test-sark", config: values, secrets, replace });
+    expect(r.names("replace").sort()).toEqual(replace.sort());
     expect(probe()).toEqual([]);
   });
 });

@@ -9,6 +9,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { withPeerKey } from "../fixtures";
 import { REPO, stackFileConfig } from "../harness";
+import { Engine, type StateEntry } from "./engine";
 
 export type HostName = "sark" | "clu";
 
@@ -105,6 +106,8 @@ export function mustRoot(hosts: TestHosts, name: HostName, command: string, stdi
 /**
  * The operator account the real servers have: `maxvamp`, in the docker group, passwordless sudo,
  * logging in with the suite's key. The program's commands run as this user through `sudo -n`.
+ * Also the services' data directories the servers have today (the containers bind-mount them,
+ * and Docker refuses a bind mount whose source does not exist).
  */
 export function addOperator(hosts: TestHosts, name: HostName): void {
   mustRoot(
@@ -112,10 +115,46 @@ export function addOperator(hosts: TestHosts, name: HostName): void {
     name,
     `set -e
 id maxvamp >/dev/null 2>&1 || useradd -m -s /bin/bash -G docker maxvamp
+mkdir -p ${SERVICE_DATA[name].join(" ")}
 install -d -m 700 -o maxvamp -g maxvamp /home/maxvamp/.ssh
 install -m 600 -o maxvamp -g maxvamp /root/.ssh/authorized_keys /home/maxvamp/.ssh/authorized_keys
 echo 'maxvamp ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/maxvamp && chmod 440 /etc/sudoers.d/maxvamp`,
   );
+}
+
+/** The services' data directories on each server today (the test stacks mount them). */
+export const SERVICE_DATA: Record<HostName, readonly string[]> = {
+  sark: ["/home/maxvamp/chromadb-data"],
+  clu: ["/home/maxvamp/memory-data", "/home/maxvamp/GLM-4.5-Air-AWQ"],
+};
+
+/**
+ * Every file under `dirs` (relative to /; a missing one is skipped) on the host: path, type, mode,
+ * owner, size and mtime, then each regular file's sha256. Equal before and after an apply: the
+ * apply changed nothing there.
+ */
+export function installedFiles(hosts: TestHosts, name: HostName, dirs: readonly string[]): string {
+  const list = dirs.join(" ");
+  return mustRoot(
+    hosts,
+    name,
+    `cd / && for d in ${list}; do
+  [ -e "$d" ] && find "$d" -printf '%p %y %m %U:%G %s %T@\\n'
+done | sort
+find ${list} -type f -exec sha256sum {} + 2>/dev/null | sort`,
+  );
+}
+
+/** The engine for a suite: state JSON in the hosts' workdir, the Docker provider's ssh with the suite's key. */
+export function engineFor(hosts: TestHosts): Engine {
+  return new Engine({ workdir: hosts.workdir, keyPath: hosts.privateKeyPath });
+}
+
+/** The SSH target of a command in the engine's state (its connection), to run its create by hand. */
+export function commandTarget(entry: StateEntry | undefined): SshTarget {
+  const c = entry?.inputs.connection as { host: string; port: number; user: string; hostKey: string } | undefined;
+  if (!c) throw new Error("no such command in the state");
+  return { address: c.host, port: c.port, user: c.user, hostKey: c.hostKey };
 }
 
 /** Where the webhook receiver listens on its host; a suite's webhook URL is this plus a path. */
@@ -160,20 +199,4 @@ export function testStackConfig(hosts: TestHosts, name: HostName): Record<string
   const host = config.host as { ssh: Record<string, unknown> };
   const peer = hosts.hosts[name === "sark" ? "clu" : "sark"];
   return withPeerKey({ ...config, host: { ...host, ssh: { ...host.ssh, port: h.port, hostKey: h.hostKey } } }, peer.hostKey, peer.port);
-}
-
-/**
- * The test-sark stack's outputs as test-clu's StackReference sees them, from the manager's real
- * swarm-init output (its last stdout line).
- */
-export function managerOutputs(swarmInitStdout: string): Record<string, Record<string, unknown>> {
-  const init = JSON.parse(swarmInitStdout.trim().split("\n").pop()!) as Record<string, string>;
-  return {
-    "organization/dgx-storage/test-sark": {
-      swarmManagerAddress: init.managerAddress,
-      swarmManagerNodeId: init.nodeId,
-      swarmWorkerToken: init.workerToken,
-      overlayNetwork: "optimized-swarm",
-    },
-  };
 }

@@ -1,18 +1,22 @@
 /**
- * The data migration on a real test host: real rsync, real containers, real faults. The
- * commands are the program's own (the test-sark stack with a `migrations` entry per case, under
- * mocks); the container replacement between `run` and `finalize` is done with the docker CLI
- * exactly as the Docker provider would (remove the stopped container, create it with the
- * destination mounted).
+ * The data migration on a real test host: real rsync, real containers, real faults. Each case
+ * applies the test-sark stack with the e2e engine (engine.ts), as `pulumi up` would: first with
+ * the service only (the engine creates its container from the stack, on the source), then with a
+ * `migrations` entry: the engine runs `migrate run`, replaces the container (its mount moved to
+ * the destination; delete-first, as the service declares) and runs `migrate finalize`. No
+ * container is made or removed by hand: the provider only deletes containers in its own state, so
+ * a case's container goes when the next case's stack no longer declares it.
  */
 import * as fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runStack } from "../harness";
-import { addOperator, asRoot, mustRoot, ssh, startHosts, stopHosts, testStackConfig, type TestHosts } from "./hosts";
-import { planCommands, type PlannedCommand } from "./runner";
+import { ApplyFailed, type ApplyResult, type Engine } from "./engine";
+import { addOperator, asRoot, commandTarget, engineFor, mustRoot, ssh, startHosts, stopHosts, testStackConfig, type TestHosts } from "./hosts";
 
 let hosts: TestHosts;
 let keyPath: string;
+let engine: Engine;
+let secrets: Record<string, string>;
+const started = Date.now();
 
 interface Case {
   readonly name: string;
@@ -22,43 +26,65 @@ interface Case {
   readonly target: string;
   readonly mount?: string;
   readonly healthTimeout?: number;
+  /** The stand-in's command. @default a memory stand-in with its data at `target` */
+  readonly command?: readonly string[];
+  /** A health check test (CMD-SHELL). */
+  readonly health?: string;
 }
 
-/** The program's run and finalize commands for one migration. */
-async function commands(c: Case): Promise<{ run: PlannedCommand; finalize: PlannedCommand }> {
-  // the test stack on this host; the backup's off-site block has clu's key pinned, as an up needs
-  // (its commands are not run here)
-  const config = {
+/** The test-sark stack with the case's service, and with its migration when `migrate`. */
+function stackConfig(c: Case, migrate: boolean): Record<string, unknown> {
+  return {
     ...testStackConfig(hosts, "sark"),
-    services: { [c.container]: { host: "sark", image: "testbox:1", pull: false, overlay: false, mounts: [{ source: c.source, target: c.target }] } },
-    migrations: [
-      {
-        name: c.name,
-        service: c.container,
-        source: c.source,
-        destination: c.destination,
-        marginPercent: 10,
-        healthTimeout: c.healthTimeout ?? 60,
-        ...(c.mount ? { mount: c.mount } : {}),
+    services: {
+      [c.container]: {
+        host: "sark",
+        image: "standin:1",
+        pull: false,
+        overlay: false,
+        command: [...(c.command ?? ["standin", "memory", "--data", c.target])],
+        mounts: [{ source: c.source, target: c.target }],
+        ...(c.health ? { healthcheck: { test: ["CMD-SHELL", c.health], interval: "1s", timeout: "5s", retries: 2, startPeriod: "0s" }, waitTimeout: 60 } : {}),
       },
-    ],
+    },
+    ...(migrate
+      ? {
+          migrations: [
+            {
+              name: c.name,
+              service: c.container,
+              source: c.source,
+              destination: c.destination,
+              marginPercent: 10,
+              healthTimeout: c.healthTimeout ?? 60,
+              ...(c.mount ? { mount: c.mount } : {}),
+            },
+          ],
+        }
+      : {}),
   };
-  const plan = planCommands(await runStack({ stack: "test-sark", config, secrets: { sshPrivateKey: fs.readFileSync(keyPath, "utf8") }, preview: false }));
-  const run = plan.find((p) => p.name === `sark-migrate-${c.name}-run`)!;
-  const finalize = plan.find((p) => p.name === `sark-migrate-${c.name}-finalize`)!;
-  // the order Pulumi would use: the finalize step comes after the run step
-  expect(plan.indexOf(finalize)).toBeGreaterThan(plan.indexOf(run));
-  return { run, finalize };
 }
 
-const exec = (c: PlannedCommand) => ssh(c.target, keyPath, c.create, c.stdin);
+/** `pulumi up` of the case's stack; a failed apply's result is returned, not thrown. */
+async function up(c: Case, migrate: boolean, kill?: { step: string }): Promise<ApplyResult> {
+  return engine.tryUp({ stack: "test-sark", config: stackConfig(c, migrate), secrets, ...(kill ? { kill } : {}) });
+}
+
+/** The service's container, created by the engine from the stack (as the provider would). */
+async function service(c: Case): Promise<void> {
+  const r = await up(c, false);
+  if (!r.ok) throw new ApplyFailed(r);
+  expect(r.step(`sark-${c.container}-container`).op).toBe("create");
+}
+
+/** Runs a command of the stack again by hand, as a trigger change would (Pulumi runs it once). */
+function rerun(name: string) {
+  const e = engine.stateOf("test-sark").resources.find((r) => r.name === name);
+  return ssh(commandTarget(e), keyPath, String(e!.inputs.create), e!.inputs.stdin as string | undefined);
+}
+
 const sark = (cmd: string) => mustRoot(hosts, "sark", cmd);
-
-/** The container as the Docker provider would create it (docker CLI stands in for the provider). */
-// --init: busybox as PID 1 ignores SIGTERM, and every docker stop would wait out its timeout
-function createContainer(name: string, source: string, target: string, extra = "--init", command = "httpd -f -p 8080"): void {
-  sark(`docker rm -f ${name} >/dev/null 2>&1 || true; docker run -d --name ${name} --restart unless-stopped --mount type=bind,source=${source},target=${target} ${extra} testbox:1 ${command} >/dev/null`);
-}
+const running = (container: string) => sark(`docker inspect -f '{{.State.Running}} {{range .Mounts}}{{.Source}}{{end}}' ${container}`).trim();
 
 /** Content, owner, mode, size, links and link targets of a tree, for comparison. */
 function manifest(dir: string): string {
@@ -73,16 +99,21 @@ function state(name: string): Record<string, string> {
 beforeAll(() => {
   hosts = startHosts();
   keyPath = hosts.privateKeyPath;
+  engine = engineFor(hosts);
+  secrets = { sshPrivateKey: fs.readFileSync(keyPath, "utf8") };
   addOperator(hosts, "sark");
+  // the backup's off-site receiving side is installed on clu by sark's stack
+  addOperator(hosts, "clu");
 });
 
 afterAll(() => {
   stopHosts();
+  console.log(`migration e2e: ${((Date.now() - started) / 1000).toFixed(1)} s including host start and stop`);
 });
 
 describe("data migration on a test host", () => {
   it("moves a live SQLite writer's data: nothing committed is lost, integrity ok, source read-only, re-runs change nothing", async () => {
-    const c: Case = { name: "chromadb", container: "chromadb", source: "/home/maxvamp/chromadb-data", destination: "/data/enhanced/chromadb", target: "/chroma/chroma" };
+    const c: Case = { name: "chromadb", container: "chromadb", source: "/home/maxvamp/chromadb-data", destination: "/data/enhanced/chromadb", target: "/chroma/chroma", command: ["standin", "chroma"] };
     // a fidelity tree beside the database: hard links, symlinks, xattrs, ACLs, setuid, foreign owner, FIFO, sparse, empty
     sark(`set -e
 mkdir -p ${c.source}/a/b/c && cd ${c.source}
@@ -90,90 +121,88 @@ for i in $(seq 1 200); do head -c 65536 /dev/urandom > a/b/f$i.bin; done
 echo hello > a/file.txt && ln a/file.txt a/b/hard.txt && ln -s ../file.txt a/b/rel-link
 : > empty && printf x > owned && chown 100:200 owned && printf '#!/bin/sh\\n' > setuid && chmod 4755 setuid
 mkfifo fifo && truncate -s 64M sparse && setfattr -n user.origin -v sark a/file.txt && setfacl -m u:1234:r a/b/c`);
-    // the service: a writer committing a row every few milliseconds (WAL mode), stopped by docker stop
-    const writer =
-      "python3 -c 'import sqlite3,signal,sys,time\n" +
-      "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n" +
-      'db=sqlite3.connect("/chroma/chroma/chroma.sqlite3", isolation_level=None)\n' +
-      'db.execute("PRAGMA journal_mode=WAL"); db.execute("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, at REAL)")\n' +
-      "while True:\n" +
-      ' db.execute("INSERT INTO t(at) VALUES (?)", (time.time(),)); time.sleep(0.003)\'';
-    // the host's python3 inside a busybox container: /usr, /lib and /lib64 of the host, read-only
-    // (no --init: the writer handles SIGTERM itself, and docker-init cannot go into a read-only /usr)
-    const runtime = "-v /usr:/usr:ro -v /usr/lib:/lib:ro -v /usr/lib64:/lib64:ro";
-    createContainer(c.container, c.source, c.target, runtime, writer);
+    // the service: the chromadb stand-in, a writer committing a row every few ms (WAL mode)
+    await service(c);
     sark("sleep 2");
     const before = Number(sark(`sqlite3 ${c.source}/chroma.sqlite3 'SELECT count(*) FROM t'`));
     expect(before).toBeGreaterThan(50);
 
-    const { run, finalize } = await commands(c);
-    const r = exec(run);
-    expect(r.stderr).toBe("");
-    expect(r.code).toBe(0);
-    expect(r.stdout).toContain("pass 1 (service running)");
-    expect(r.stdout).toMatch(/to-chk/); // progress: bytes, %, rate, files
-    expect(r.stdout).toContain("the service is healthy on /data/enhanced/chromadb");
-    expect(state(c.name).state).toBe("verified");
-    // the old container stays stopped for Pulumi to replace
-    expect(sark(`docker inspect -f '{{.State.Running}}' ${c.container}`).trim()).toBe("false");
+    const r = await up(c, true);
+    expect(r.steps.filter((s) => s.status !== "ok")).toEqual([]);
+    const run = { stdout: r.stdout("sark-migrate-chromadb-run"), stderr: r.stderr("sark-migrate-chromadb-run") };
+    expect(run.stderr).toBe("");
+    expect(run.stdout).toContain("pass 1 (service running)");
+    expect(run.stdout).toMatch(/to-chk/); // progress: bytes, %, rate, files
+    expect(run.stdout).toContain("the service is healthy on /data/enhanced/chromadb");
+    // run, then the container replaced delete-first, then finalize
+    const at = (name: string) => r.step(name);
+    expect(at("sark-migrate-chromadb-run").end).toBeLessThanOrEqual(at("sark-chromadb-container").start);
+    expect(at("sark-chromadb-container").op).toBe("replace");
+    expect(at("sark-chromadb-container").end).toBeLessThanOrEqual(at("sark-migrate-chromadb-finalize").start);
+    expect(running(c.container)).toBe(`true ${c.destination}`);
 
-    // every committed row of the source (its final state, the writer stopped) is in the destination
-    const missing = sark(`sqlite3 ${c.destination}/chroma.sqlite3 "ATTACH '${c.source}/chroma.sqlite3' AS s; SELECT count(*) FROM s.t WHERE id NOT IN (SELECT id FROM main.t)"`).trim();
+    // every committed row of the source (its final state, the writer stopped) is in the destination;
+    // the source is read-only by now (finalize ran), so it is opened immutable (no -shm to create)
+    const src = `file:${c.source}/chroma.sqlite3?immutable=1`;
+    const missing = sark(`sqlite3 ${c.destination}/chroma.sqlite3 "ATTACH '${src}' AS s; SELECT count(*) FROM s.t WHERE id NOT IN (SELECT id FROM main.t)"`).trim();
     expect(missing).toBe("0");
     expect(sark(`sqlite3 ${c.destination}/chroma.sqlite3 'PRAGMA integrity_check'`).trim()).toBe("ok");
-    const rows = Number(sark(`sqlite3 ${c.source}/chroma.sqlite3 'SELECT count(*) FROM t'`));
+    const rows = Number(sark(`sqlite3 '${src}' 'SELECT count(*) FROM t'`));
     expect(rows).toBeGreaterThan(before);
     // the tree came over whole (the database itself moved on in the trial run, so it is left out)
     const tree = (dir: string) => manifest(dir).split("\n").filter((l) => !l.includes("chroma.sqlite3")).join("\n");
     expect(tree(c.destination)).toBe(tree(c.source));
 
-    // Pulumi replaces the container: the same service, the destination mounted
-    createContainer(c.container, c.destination, c.target, runtime, writer);
-    const f = exec(finalize);
-    expect(f.code).toBe(0);
-    expect(f.stdout).toMatch(/migration chromadb complete: \d+ bytes copied, \d+ files verified, downtime [\d.]+ s/);
-    const downtime = Number(/downtime ([\d.]+) s/.exec(f.stdout)![1]);
+    const f = r.stdout("sark-migrate-chromadb-finalize");
+    expect(f).toMatch(/migration chromadb complete: \d+ bytes copied, \d+ files verified, downtime [\d.]+ s/);
+    const downtime = Number(/downtime ([\d.]+) s/.exec(f)![1]);
     expect(downtime).toBeLessThan(60);
     expect(state(c.name).state).toBe("complete");
     // the source is read-only, also for root, and stays so across a reboot (a mount unit)
     expect(asRoot(hosts, "sark", `touch ${c.source}/new-file`).code).not.toBe(0);
     expect(sark("systemctl is-enabled home-maxvamp-chromadb\\\\x2ddata.mount").trim()).toBe("enabled");
 
-    // re-running both steps changes nothing and copies nothing over the live destination
+    // pulumi up again runs nothing; running both steps again by hand changes nothing either
     const marker = sark(`cat /var/lib/dgx-storage/migrations/${c.name}.json`);
-    const again = exec(run);
-    expect(again.code).toBe(0);
-    expect(again.stdout).toContain("nothing to do (the source is never copied again)");
-    expect(exec(finalize).stdout).toContain("nothing to do");
+    const again = await up(c, true);
+    expect(again.steps.filter((s) => s.op !== "same" && s.op !== "read")).toEqual([]);
+    const rerunRun = rerun("sark-migrate-chromadb-run");
+    expect(rerunRun.code).toBe(0);
+    expect(rerunRun.stdout).toContain("nothing to do (the source is never copied again)");
+    expect(rerun("sark-migrate-chromadb-finalize").stdout).toContain("nothing to do");
     expect(sark(`cat /var/lib/dgx-storage/migrations/${c.name}.json`)).toBe(marker);
-    sark(`docker rm -f ${c.container}`);
   });
 
-  it("GIVEN the copy killed mid-way THEN the service keeps running on the source and a re-run resumes and completes", async () => {
+  it("GIVEN the copy killed mid-way THEN the apply fails, the service keeps running on the source, and the next apply resumes and completes", async () => {
     const c: Case = { name: "resume", container: "resumesvc", source: "/srv/resume-src", destination: "/srv/resume-dst", target: "/data" };
     sark(`mkdir -p ${c.source} && cd ${c.source} && for i in $(seq 1 1500); do head -c 262144 /dev/urandom > f$i.bin; done`);
-    createContainer(c.container, c.source, c.target);
-    const { run, finalize } = await commands(c);
+    await service(c);
     // a watcher on the host kills rsync and the script once part of the tree has arrived
     sark(
       `nohup sh -c 'for i in $(seq 1 600); do n=$(ls ${c.destination} 2>/dev/null | wc -l); if [ "$n" -ge 100 ]; then pkill -TERM -f "rsync.*${c.source}"; pkill -TERM -f "migrate run ${c.name}"; exit 0; fi; sleep 0.02; done' >/dev/null 2>&1 &`,
     );
-    const killed = exec(run);
-    expect(killed.code).not.toBe(0);
+    const killed = await up(c, true);
+    expect(killed.ok).toBe(false);
+    expect(killed.step("sark-migrate-resume-run").status).toBe("error");
+    // the container waits for the run step: never replaced (only its delete is reported as
+    // skipped: a program that did not complete deletes nothing), and finalize never ran
+    expect(killed.steps.filter((s) => s.name === "sark-resumesvc-container").map((s) => `${s.op} ${s.status}`)).toEqual(["delete skipped"]);
+    expect(killed.steps.map((s) => s.name)).not.toContain("sark-migrate-resume-finalize");
     expect(state(c.name).state).toBe("copying");
     const copied = Number(sark(`ls ${c.destination} | wc -l`));
     expect(copied).toBeGreaterThan(0);
     expect(copied).toBeLessThan(1500);
-    expect(sark(`docker inspect -f '{{.State.Running}}' ${c.container}`).trim()).toBe("true");
+    expect(running(c.container)).toBe(`true ${c.source}`);
 
-    const resumed = exec(run);
-    expect(resumed.stderr).toBe("");
-    expect(resumed.code).toBe(0);
-    expect(resumed.stdout).toContain("resuming migration resume");
+    // a failed create is not recorded: the next apply creates (runs) it again
+    const resumed = await up(c, true);
+    expect(resumed.steps.filter((s) => s.status !== "ok")).toEqual([]);
+    expect(resumed.step("sark-migrate-resume-run").op).toBe("create");
+    expect(resumed.stderr("sark-migrate-resume-run")).toBe("");
+    expect(resumed.stdout("sark-migrate-resume-run")).toContain("resuming migration resume");
     expect(manifest(c.destination)).toBe(manifest(c.source));
-    createContainer(c.container, c.destination, c.target);
-    expect(exec(finalize).code).toBe(0);
-    sark(`docker rm -f ${c.container}`);
+    expect(running(c.container)).toBe(`true ${c.destination}`);
+    expect(state(c.name).state).toBe("complete");
   });
 
   it("GIVEN a destination filesystem too small THEN pre-flight stops with the sizes and nothing is touched", async () => {
@@ -181,60 +210,59 @@ mkfifo fifo && truncate -s 64M sparse && setfattr -n user.origin -v sark a/file.
     sark(`set -e
 mkdir -p ${c.source} /mnt/small && head -c 50000000 /dev/urandom > ${c.source}/big.bin
 truncate -s 20M /var/tmp/small.img && mkfs.ext4 -q -F /var/tmp/small.img && mount -o loop /var/tmp/small.img /mnt/small`);
-    createContainer(c.container, c.source, c.target);
-    const { run } = await commands(c);
-    const r = exec(run);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/not enough room for \/mnt\/small\/data: .* are free; nothing was touched/);
+    await service(c);
+    const r = await up(c, true);
+    expect(r.step("sark-migrate-small-run").status).toBe("error");
+    expect(r.step("sark-migrate-small-run").error).toMatch(/not enough room for \/mnt\/small\/data: .* are free; nothing was touched/);
     expect(sark("ls -A /mnt/small").trim()).toBe("lost+found");
     expect(state(c.name)).toEqual({});
-    expect(sark(`docker inspect -f '{{.State.Running}}' ${c.container}`).trim()).toBe("true");
-    sark(`docker rm -f ${c.container}; umount /mnt/small`);
+    expect(running(c.container)).toBe(`true ${c.source}`);
   });
 
-  it("GIVEN the service unhealthy on the destination THEN it is brought back on the untouched source and the command fails", async () => {
-    const c: Case = { name: "unhealthy", container: "healthsvc", source: "/srv/health-src", destination: "/mnt/other/data", target: "/data", mount: "/mnt/other", healthTimeout: 30 };
+  it("GIVEN the service unhealthy on the destination THEN it is brought back on the untouched source and the apply fails", async () => {
+    const c0: Case = { name: "unhealthy", container: "healthsvc", source: "/srv/health-src", destination: "/mnt/other/data", target: "/data", mount: "/mnt/other", healthTimeout: 30 };
     sark(`set -e
-mkdir -p ${c.source} /mnt/other && echo payload > ${c.source}/file.txt
+mkdir -p ${c0.source} /mnt/other && echo payload > ${c0.source}/file.txt
 truncate -s 64M /var/tmp/other.img && mkfs.ext4 -q -F /var/tmp/other.img && mount -o loop /var/tmp/other.img /mnt/other`);
     // healthy only on the filesystem it started on: fails on the new one, like a service that
-    // cannot work with the destination
-    const dev = sark(`stat -c %d ${c.source}`).trim();
-    createContainer(c.container, c.source, c.target, `--init --health-cmd 'test "$(stat -c %d /data)" = "${dev}"' --health-interval 1s --health-retries 2`);
-    sark(`timeout 30 sh -c 'until [ "$(docker inspect -f {{.State.Health.Status}} ${c.container})" = healthy ]; do sleep 1; done'`);
+    // cannot work with the destination (the engine waits for healthy, as wait: true does)
+    const dev = sark(`stat -c %d ${c0.source}`).trim();
+    const c: Case = { ...c0, health: `test "$(stat -c %d /data)" = "${dev}"` };
+    await service(c);
     const source = manifest(c.source);
-    const { run } = await commands(c);
-    const r = exec(run);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain("the service did not become healthy on /mnt/other/data within 30s (trial container)");
-    expect(r.stderr).toContain(`healthsvc runs on ${c.source} again`);
-    expect(sark(`docker inspect -f '{{.State.Running}} {{range .Mounts}}{{.Source}}{{end}}' ${c.container}`).trim()).toBe(`true ${c.source}`);
+    const r = await up(c, true);
+    const run = r.step("sark-migrate-unhealthy-run");
+    expect(run.status).toBe("error");
+    expect(run.error).toContain("the service did not become healthy on /mnt/other/data within 30s (trial container)");
+    expect(run.error).toContain(`healthsvc runs on ${c.source} again`);
+    expect(running(c.container)).toBe(`true ${c.source}`);
     expect(manifest(c.source)).toBe(source);
     expect(asRoot(hosts, "sark", "docker inspect healthsvc-migration-trial").code).not.toBe(0); // the trial is gone
-    sark(`docker rm -f ${c.container}; umount /mnt/other`);
   });
 
-  it("GIVEN a file changed in the destination after verification THEN a re-run reports it and does not overwrite it", async () => {
+  it("GIVEN the apply killed once the container's replacement starts, and a file changed in the destination after verification THEN a re-run reports it and does not overwrite it", async () => {
     const c: Case = { name: "changed", container: "changedsvc", source: "/srv/changed-src", destination: "/srv/changed-dst", target: "/data" };
     sark(`mkdir -p ${c.source} && echo original > ${c.source}/file.txt`);
-    createContainer(c.container, c.source, c.target);
-    const { run } = await commands(c);
-    expect(exec(run).code).toBe(0);
+    await service(c);
+    // Ctrl-C twice as the container replacement starts: run completed (verified), finalize never ran
+    const r = await up(c, true, { step: "sark-changedsvc-container" });
+    expect(r.killed).toBe(true);
+    expect(r.step("sark-migrate-changed-run").status).toBe("ok");
+    expect(r.steps.map((s) => s.name)).not.toContain("sark-migrate-changed-finalize");
+    expect(state(c.name).state).toBe("verified");
     sark(`echo changed-after-verification > ${c.destination}/file.txt`);
-    const r = exec(run);
-    expect(r.code).toBe(0);
-    expect(r.stderr).toContain("the destination /srv/changed-dst changed after migration changed was verified; not copying over it");
+    const again = rerun("sark-migrate-changed-run");
+    expect(again.code).toBe(0);
+    expect(again.stderr).toContain("the destination /srv/changed-dst changed after migration changed was verified; not copying over it");
     expect(sark(`cat ${c.destination}/file.txt`).trim()).toBe("changed-after-verification");
-    sark(`docker rm -f ${c.container}`);
   });
 
-  it("GIVEN an unknown container THEN a clear error and nothing touched", async () => {
+  it("GIVEN no container of that name on the host THEN a clear error, nothing touched, and the container is never created", async () => {
     const c: Case = { name: "nocontainer", container: "notthere", source: "/srv/nc-src", destination: "/srv/nc-dst", target: "/data" };
     sark(`mkdir -p ${c.source} && echo x > ${c.source}/f`);
-    const { run } = await commands(c);
-    const r = exec(run);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain("there is no container 'notthere'");
+    const r = await up(c, true);
+    expect(r.step("sark-migrate-nocontainer-run").error).toContain("there is no container 'notthere'");
+    expect(r.steps.map((s) => s.name)).not.toContain("sark-notthere-container");
     expect(asRoot(hosts, "sark", `test -e ${c.destination}`).code).not.toBe(0);
     expect(state(c.name)).toEqual({});
   });

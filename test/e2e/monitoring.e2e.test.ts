@@ -3,8 +3,8 @@
  * the storage-alert timer firing on a small loop-mounted filesystem filled past 80%, the fio
  * baseline, and a second round that changes nothing.
  *
- * All of each stack's commands run in order, twice, as converge.e2e.test.ts does (test stacks
- * test/e2e/Pulumi.test-*.yaml). sark also gets the alert webhook secret, pointing at a receiver
+ * Each stack is applied twice by the e2e engine (engine.ts), as converge.e2e.test.ts does (test
+ * stacks test/e2e/Pulumi.test-*.yaml); the second apply runs nothing. sark also gets the alert webhook secret, pointing at a receiver
  * on the host itself, so the secret-file command and the POST are exercised.
  * The hosts have no NVMe and run in containers: smartd's syntax check only (the unit does not
  * start: ConditionVirtualization=no).
@@ -15,9 +15,8 @@ import { baselineOutput, baselineFile, SMARTD_CONF } from "../../components/moni
 import { scriptCommand } from "../../components/render/command";
 import { SMARTD_ALERT_HOOK } from "../../components/render/monitoring";
 import { renderSmartdConf } from "../../components/render/smartd";
-import { runStack, type StackRun } from "../harness";
-import { managerOutputs, addOperator, mustRoot, ssh, startHosts, startWebhookReceiver, stopHosts, type HostName, type TestHosts, testStackConfig, WEBHOOK_RECEIVER_URL, type WebhookReceiver } from "./hosts";
-import { applyCommands, installedFiles, planCommands, roundResults, type Executed } from "./runner";
+import type { ApplyResult, Engine } from "./engine";
+import { addOperator, engineFor, installedFiles, mustRoot, ssh, startHosts, startWebhookReceiver, stopHosts, type HostName, type TestHosts, testStackConfig, WEBHOOK_RECEIVER_URL, type WebhookReceiver } from "./hosts";
 
 const WEBHOOK = `${WEBHOOK_RECEIVER_URL}/alerts/e2e-secret-token`;
 const ALERT_MOUNT = "/mnt/alert-test";
@@ -26,33 +25,24 @@ const FIO_PATH = "/var/tmp";
 let hosts: TestHosts;
 let key: string;
 let receiver: WebhookReceiver;
-const rounds: Record<HostName, Executed[]>[] = [];
-const programs: Record<HostName, StackRun>[] = [];
+let engine: Engine;
+const rounds: Record<HostName, ApplyResult>[] = [];
 const started = Date.now();
 
-const stackConfig = (name: HostName) => testStackConfig(hosts, name);
-
-async function program(name: HostName, managerInit?: string): Promise<StackRun> {
-  return runStack({
-    stack: `test-${name}`,
-    config: stackConfig(name),
-    secrets: { sshPrivateKey: key, ...(name === "sark" ? { alertWebhook: WEBHOOK } : {}) },
-    preview: false,
-    ...(managerInit ? { stackOutputs: managerOutputs(managerInit) } : {}),
-  });
-}
+const apply = (name: HostName) =>
+  engine.up({ stack: `test-${name}`, config: testStackConfig(hosts, name), secrets: { sshPrivateKey: key, ...(name === "sark" ? { alertWebhook: WEBHOOK } : {}) } });
 
 async function converge(): Promise<void> {
-  const keyPath = hosts.privateKeyPath;
-  const sarkRun = await program("sark");
-  const sark = applyCommands(planCommands(sarkRun), keyPath);
-  const cluRun = await program("clu", sark.find((r) => r.name === "sark-swarm-init")!.stdout);
-  const clu = applyCommands(planCommands(cluRun), keyPath);
+  const sark = await apply("sark");
+  const clu = await apply("clu");
   rounds.push({ sark, clu });
-  programs.push({ sark: sarkRun, clu: cluRun });
 }
 
-const result = roundResults(rounds);
+/** A command's output after an apply (from the engine's state: nothing new when the apply did not run it). */
+const result = (round: number, name: string) => {
+  const r = rounds[round]![name.startsWith("sark-") ? "sark" : "clu"];
+  return { stdout: r.stdout(name), stderr: r.stderr(name) };
+};
 
 /** Every file under the directories the monitoring commands install to (content, mode, owner, mtime), and the timers enabled. */
 const installed = (name: HostName) =>
@@ -69,6 +59,7 @@ function runAlertCheck(): string {
 beforeAll(() => {
   hosts = startHosts();
   key = fs.readFileSync(hosts.privateKeyPath, "utf8");
+  engine = engineFor(hosts);
   addOperator(hosts, "sark");
   addOperator(hosts, "clu");
   // the usage alert's filesystem: a small ext4 on a loop device (monitoring.mounts of test-sark)
@@ -84,16 +75,17 @@ afterAll(() => {
 });
 
 describe("monitoring on the test hosts", () => {
-  it("round 1: every command of both stacks applies in order, the monitoring ones included", async () => {
+  it("round 1: both stacks apply; the monitoring commands after the packages, smartd after the units", async () => {
     const t0 = Date.now();
     await converge();
     console.log(`round 1: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    const names = rounds[0]!.sark.map((r) => r.name);
-    expect(names.indexOf("sark-monitoring-packages")).toBeLessThan(names.indexOf("sark-monitoring-units"));
-    expect(names.indexOf("sark-monitoring-webhook")).toBeLessThan(names.indexOf("sark-monitoring-units"));
-    expect(names.indexOf("sark-monitoring-units")).toBeLessThan(names.indexOf("sark-monitoring-smartd"));
-    expect(names.indexOf("sark-monitoring-packages")).toBeLessThan(names.indexOf("sark-monitoring-fio-var-tmp"));
-    expect(rounds[0]!.clu.map((r) => r.name)).toEqual(expect.arrayContaining(["clu-monitoring-packages", "clu-monitoring-units", "clu-monitoring-df"]));
+    const s = rounds[0]!.sark;
+    const before = (a: string, b: string) => expect(s.step(a).end, `${a} before ${b}`).toBeLessThanOrEqual(s.step(b).start);
+    before("sark-monitoring-packages", "sark-monitoring-units");
+    before("sark-monitoring-webhook", "sark-monitoring-units");
+    before("sark-monitoring-units", "sark-monitoring-smartd");
+    before("sark-monitoring-packages", "sark-monitoring-fio-var-tmp");
+    expect(rounds[0]!.clu.names("create")).toEqual(expect.arrayContaining(["clu-monitoring-packages", "clu-monitoring-units", "clu-monitoring-df"]));
   });
 
   it("the packages are installed (smartmontools, sysstat, fio), and the check says so", () => {
@@ -102,11 +94,11 @@ describe("monitoring on the test hosts", () => {
         "fio install ok installed\nsmartmontools install ok installed\nsysstat install ok installed\n",
       );
     }
-    expect(result(0, "sark-monitoring-packages").stdout).toBe("apt-ensure: already installed: smartmontools sysstat fio\n");
+    expect(result(0, "sark-monitoring-packages").stdout).toBe("apt-ensure: already installed: smartmontools sysstat fio");
   });
 
   it("fstrim: the one-off command explains a filesystem without discard, trims a real one, and fstrim.timer is enabled", () => {
-    expect(result(0, "sark-monitoring-fstrim").stdout).toMatch(/^fstrim-once: \/run: not trimmed, its filesystem or device does not support discard \(fstrim: .+\)\n$/);
+    expect(result(0, "sark-monitoring-fstrim").stdout).toMatch(/^fstrim-once: \/run: not trimmed, its filesystem or device does not support discard \(fstrim: .+\)$/);
     // the same script on the loop-mounted ext4, as the command would run it
     const h = hosts.hosts.sark;
     const r = ssh({ address: h.address, port: h.port, user: "maxvamp", hostKey: h.hostKey }, hosts.privateKeyPath, scriptCommand("fstrim-once", [ALERT_MOUNT], { sudo: true }));
@@ -138,10 +130,11 @@ describe("monitoring on the test hosts", () => {
 
   it("the webhook URL reached the host only on stdin: a 0600 file with it, never in a command line", () => {
     expect(mustRoot(hosts, "sark", "stat -c '%a %U' /etc/dgx-storage/alert-webhook; cat /etc/dgx-storage/alert-webhook")).toBe(`600 root\n${WEBHOOK}\n`);
-    const cmd = planCommands(programs[0]!.sark).find((c) => c.name === "sark-monitoring-webhook")!;
-    expect(cmd.create).not.toContain("e2e-secret-token");
-    expect(cmd.stdin).toBe(`${WEBHOOK}\n`);
-    expect(programs[0]!.sark.byName("sark-monitoring-webhook").inputs.logging).toBe("none");
+    const cmd = rounds[0]!.sark.run.byName("sark-monitoring-webhook");
+    expect(cmd.inputs.create).not.toContain("e2e-secret-token");
+    expect(cmd.inputs.stdin).toBe(`${WEBHOOK}\n`);
+    expect(cmd.secretPaths).toContain("stdin");
+    expect(cmd.inputs.logging).toBe("none");
     expect(mustRoot(hosts, "sark", "journalctl --no-pager -o cat")).not.toContain("e2e-secret-token");
   });
 
@@ -183,33 +176,18 @@ describe("monitoring on the test hosts", () => {
     );
   });
 
-  it("round 2 changes no installed file; fio's trigger is unchanged (Pulumi would not re-run it) and re-running it is harmless", async () => {
-    const before = { sark: installed("sark"), clu: installed("clu") };
+  it("round 2 runs nothing (fio included: its trigger is unchanged) and changes no installed file", async () => {
+    const before = { sark: installed("sark"), clu: installed("clu"), fio: mustRoot(hosts, "sark", `stat -c '%Y %s' ${baselineFile(FIO_PATH)}`) };
     const t0 = Date.now();
     await converge();
     console.log(`round 2: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    // the unit set: nothing written, deleted or enabled
-    expect(result(1, "sark-monitoring-units").stdout).toBe("install-units: set monitoring: 5 files, 2 units enabled\n");
-    expect(result(1, "clu-monitoring-units").stdout).toBe("install-units: set monitoring: 5 files, 2 units enabled\n");
+    for (const name of ["sark", "clu"] as const) {
+      expect(rounds[1]![name].steps.filter((s) => s.op !== "same" && s.op !== "read").map((s) => `${s.op} ${s.name}`)).toEqual([]);
+    }
+    expect(rounds[1]!.sark.step("sark-monitoring-fio-var-tmp").op).toBe("same");
+    expect(rounds[1]!.sark.run.byName("sark-monitoring-fio-var-tmp").inputs.triggers).toEqual([FIO_PATH, "64M", "1", "1"]);
     expect(installed("sark")).toBe(before.sark);
     expect(installed("clu")).toBe(before.clu);
-    // what Pulumi compares: the same create strings and triggers in both program runs
-    for (const name of ["sark", "clu"] as const) {
-      for (const c of programs[1]![name].ofType("command:remote:Command")) {
-        const first = programs[0]![name].byName(c.name);
-        expect(c.inputs.triggers, c.name).toEqual(first.inputs.triggers);
-        expect(c.inputs.create, c.name).toBe(first.inputs.create);
-      }
-    }
-    expect(programs[1]!.sark.byName("sark-monitoring-fio-var-tmp").inputs.triggers).toEqual([FIO_PATH, "64M", "1", "1"]);
-    // the runner ran fio again anyway: it measured again, cleanly
-    const again = result(1, "sark-monitoring-fio-var-tmp");
-    expect(baselineOutput(FIO_PATH, again.stdout).measured).toBe(true);
-    expect(mustRoot(hosts, "sark", `ls -a ${FIO_PATH}`)).not.toContain(".dgx-storage-fio.tmp");
-    // every other monitoring command says it had nothing to do
-    expect(result(1, "sark-monitoring-packages").stdout).toContain("already installed");
-    expect(result(1, "sark-monitoring-webhook").stdout).toContain("/etc/dgx-storage/alert-webhook unchanged");
-    expect(result(1, "sark-monitoring-smartd").stdout).toContain(`${SMARTD_CONF} unchanged`);
-    expect(result(1, "sark-monitoring-df").stdout).toMatch(/^# measured \d{4}-\d{2}-\d{2}\n/);
+    expect(mustRoot(hosts, "sark", `stat -c '%Y %s' ${baselineFile(FIO_PATH)}`)).toBe(before.fio);
   });
 });

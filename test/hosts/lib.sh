@@ -17,6 +17,8 @@ CONTAINER_PREFIX=dgxtest-
 VOLUME_SUFFIX=-docker
 
 TESTBOX_IMAGE=testbox:1
+# the stand-in services (standin.py), built by build-standin.sh
+STANDIN_IMAGE=standin:1
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
@@ -33,6 +35,11 @@ image_hash() {
 
 image_name() { printf 'dgx-testhost:%s-%s\n' "$SUITE" "$(image_hash)"; }
 testbox_tar() { printf '%s/testbox-%s.tar\n' "$CACHE_DIR" "$(image_hash)"; }
+
+standin_tar() {
+  printf '%s/standin-%s.tar\n' "$CACHE_DIR" \
+    "$({ cat "$HOSTS_DIR/build-standin.sh" "$HOSTS_DIR/standin.py"; image_name; } | sha256sum | cut -c1-12)"
+}
 
 container_name() { printf '%s%s\n' "$CONTAINER_PREFIX" "$1"; }
 volume_name() { printf '%s%s%s\n' "$CONTAINER_PREFIX" "$1" "$VOLUME_SUFFIX"; }

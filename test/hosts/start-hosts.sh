@@ -35,8 +35,10 @@ WORKDIR="$(cd "$1" && pwd)"
 START=$SECONDS
 
 "$HOSTS_DIR/build-image.sh"
+"$HOSTS_DIR/build-standin.sh"
 IMAGE="$(image_name)"
 TESTBOX_TAR="$(testbox_tar)"
+STANDIN_TAR="$(standin_tar)"
 
 # A clean slate: hosts, volumes and network of an earlier run.
 "$HOSTS_DIR/stop-hosts.sh" --quiet
@@ -136,6 +138,13 @@ for name in "${HOST_NAMES[@]}"; do
     docker cp "$WORKDIR/hostkeys/$name/ssh_host_ed25519_key" "$ctr:/etc/ssh/ssh_host_ed25519_key"
     docker cp "$WORKDIR/hostkeys/$name/ssh_host_ed25519_key.pub" "$ctr:/etc/ssh/ssh_host_ed25519_key.pub"
     docker cp "$WORKDIR/id_ed25519.pub" "$ctr:/root/.ssh/authorized_keys"
+    if [[ $name == clu ]]; then
+      # clu has the NVIDIA GPU: a stand-in nvidia-container-runtime-hook on PATH before dockerd
+      # first starts, so that dockerd registers its "nvidia" device driver (it looks the hook up
+      # once, at start: moby daemon/nvidia_linux.go) and a container with a GPU device request
+      # starts. No GPU is attached: the hook reads the OCI state and does nothing (README.md).
+      docker cp "$HOSTS_DIR/nvidia-container-runtime-hook" "$ctr:/usr/local/bin/nvidia-container-runtime-hook"
+    fi
     if docker start "$ctr" >/dev/null; then
       PORT[$name]=$port
       break
@@ -207,6 +216,9 @@ for name in "${HOST_NAMES[@]}"; do
   timeout 120 docker exec -i "$ctr" docker load -q <"$TESTBOX_TAR" >/dev/null ||
     die "$ctr: docker load of $TESTBOX_TAR failed"
   log "$ctr: loaded $TESTBOX_IMAGE"
+  timeout 120 docker exec -i "$ctr" docker load -q <"$STANDIN_TAR" >/dev/null ||
+    die "$ctr: docker load of $STANDIN_TAR failed"
+  log "$ctr: loaded $STANDIN_IMAGE"
 done
 
 STARTED=1
