@@ -219,29 +219,33 @@ Fix the cause and run pulumi up again: it switches again."
 }
 
 if [[ -n "$ROOT" || "${DGX_DETACHED:-0}" == 1 || ! -d /run/systemd/system || -z "${BASH_EXECUTION_STRING:-}" ]]; then
+	# tests (ROOT), the transient unit itself, or no systemd: switch here
 	switch
 	exit 0
 fi
 
 # Detached: the transient unit completes the switch (or the rollback) even if this SSH session ends.
+# It runs this very script from a file (systemd writes ExecStart= into a unit file, where the
+# script's newlines cannot go): the text this command carried, installed 0755 for root.
 unit="dgx-switch-${name}"
 logfile="/var/log/dgx-storage/switch-${name}.log"
-mkdir -p /var/log/dgx-storage
+copy=/usr/local/lib/dgx-storage/container-switch.sh
+mkdir -p /var/log/dgx-storage /usr/local/lib/dgx-storage
+printf '%s' "$BASH_EXECUTION_STRING" | install_content "$copy" 0755 >/dev/null
 while systemctl is-active --quiet "$unit"; do
 	log "a switch of $name is still running on this host (an earlier apply); waiting for it"
 	sleep 2
 done
 systemctl reset-failed "$unit" >/dev/null 2>&1 || true
 : >"$logfile"
-tail -n +1 -F "$logfile" 2>/dev/null &
-tailer=$!
 inner=("$name" "$new" "$wait_s" "$grace")
 for m in "${migrations[@]}"; do inner+=(--migration "$m"); done
-rc=0
 systemd-run --quiet --collect --wait --unit "$unit" --setenv DGX_DETACHED=1 \
 	-p "StandardOutput=append:$logfile" -p "StandardError=append:$logfile" \
-	/bin/bash -c "$BASH_EXECUTION_STRING" container-switch "${inner[@]}" || rc=$?
-sleep 0.3
-kill "$tailer" 2>/dev/null || true
-wait "$tailer" 2>/dev/null || true
+	/bin/bash "$copy" "${inner[@]}" &
+runner=$!
+# the unit's output as it comes; tail ends once systemd-run has returned and the file is read out
+tail -n +1 -F --pid="$runner" "$logfile" 2>/dev/null || true
+rc=0
+wait "$runner" || rc=$?
 exit "$rc"

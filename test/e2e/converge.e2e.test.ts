@@ -17,19 +17,8 @@ import { dockerSshOpts } from "../../components/host";
 import { loadStackFile } from "../../components/config";
 import { renderSysctl } from "../../components/render/sysctl";
 import type { ApplyResult, Engine, Step } from "./engine";
-import { addOperator, asRoot, commandTarget, engineFor, mustRoot, ssh, startHosts, stopHosts, type HostName, type TestHosts, testStackConfig } from "./hosts";
+import { addOperator, asRoot, commandTarget, engineFor, makeDgxLike, mustRoot, NVIDIA_DAEMON_JSON, ssh, startHosts, stopHosts, type HostName, type TestHosts, testStackConfig } from "./hosts";
 
-const NVIDIA_DAEMON_JSON = `{
-    "default-runtime": "nvidia",
-    "runtimes": {
-        "nvidia": {
-            "path": "nvidia-container-runtime",
-            "runtimeArgs": []
-        }
-    }
-}
-`;
-const DGX_OVERRIDE = "[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd -H fd:// $DOCKER_OPTS -s overlay2\n";
 
 let hosts: TestHosts;
 let key: string;
@@ -65,19 +54,6 @@ docker network ls --filter driver=overlay --format 'network {{.ID}} {{.Name}}' |
   );
 }
 
-function prepareHost(name: HostName): void {
-  addOperator(hosts, name);
-  if (name === "sark") {
-    mustRoot(hosts, name, "mkdir -p /etc/systemd/system/docker.service.d && cat > /etc/systemd/system/docker.service.d/override.conf", DGX_OVERRIDE);
-  } else {
-    mustRoot(hosts, name, "cat > /etc/docker/daemon.json", NVIDIA_DAEMON_JSON);
-    mustRoot(hosts, name, "cat > /usr/local/bin/nvidia-container-runtime && chmod 755 /usr/local/bin/nvidia-container-runtime", '#!/bin/sh\nexec runc "$@"\n');
-  }
-  mustRoot(hosts, name, "systemctl daemon-reload && systemctl restart docker && timeout 60 sh -c 'until docker info >/dev/null 2>&1; do sleep 1; done'");
-  // docker-restart.sh compares dockerd's start time with daemon.json's mtime in microseconds (in
-  // whole seconds when this pause was added); kept, so round 1's writes come a second after this start
-  mustRoot(hosts, name, "sleep 1");
-}
 
 function daemonJson(name: HostName): Record<string, unknown> {
   return JSON.parse(mustRoot(hosts, name, "cat /etc/docker/daemon.json")) as Record<string, unknown>;
@@ -101,8 +77,10 @@ beforeAll(() => {
   hosts = startHosts();
   key = fs.readFileSync(hosts.privateKeyPath, "utf8");
   engine = engineFor(hosts);
-  prepareHost("sark");
-  prepareHost("clu");
+  for (const name of ["sark", "clu"] as const) {
+    addOperator(hosts, name);
+    makeDgxLike(hosts, name);
+  }
 });
 
 afterAll(() => {
@@ -125,21 +103,27 @@ describe("converge on the test hosts", () => {
         expect(String(s.inputs.create).startsWith("sudo -n bash -c ")).toBe(true);
       }
     }
-    // the edges the program declares
+    // the edges the program declares (test/apply-order.test.ts has all of them, from the registrations)
+    before(sark, "sark-preflight", "sark-packages");
+    before(sark, "sark-packages", "sark-daemon-merge");
     before(sark, "sark-daemon-merge", "sark-daemon-restart");
+    before(sark, "sark-daemon-restart", "sark-kernel-apply");
     before(sark, "sark-daemon-restart", "sark-docker");
     before(sark, "sark-volumes-chroma-persistent-dir", "sark-volumes-chroma-persistent");
     before(sark, "sark-swarm-init", "sark-swarm-network");
     before(sark, "sark-swarm-network", "sark-chromadb-container");
+    before(sark, "sark-chromadb-adopt", "sark-chromadb-container");
+    before(sark, "sark-chromadb-container", "sark-chromadb-switch");
+    before(sark, "sark-chromadb-switch", "sark-monitoring-units");
+    before(sark, "sark-chromadb-switch", "sark-monitoring-fio-var-tmp");
     before(sark, "sark-backup-ssh-key", "sark-backup-offsite-receive");
     before(sark, "sark-backup-offsite-receive", "sark-backup-units");
     before(clu, "clu-swarm-manager", "clu-swarm-join");
     before(clu, "clu-swarm-join", "clu-memory-service-container");
     before(clu, "clu-volumes-vllm-models", "clu-vllm-container");
     // Pulumi's default parallelism: what does not wait for each other ran at once
-    expect(overlap(sark.step("sark-monitoring-packages"), sark.step("sark-kernel-apply"))).toBe(true);
     expect(overlap(sark.step("sark-daemon-merge"), sark.step("sark-backup-repo"))).toBe(true);
-    expect(overlap(clu.step("clu-memory-service-container"), clu.step("clu-vllm-container"))).toBe(true);
+    expect(overlap(clu.step("clu-memory-service-switch"), clu.step("clu-vllm-switch"))).toBe(true);
     expect(sark.stdout("sark-daemon-restart")).toContain("restarting docker.service");
     // the worker read the manager's real outputs
     expect(clu.run.exports.overlayNetwork).toBe("optimized-swarm");
@@ -195,7 +179,7 @@ describe("converge on the test hosts", () => {
     // dockerd's nvidia driver put the GPU into the container's environment (the stand-in hook ran)
     // (in the spec of the container's first process, not in its config: docker exec does not see it)
     expect(mustRoot(hosts, "clu", "docker exec vllm cat /proc/1/environ | tr '\\0' '\\n'")).toContain("NVIDIA_VISIBLE_DEVICES=");
-    expect(inspect("clu", "vllm", "{{range .Mounts}}{{.Type}}:{{.Destination}}:{{.RW}} {{end}}")).toBe("bind:/models/GLM-4.5-Air-AWQ:false volume:/root/.cache/huggingface:true");
+    expect(inspect("clu", "vllm", "{{range .Mounts}}{{.Type}}:{{.Destination}}:{{.RW}} {{end}}").split(" ").sort()).toEqual(["bind:/models/GLM-4.5-Air-AWQ:false", "volume:/root/.cache/huggingface:true"]);
   });
 
   it("round 2: every step is 'same', nothing runs, and nothing changes on either host", async () => {

@@ -99,6 +99,8 @@ export interface ApplyOptions {
   readonly secrets: Record<string, string>;
   /** Kill the apply (like Ctrl-C twice, or kill -9 of pulumi) when this step starts, or afterMs into it. */
   readonly kill?: { readonly step: string; readonly afterMs?: number };
+  /** Kill the apply as soon as this resolves true (asked every 250 ms while the apply runs): a fault at a moment the host shows. */
+  readonly killWhen?: () => Promise<boolean>;
   /** Resources to replace although nothing changed, by name (`pulumi up --replace <urn>`). */
   readonly replace?: readonly string[];
   /** Called when a step starts (a test can watch the hosts meanwhile). */
@@ -312,11 +314,27 @@ class Deployment implements RegistrationHook {
   /** A step failed and the apply does not continue on error: nothing new starts. */
   private halted = false;
 
+  private watcher?: NodeJS.Timeout;
+
   constructor(
     private readonly engine: Engine,
     private readonly opts: ApplyOptions,
     private readonly state: StackState,
-  ) {}
+  ) {
+    const when = opts.killWhen;
+    if (when) {
+      let asking = false;
+      this.watcher = setInterval(() => {
+        if (asking || this.killed) return;
+        asking = true;
+        when()
+          .then((yes) => {
+            if (yes) this.kill();
+          })
+          .finally(() => (asking = false));
+      }, 250);
+    }
+  }
 
   private now(): number {
     return Date.now() - this.t0;
@@ -699,6 +717,7 @@ class Deployment implements RegistrationHook {
 
   /** After the program: resources gone from it are deleted, in reverse dependency order. */
   async finish(run: StackRun): Promise<void> {
+    if (this.watcher) clearInterval(this.watcher);
     const failed = this.killed || this.steps.some((s) => s.status !== "ok") || run.unanswered.size > 0;
     const gone = this.state.resources.filter((r) => !this.registered.has(r.urn) && !run.reads.some((x) => x.urn === r.urn));
     // a program that did not complete (a failed step, a kill) leaves unregistered resources alone:

@@ -3,7 +3,7 @@
  * way @pulumi/command does (the command string goes to the login shell; stdin is piped).
  * Every connection pins the host key it is given: nothing here trusts a host on first use.
  */
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -90,6 +90,22 @@ export function ssh(target: SshTarget, keyPath: string, command: string, stdin?:
   return { code: r.status ?? -1, stdout: r.stdout ?? "", stderr: (r.stderr ?? "") + (r.error ? String(r.error) : "") };
 }
 
+/** Like `asRoot`, without blocking the event loop (for checks made while the engine applies). */
+export function asRootAsync(hosts: TestHosts, name: HostName, command: string): Promise<RunResult> {
+  const h = hosts.hosts[name];
+  assertLoopback(h.address);
+  const knownHosts = path.join(path.dirname(hosts.privateKeyPath), `known_hosts.${h.port}`);
+  if (!fs.existsSync(knownHosts)) asRoot(hosts, name, "true"); // writes the pinned key's file
+  return new Promise((resolve) => {
+    execFile(
+      "ssh",
+      ["-F", "/dev/null", "-i", hosts.privateKeyPath, "-o", "IdentitiesOnly=yes", "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-p", String(h.port), `root@${h.address}`, command],
+      { encoding: "utf8", timeout: 60_000 },
+      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }),
+    );
+  });
+}
+
 /** Runs a command as root on a test host (fixture set-up and inspection, not the program's commands). */
 export function asRoot(hosts: TestHosts, name: HostName, command: string, stdin?: string): RunResult {
   const h = hosts.hosts[name];
@@ -120,6 +136,37 @@ install -d -m 700 -o maxvamp -g maxvamp /home/maxvamp/.ssh
 install -m 600 -o maxvamp -g maxvamp /root/.ssh/authorized_keys /home/maxvamp/.ssh/authorized_keys
 echo 'maxvamp ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/maxvamp && chmod 440 /etc/sudoers.d/maxvamp`,
   );
+}
+
+/** NVIDIA's /etc/docker/daemon.json on a DGX: its runtime as the default. */
+export const NVIDIA_DAEMON_JSON = `{
+    "default-runtime": "nvidia",
+    "runtimes": {
+        "nvidia": {
+            "path": "nvidia-container-runtime",
+            "runtimeArgs": []
+        }
+    }
+}
+`;
+export const DGX_OVERRIDE = "[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd -H fd:// $DOCKER_OPTS -s overlay2\n";
+
+/**
+ * Makes a test host look like DGX OS before the first apply: sark's dockerd gets `-s overlay2`
+ * from a systemd override, clu gets NVIDIA's daemon.json with `default-runtime: nvidia` (its
+ * runtime a shim that execs runc: the hosts have no GPU). dockerd restarts on it.
+ */
+export function makeDgxLike(hosts: TestHosts, name: HostName): void {
+  if (name === "sark") {
+    mustRoot(hosts, name, "mkdir -p /etc/systemd/system/docker.service.d && cat > /etc/systemd/system/docker.service.d/override.conf", DGX_OVERRIDE);
+  } else {
+    mustRoot(hosts, name, "cat > /etc/docker/daemon.json", NVIDIA_DAEMON_JSON);
+    mustRoot(hosts, name, "cat > /usr/local/bin/nvidia-container-runtime && chmod 755 /usr/local/bin/nvidia-container-runtime", '#!/bin/sh\nexec runc "$@"\n');
+  }
+  mustRoot(hosts, name, "systemctl daemon-reload && systemctl restart docker && timeout 60 sh -c 'until docker info >/dev/null 2>&1; do sleep 1; done'");
+  // docker-restart.sh compares dockerd's start time with daemon.json's mtime in microseconds (in
+  // whole seconds when this pause was added); kept, so round 1's writes come a second after this start
+  mustRoot(hosts, name, "sleep 1");
 }
 
 /** The services' data directories on each server today (the test stacks mount them). */

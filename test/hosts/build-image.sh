@@ -177,7 +177,10 @@ find "$CACHE_DIR" -maxdepth 1 -name 'testbox-*.tar' ! -name "$(basename "$TESTBO
 if [[ -n $OLD_TESTBOX_ID ]]; then
   docker rmi "$OLD_TESTBOX_ID" >/dev/null 2>&1 || true
 fi
-docker images --format '{{.Repository}}:{{.Tag}}' dgx-testhost | { grep -vxF "$IMAGE" || true; } |
+# Of the images of other hashes the three newest stay: other checkouts of the project (git
+# worktrees) on this machine may be using them.
+docker images --format '{{.CreatedAt}}|{{.Repository}}:{{.Tag}}' dgx-testhost | sort -r | cut -d'|' -f2 |
+  { grep -vxF "$IMAGE" || true; } | tail -n +4 |
   while read -r old; do docker rmi "$old" >/dev/null 2>&1 || true; done
 
 log "built $IMAGE and $TESTBOX_TAR in $((SECONDS - START)) s"

@@ -10,6 +10,10 @@
 #                                            appends the body to DIR/memories.log (default /app/data)
 #   standin vllm [--port N]                  vLLM's OpenAI server: HTTP on 8000, /health, /v1/models
 #
+# With STANDIN_UNHEALTHY_IF=<path> in its environment, its health endpoint (/health, or chroma's
+# heartbeat) answers 503 while that file exists: a service that starts but never becomes healthy,
+# the fault the rehearsal of the first apply needs. The other endpoints still answer.
+#
 # SIGTERM stops it cleanly (the writer finishes its transaction, the database is closed): what
 # `docker stop` sends first.
 import argparse
@@ -63,7 +67,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "memory": {"/health": lambda: {"status": "ok"}},
             "vllm": {"/health": lambda: {}, "/v1/models": lambda: {"object": "list", "data": [{"id": "standin", "object": "model"}]}},
         }[args.mode]
-        if self.path in routes:
+        unhealthy_if = os.environ.get("STANDIN_UNHEALTHY_IF")
+        if self.path in ("/health", "/api/v1/heartbeat") and unhealthy_if and os.path.exists(unhealthy_if):
+            self.reply(503, {"error": f"unhealthy: {unhealthy_if} exists"})
+        elif self.path in routes:
             self.reply(200, routes[self.path]())
         else:
             self.reply(404, {"error": "not found"})
