@@ -118,7 +118,7 @@ describe("backups with borg on the test hosts", () => {
       expect(result(0, `${name}-backup-repo`).stdout).toContain(`initialised the repokey repository at ${REPO[name]}`);
       expect(result(0, `${name}-backup-offsite-receive`).stdout).toContain(`borg-${name} receives off-site copies in /srv/borg-offsite/${name}`);
     }
-    expect(rounds[0]!.sark.step("sark-monitoring-webhook").end).toBeLessThanOrEqual(rounds[0]!.sark.step("sark-backup-units").start);
+    expect(rounds[0]!.sark.step("sark-alert-webhook").end).toBeLessThanOrEqual(rounds[0]!.sark.step("sark-backup-units").start);
   });
 
   it("the pass file and the exported key are root-only; the receiving user's key is confined to an append-only borg serve", () => {

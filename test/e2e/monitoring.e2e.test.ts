@@ -81,20 +81,20 @@ describe("monitoring on the test hosts", () => {
     console.log(`round 1: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     const s = rounds[0]!.sark;
     const before = (a: string, b: string) => expect(s.step(a).end, `${a} before ${b}`).toBeLessThanOrEqual(s.step(b).start);
-    before("sark-monitoring-packages", "sark-monitoring-units");
-    before("sark-monitoring-webhook", "sark-monitoring-units");
+    before("sark-packages", "sark-monitoring-units");
+    before("sark-alert-webhook", "sark-monitoring-units");
     before("sark-monitoring-units", "sark-monitoring-smartd");
-    before("sark-monitoring-packages", "sark-monitoring-fio-var-tmp");
-    expect(rounds[0]!.clu.names("create")).toEqual(expect.arrayContaining(["clu-monitoring-packages", "clu-monitoring-units", "clu-monitoring-df"]));
+    before("sark-packages", "sark-monitoring-fio-var-tmp");
+    expect(rounds[0]!.clu.names("create")).toEqual(expect.arrayContaining(["clu-packages", "clu-monitoring-units", "clu-monitoring-df"]));
   });
 
-  it("the packages are installed (smartmontools, sysstat, fio), and the check says so", () => {
+  it("the host's packages are installed (python3, borgbackup, smartmontools, sysstat, fio), and the check says so", () => {
     for (const name of ["sark", "clu"] as const) {
       expect(mustRoot(hosts, name, "dpkg-query -W -f='${Package} ${Status}\\n' smartmontools sysstat fio | sort")).toBe(
         "fio install ok installed\nsmartmontools install ok installed\nsysstat install ok installed\n",
       );
     }
-    expect(result(0, "sark-monitoring-packages").stdout).toBe("apt-ensure: already installed: smartmontools sysstat fio");
+    expect(result(0, "sark-packages").stdout).toBe("apt-ensure: already installed: python3 borgbackup smartmontools sysstat fio");
   });
 
   it("fstrim: the one-off command explains a filesystem without discard, trims a real one, and fstrim.timer is enabled", () => {
@@ -130,7 +130,7 @@ describe("monitoring on the test hosts", () => {
 
   it("the webhook URL reached the host only on stdin: a 0600 file with it, never in a command line", () => {
     expect(mustRoot(hosts, "sark", "stat -c '%a %U' /etc/dgx-storage/alert-webhook; cat /etc/dgx-storage/alert-webhook")).toBe(`600 root\n${WEBHOOK}\n`);
-    const cmd = rounds[0]!.sark.run.byName("sark-monitoring-webhook");
+    const cmd = rounds[0]!.sark.run.byName("sark-alert-webhook");
     expect(cmd.inputs.create).not.toContain("e2e-secret-token");
     expect(cmd.inputs.stdin).toBe(`${WEBHOOK}\n`);
     expect(cmd.secretPaths).toContain("stdin");
