@@ -5,7 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { UNPINNED_HOST_KEY } from "./components/config";
 import { DgxHost } from "./components/host";
-import { loadStackConfig } from "./components/stack-config";
+import { loadStackConfig } from "./components/config/runtime";
 
 const { config, sshPrivateKey, alertWebhook, borgPassphrase } = loadStackConfig();
 if (config.host.ssh.hostKey === UNPINNED_HOST_KEY) {

@@ -4,7 +4,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
-import { parseStackConfig, PROJECT, type HostConfig } from "./config";
+import { parseStackConfig, PROJECT, type HostConfig } from "./index";
 
 export interface StackConfig {
   readonly config: HostConfig;
