@@ -84,9 +84,9 @@ export const backupSection = z
       .strictObject({
         ssh: z
           .strictObject({
-            address,
-            port: port.default(22),
-            user: posixUser,
+            address: address.meta({ description: "The other host's management address." }),
+            port: port.default(22).meta({ description: "Its SSH port." }),
+            user: posixUser.meta({ description: "The operator's login there (sudo unless root)." }),
             hostKey: hostKey.meta({ description: "The peer's host key: pins Pulumi's command there and this host's borg traffic; pinned before `pulumi up`." }),
           })
           .meta({ description: "How Pulumi reaches the other host's management SSH to install the receiving side (same operator key)." }),

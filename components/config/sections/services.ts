@@ -23,7 +23,7 @@ export const serviceSection = z.strictObject({
       z.strictObject({
         published: port.meta({ description: "Host port; published once per host address and protocol." }),
         target: port.meta({ description: "Container port." }),
-        protocol: z.enum(["tcp", "udp"]).default("tcp"),
+        protocol: z.enum(["tcp", "udp"]).default("tcp").meta({ description: "Protocol of the published port." }),
         ip: z.string().regex(ipv4, "an IPv4 address").default("0.0.0.0").meta({ title: "IPv4 address", description: "Host address to publish on." }),
       }),
     )
@@ -34,7 +34,7 @@ export const serviceSection = z.strictObject({
       z.strictObject({
         source: z.union([absolutePath, dockerName]).meta({ title: "volume name or absolute path", description: "A volume declared on this host, or an absolute host path (a bind mount)." }),
         target: absolutePath.meta({ description: "Path inside the container; one source per path." }),
-        readOnly: z.boolean().default(false),
+        readOnly: z.boolean().default(false).meta({ description: "Mount read-only; a read-only bind source is left out of the automatic backup paths." }),
       }),
     )
     .default([])
@@ -62,10 +62,10 @@ export const serviceSection = z.strictObject({
           message: "a test starting with CMD or CMD-SHELL",
         })
         .meta({ description: "`['CMD', ...]` or `['CMD-SHELL', '...']`." }),
-      interval: duration.default("30s"),
-      timeout: duration.default("10s"),
-      retries: z.number().int("a whole number").min(1, "at least 1").default(3),
-      startPeriod: duration.default("30s"),
+      interval: duration.default("30s").meta({ description: "Time between two checks." }),
+      timeout: duration.default("10s").meta({ description: "Time one check may take." }),
+      retries: z.number().int("a whole number").min(1, "at least 1").default(3).meta({ description: "Failed checks in a row that make the container unhealthy." }),
+      startPeriod: duration.default("30s").meta({ description: "Start-up time during which failed checks do not count." }),
     })
     .optional()
     .meta({ description: "The container's health check." }),
