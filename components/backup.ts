@@ -11,26 +11,16 @@
  * <repoDir>`. One `pulumi up` per stack, in any order.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { UNPINNED_HOST_KEY, type BackupConfig } from "./config";
+import type { BackupConfig } from "./config";
 import { hostCommand, unitSetCommand, type HostAccess } from "./host-command";
-import type { HostFile } from "./host";
-import {
-  BORG_ETC_DIR,
-  backupUnitSet,
-  offsiteAuthorizedKey,
-  offsiteRepoUrl,
-  repoSetupArgs,
-  type BackupPlan,
-  type OffsiteTarget,
-} from "./render/backup";
+import { backupPlan, OFFSITE_KEY_PATH } from "./plan/backup";
+import { unitSetFiles, type HostFile } from "./plan/host";
+import { BORG_ETC_DIR, backupUnitSet, offsiteAuthorizedKey, offsiteRepoUrl, repoSetupArgs } from "./render/backup";
 import { bundledScript, sha256 } from "./render/command";
 import type { UnitSet } from "./render/systemd";
 
 /** The install-units.sh set name of the backup units. */
 export const BACKUP_SET = "backup";
-/** The private key of the off-site copy on the sending host (the public key is a stack output). */
-export const OFFSITE_KEY_PATH = `${BORG_ETC_DIR}/offsite_ed25519`;
-
 export interface BackupArgs {
   /** How to reach this host. */
   readonly access: HostAccess;
@@ -47,48 +37,6 @@ export interface BackupArgs {
   readonly alertWebhook?: pulumi.Resource;
   /** What the repository set-up waits for (the host's packages: borg). Set on each child. */
   readonly after: readonly pulumi.Resource[];
-}
-
-/** The off-site target of a config, or undefined without `offsite` (or while the peer's key is unpinned: preview only). */
-export function offsiteTarget(backup: BackupConfig): OffsiteTarget | undefined {
-  const o = backup.offsite;
-  if (!o || o.ssh.hostKey === UNPINNED_HOST_KEY) return undefined;
-  return {
-    user: o.user,
-    host: o.address ?? o.ssh.address,
-    port: o.port ?? o.ssh.port,
-    // inside the key's --restrict-to-path directory, which the receive command creates empty:
-    // copy-offsite runs `borg init` there on its first run (an existing empty directory is not
-    // "missing" to borg-run.sh, which tells a missing repository from a broken one)
-    repoPath: offsiteRepoPath(o.repoDir),
-    sshKeyPath: OFFSITE_KEY_PATH,
-    hostKey: o.ssh.hostKey,
-  };
-}
-
-/** The off-site repository inside the receiving directory. */
-export function offsiteRepoPath(repoDir: string): string {
-  return `${repoDir}/repo`;
-}
-
-/** The renderer's plan from the validated config (pure). */
-export function backupPlan(host: string, backup: BackupConfig): BackupPlan {
-  const offsite = offsiteTarget(backup);
-  return {
-    host,
-    repoName: backup.repository.name,
-    repoPath: backup.repository.path,
-    dailyPaths: backup.paths.daily,
-    hourlyPaths: backup.paths.hourly,
-    sqliteDatabases: backup.sqlite,
-    dailyRetention: backup.retention.daily,
-    hourlyRetention: backup.retention.hourly,
-    schedules: backup.schedules,
-    drillSample: backup.drillSample,
-    growthFactor: backup.growthFactor,
-    ...(offsite ? { offsite } : {}),
-    // no alertWebhook: Monitoring writes /etc/dgx-storage/alert-webhook, borg-run.sh reads it
-  };
 }
 
 /** What `status` reports. */
@@ -210,7 +158,7 @@ export class Backup extends pulumi.ComponentResource {
       statusDir: "/var/lib/dgx-storage/backup-status",
       ...(offsite ? { offsite: offsiteRepoUrl(offsite) } : {}),
     });
-    this.hostFiles = unitSet.files.map((f) => ({ path: f.path, content: f.content, kind: "file" as const }));
+    this.hostFiles = unitSetFiles(unitSet);
     this.registerOutputs({ status: this.status, ...(this.offsitePublicKey ? { offsitePublicKey: this.offsitePublicKey } : {}) });
   }
 }

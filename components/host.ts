@@ -5,7 +5,7 @@ import { UNPINNED_HOST_KEY, type HostConfig } from "./config";
 import { DaemonConfig } from "./daemon-config";
 import { hostCommand, type HostAccess } from "./host-command";
 import { KernelTuning } from "./kernel-tuning";
-import { hostPackages, preflightChecks } from "./plan/host";
+import { driftExpectation, hostFiles, hostPackages, preflightChecks, type HostFile } from "./plan/host";
 import { knownHostsName, sha256 } from "./render/command";
 import type { DriftExpectation } from "./render/drift";
 import { Monitoring } from "./monitoring";
@@ -13,15 +13,6 @@ import { DEFAULT_WEBHOOK_FILE } from "./render/monitoring";
 import { ContainerService } from "./services";
 import { Swarm } from "./swarm";
 import { StorageVolumes } from "./volumes";
-
-/** A file the stack sends to the host, as synth writes it for review. */
-export interface HostFile {
-  /** Path on the host (or, for fragments merged into a host file, that file's path). */
-  readonly path: string;
-  readonly content: string;
-  /** `file`: the whole file; `managed-keys`: the keys merged into the host's own file. */
-  readonly kind: "file" | "managed-keys";
-}
 
 export interface DgxHostArgs {
   /** The validated config of this host (from the config door). */
@@ -202,22 +193,13 @@ export class DgxHost extends pulumi.ComponentResource {
         child,
       );
     }
-    this.hostFiles = [
-      { path: "/etc/docker/daemon.json", content: this.daemon.fragment, kind: "managed-keys" },
-      { path: this.kernel.path, content: this.kernel.content, kind: "file" },
-      ...(this.monitoring?.hostFiles ?? []),
-      ...(this.backup?.hostFiles ?? []),
-    ];
-    this.drift = {
-      host: host.name,
-      // unit files and the scripts they run are among the host files
-      files: this.hostFiles,
-      sysctl: Object.fromEntries(Object.entries(config.sysctl).map(([k, v]) => [k, String(v)])),
-      enabledUnits: [...(this.monitoring?.unitSet?.enable ?? []), ...(this.backup?.unitSet.enable ?? [])],
-      ...(config.swarm ? { swarmRole: config.swarm.role } : {}),
-      containers: Object.values(config.services).map((s) => ({ name: s.containerName, mounts: s.mounts.map((m) => ({ source: m.source, target: m.target })) })),
-      migrations: config.migrations.map((m) => m.name),
-    };
+    this.hostFiles = hostFiles({
+      daemonJson: this.daemon.fragment,
+      sysctl: { path: this.kernel.path, content: this.kernel.content },
+      monitoring: this.monitoring?.hostFiles ?? [],
+      backup: this.backup?.hostFiles ?? [],
+    });
+    this.drift = driftExpectation(config, this.hostFiles, [...(this.monitoring?.unitSet?.enable ?? []), ...(this.backup?.unitSet.enable ?? [])]);
     this.registerOutputs({ daemonJsonHash: this.daemon.fragmentHash, sysctlFile: this.kernel.path });
   }
 }

@@ -7,30 +7,23 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { CapacityConfig, MaintenanceConfig, MonitoringConfig } from "./config";
 import { hostCommand, unitSetCommand, type HostAccess } from "./host-command";
-import type { HostFile } from "./host";
-import { parseDf, projectCapacity, projectFromDf, type CapacityProjection, type DfReading, type GrowthModel } from "./render/capacity";
+import { unitSetFiles, type HostFile } from "./plan/host";
+import {
+  baselineFile,
+  baselineOutput,
+  liveCapacity,
+  monitoringUnits,
+  pathSlug,
+  plannedCapacity,
+  smartdConfig,
+  SMARTD_CONF,
+  type BaselineOutput,
+  type LiveCapacity,
+  type PlannedCapacity,
+} from "./plan/monitoring";
 import { sha256 } from "./render/command";
-import { compareWithTargets, parseFioSummary, type FioJobSummary, type TargetCheck } from "./render/fio";
-import { DEFAULT_WEBHOOK_FILE, MONITORING_SET, monitoringUnitSet, SMARTD_ALERT_HOOK, type MonitoringPlan } from "./render/monitoring";
-import { renderSmartdConf } from "./render/smartd";
+import { MONITORING_SET } from "./render/monitoring";
 import type { UnitSet } from "./render/systemd";
-
-/** smartd's configuration file on Debian and Ubuntu (DGX OS). */
-export const SMARTD_CONF = "/etc/smartd.conf";
-/** Where fio-baseline.sh keeps each path's summary (the alert check's IOPS baseline). */
-export const FIO_DIR = "/var/lib/dgx-storage/fio";
-/** One TB as the plan counts it (decimal, as disk vendors and df -H do). */
-const TB = 1e12;
-
-/** The file-name and resource-name part for a data path: `/data/enhanced` -> `data-enhanced`, `/` -> `root`. */
-export function pathSlug(p: string): string {
-  return p === "/" ? "root" : p.slice(1).replace(/\//g, "-");
-}
-
-/** The baseline summary file of a data path. */
-export function baselineFile(p: string): string {
-  return `${FIO_DIR}/${pathSlug(p)}.json`;
-}
 
 export interface MonitoringArgs {
   /** How to reach the host. */
@@ -56,103 +49,6 @@ export interface MonitoringArgs {
   readonly after: readonly pulumi.Resource[];
   /** The start day of the projections from config when `capacity.asOf` is not set. @default today */
   readonly today?: Date;
-}
-
-/** One data path's measured baseline, beside the plan's targets (a stack output). */
-export interface BaselineOutput {
-  readonly path: string;
-  /** false until fio has run (a preview, or a command whose output is not known yet). */
-  readonly measured: boolean;
-  readonly measuredAt?: string;
-  readonly fio?: string | null;
-  readonly size?: string;
-  readonly runtimeSeconds?: number;
-  readonly jobs?: Readonly<Record<string, FioJobSummary>>;
-  readonly targets?: readonly TargetCheck[];
-  /** Every target of the plan met. */
-  readonly allTargetsMet?: boolean;
-  /** Why the output could not be read. */
-  readonly error?: string;
-}
-
-/** The baseline output from fio-baseline.sh's stdout (its summary JSON). */
-export function baselineOutput(p: string, stdout: string): BaselineOutput {
-  if (stdout.trim() === "") return { path: p, measured: false };
-  try {
-    const s = parseFioSummary(stdout);
-    const targets = compareWithTargets(s);
-    return {
-      path: p,
-      measured: true,
-      ...(s.measuredAt !== undefined ? { measuredAt: s.measuredAt } : {}),
-      fio: s.fio,
-      ...(s.size !== undefined ? { size: s.size } : {}),
-      ...(s.runtimeSeconds !== undefined ? { runtimeSeconds: s.runtimeSeconds } : {}),
-      jobs: s.jobs,
-      targets,
-      allTargetsMet: targets.every((t) => t.met),
-    };
-  } catch (e) {
-    return { path: p, measured: false, error: (e as Error).message };
-  }
-}
-
-/** A capacity disk from config, projected. */
-export interface PlannedCapacity {
-  readonly name: string;
-  readonly mount: string;
-  readonly sizeTB: number;
-  readonly usedTB: number;
-  readonly projection: CapacityProjection;
-}
-
-/** Projections from the config's disk figures (pure). */
-export function plannedCapacity(capacity: CapacityConfig, today: Date): PlannedCapacity[] {
-  const start = capacity.asOf !== undefined ? new Date(`${capacity.asOf}T00:00:00Z`) : today;
-  return capacity.disks.map((d) => ({
-    name: d.name,
-    mount: d.mount,
-    sizeTB: d.sizeTB,
-    usedTB: d.usedTB,
-    projection: projectCapacity({ size: d.sizeTB * TB, used: d.usedTB * TB, annualGrowth: capacity.annualGrowth, start, model: capacity.model }),
-  }));
-}
-
-/** A live df reading of one data mount, projected when a growth rate is configured. */
-export interface LiveCapacity extends DfReading {
-  readonly measuredAt: string;
-  readonly projection?: CapacityProjection;
-}
-
-/** The live readings from df-read.sh's stdout (`# measured <day>`, then df -P -B1). */
-export function liveCapacity(stdout: string, growth?: { readonly annualGrowth: number; readonly model: GrowthModel }): LiveCapacity[] {
-  const m = /^# measured (\d{4}-\d{2}-\d{2})\n/.exec(stdout);
-  if (!m) return [];
-  const day = m[1]!;
-  return parseDf(stdout.slice(m[0].length)).map((r) => ({
-    ...r,
-    measuredAt: day,
-    ...(growth && r.usedBytes + r.availBytes > 0 ? { projection: projectFromDf(r, growth.annualGrowth, new Date(`${day}T00:00:00Z`), growth.model) } : {}),
-  }));
-}
-
-/** The storage-alert plan of a host from its config. */
-export function monitoringPlan(host: string, mon: MonitoringConfig, containers: readonly string[], fstrimTimer: boolean): MonitoringPlan {
-  return {
-    host,
-    mounts: mon.mounts,
-    usage: { warningPercent: mon.usage.warning, criticalPercent: mon.usage.critical },
-    iowait: { warningPercent: mon.iowait.warning, criticalPercent: mon.iowait.critical, sampleSeconds: mon.iowait.sampleSeconds },
-    iops: {
-      targets: (mon.baseline?.paths ?? []).map((dir) => ({ dir, baselineFile: baselineFile(dir) })),
-      minFraction: (100 - mon.iopsDropPercent) / 100,
-    },
-    containers,
-    intervalMinutes: mon.intervalMinutes,
-    repeatMinutes: mon.repeatMinutes,
-    webhookFile: DEFAULT_WEBHOOK_FILE,
-    fstrimTimer,
-  };
 }
 
 /** fstrim, SMART, the storage alerts, the fio baseline and capacity on one host. */
@@ -184,31 +80,21 @@ export class Monitoring extends pulumi.ComponentResource {
     super("dgx-storage:index:Monitoring", name, {}, opts);
     const { access, monitoring: mon, maintenance, capacity } = args;
     const child = { parent: this, dependsOn: [...args.after] };
-    const fstrimTimer = maintenance?.fstrim.timer ?? true;
     const hostFiles: HostFile[] = [];
 
-    // the monitoring set; without a monitoring section only util-linux's timer, when wanted
-    const unitSet: UnitSet | undefined = mon
-      ? monitoringUnitSet(monitoringPlan(args.host, mon, args.containers ?? [], fstrimTimer))
-      : fstrimTimer && maintenance
-        ? { files: [], enable: ["fstrim.timer"] }
-        : undefined;
+    const unitSet = monitoringUnits(args.host, mon, maintenance, args.containers ?? []);
     if (unitSet) {
       // the alert check may run as soon as its timer is enabled: the webhook file first
       this.units = unitSetCommand(`${name}-units`, access, MONITORING_SET, unitSet, { ...child, dependsOn: [...args.after, ...(args.webhook ? [args.webhook] : [])] });
       this.unitSet = unitSet;
-      for (const f of unitSet.files) hostFiles.push({ path: f.path, content: f.content, kind: "file" });
+      hostFiles.push(...unitSetFiles(unitSet));
     }
     const trimMounts = maintenance?.fstrim.mounts ?? [];
     if (trimMounts.length > 0) {
       this.fstrim = hostCommand(`${name}-fstrim`, { access, script: "fstrim-once", createArgs: [...trimMounts], triggers: [trimMounts.join(" ")] }, child);
     }
-    if (mon && mon.nvmeDevices.length > 0 && this.units) {
-      const conf = renderSmartdConf({
-        devices: mon.nvmeDevices.map((path) => ({ path })),
-        alertExec: SMARTD_ALERT_HOOK,
-        temperatureCriticalC: mon.temperatureCriticalC,
-      });
+    const conf = smartdConfig(mon);
+    if (mon && conf !== undefined && this.units) {
       this.smartd = hostCommand(
         `${name}-smartd`,
         {

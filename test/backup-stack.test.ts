@@ -6,7 +6,8 @@
  */
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { BACKUP_SET, backupPlan, OFFSITE_KEY_PATH } from "../components/backup";
+import { BACKUP_SET } from "../components/backup";
+import { backupPlan, OFFSITE_KEY_PATH } from "../components/plan/backup";
 import { automaticBackupPaths, ConfigError, loadStackFile, parseHostConfig, UNPINNED_HOST_KEY, type HostConfig, type ParseOptions } from "../components/config";
 import { backupUnitSet, offsiteAuthorizedKey } from "../components/render/backup";
 import { bundledScript, scriptCommand, sha256 } from "../components/render/command";

@@ -127,7 +127,10 @@ export async function runStack(opts: RunOptions): Promise<StackRun> {
   vi.resetModules();
   let exports: Record<string, unknown>;
   try {
-    exports = (await import("../index")) as Record<string, unknown>;
+    // index.ts sets module.exports (`export =`), which vitest hands over as the default export
+    const mod = (await import("../index")) as { default?: Record<string, unknown> };
+    if (!mod.default) throw new Error("index.ts must export its stack outputs as one object (export =)");
+    exports = mod.default;
   } catch (e) {
     // let a test see what had been registered before the program failed
     throw Object.assign(e as Error, { registrations });

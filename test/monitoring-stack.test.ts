@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadStackFile, parseHostConfig } from "../components/config";
-import { baselineFile, monitoringPlan, pathSlug, type BaselineOutput, type LiveCapacity, type PlannedCapacity } from "../components/monitoring";
+import { baselineFile, monitoringPlan, pathSlug, type BaselineOutput, type LiveCapacity, type PlannedCapacity } from "../components/plan/monitoring";
 import { scriptCommand, sha256, shq } from "../components/render/command";
 import { parseFioJson } from "../components/render/fio";
 import { monitoringUnitSet, SMARTD_ALERT_HOOK } from "../components/render/monitoring";

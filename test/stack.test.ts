@@ -1,4 +1,7 @@
+import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
+import { ConfigError } from "../components/config";
+import { programError } from "../components/config/runtime";
 import { sha256 } from "../components/render/command";
 import { daemonJsonFragment, renderJson } from "../components/render/daemon-json";
 import { renderSysctl } from "../components/render/sysctl";
@@ -236,5 +239,59 @@ describe("stack config errors stop the program before any resource exists", () =
     await expect(runStack({ stack: "sark", config: { ...config, host: { ...host, ssh: { ...host.ssh, hostKey: FIXTURE_HOST_KEY } } }, preview: false })).rejects.toThrow(
       /backup\.offsite\.ssh\.hostKey: "unpinned" cannot be applied; pin the other host's key/,
     );
+  });
+});
+
+describe("what an operator sees on every preview", () => {
+  const MANAGER_ONLY = ["swarmManagerAddress", "swarmManagerNodeId", "swarmWorkerToken"];
+
+  it.each([
+    ["sark", true],
+    ["clu", true],
+    ["sark", false],
+    ["clu", false],
+  ] as const)("GIVEN stack %s (preview %s) THEN no export is undefined, resolved or not", async (stack, preview) => {
+    const config = stackFileConfig(`Pulumi.${stack}.yaml`);
+    const host = config.host as { ssh: Record<string, unknown> };
+    // an up needs pinned keys; a preview runs the committed files as they are
+    const run = await runStack({ stack, config: preview ? config : withPeerKey({ ...config, host: { ...host, ssh: { ...host.ssh, hostKey: FIXTURE_HOST_KEY } } }), preview });
+    // the SDK warns "Undefined value (<key>) will not show as a stack output" for a top-level
+    // export that is undefined or an Output resolving to undefined (sdk/nodejs/runtime/stack.ts)
+    expect(Object.entries(run.rawExports).filter(([, v]) => v === undefined)).toEqual([]);
+    expect(Object.entries(run.exports).filter(([, v]) => v === undefined)).toEqual([]);
+    const keys = Object.keys(run.rawExports);
+    if (stack === "sark") expect(keys).toEqual(expect.arrayContaining(MANAGER_ONLY));
+    else expect(keys.filter((k) => MANAGER_ONLY.includes(k))).toEqual([]);
+    // the off-site public key exists only once the other host's key is pinned (pulumi up here)
+    expect(keys.includes("backupOffsitePublicKey")).toBe(!preview);
+    expect(keys).toEqual(expect.arrayContaining(["hostName", "address", "daemonJsonHash", "sysctlFile", "volumes", "containers", "overlayNetwork", "backupStatus"]));
+  });
+
+  it("GIVEN a config error THEN the program fails with a RunError: the SDK prints its message alone, no stack", async () => {
+    const config = stackFileConfig("Pulumi.clu.yaml");
+    const error = await runStack({ stack: "clu", config: { ...config, sysctl: { "vm.swappiness": 500 } } }).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(pulumi.RunError.isInstance(error)).toBe(true);
+    expect(error?.message).toBe(
+      "Pulumi.clu.yaml: invalid stack config (1 problem):\n  - sysctl.vm.swappiness: 500 is invalid; expected a whole number from 0 to 200",
+    );
+  });
+});
+
+describe("programError: how the program fails", () => {
+  it("GIVEN a ConfigError THEN a RunError with exactly its text, no stack frame in it", () => {
+    const source = new ConfigError("Pulumi.sark.yaml", ['host.address: "x" is invalid; expected an IPv4 address or a DNS name']);
+    const e = programError(source) as Error;
+    expect(pulumi.RunError.isInstance(e)).toBe(true);
+    expect(e.message).toBe('Pulumi.sark.yaml: invalid stack config (1 problem):\n  - host.address: "x" is invalid; expected an IPv4 address or a DNS name');
+    expect(e.message).not.toMatch(/\n\s+at /);
+  });
+
+  it("GIVEN any other error THEN it passes unchanged, stack and all (a bug report needs it)", () => {
+    const bug = new TypeError("x is undefined");
+    expect(programError(bug)).toBe(bug);
+    expect(pulumi.RunError.isInstance(programError(bug))).toBe(false);
   });
 });

@@ -11,8 +11,9 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ConfigError, loadStackFile, type HostConfig } from "../components/config";
-import { renderCapacityChart, type ChartSeries } from "../components/render/chart";
+import { ConfigError, loadStackFile } from "../components/config";
+import { capacitySeries } from "../components/plan/monitoring";
+import { renderCapacityChart } from "../components/render/chart";
 import { SCRIPTS_DIR } from "../components/render/command";
 import type { Read, Registration } from "./mock-capture";
 import { buildHostOffline } from "./offline-host";
@@ -49,26 +50,6 @@ function table(regs: readonly Registration[], reads: readonly Read[]): string {
   return ["| type | name | parent | depends on | triggers | options | provider |", "|---|---|---|---|---|---|---|", ...rows, ...readRows].join("\n") + "\n";
 }
 
-/**
- * One series per capacity disk of every stack file: `<host>` for a host's first disk (its primary
- * data disk), `<host>-<disk>` for the others. From the config figures, so the chart is the same
- * on every run (the live df is only known after an apply).
- */
-function capacitySeries(configs: readonly HostConfig[], today = new Date()): ChartSeries[] {
-  return configs.flatMap((c) =>
-    (c.capacity?.disks ?? []).map((d, i) => ({
-      host: i === 0 ? c.host.name : `${c.host.name}-${d.name}`,
-      input: {
-        size: d.sizeTB,
-        used: d.usedTB,
-        annualGrowth: c.capacity!.annualGrowth,
-        model: c.capacity!.model,
-        start: c.capacity!.asOf !== undefined ? new Date(`${c.capacity!.asOf}T00:00:00Z`) : today,
-      },
-    })),
-  );
-}
-
 async function main(): Promise<void> {
   const stack = process.argv[2];
   if (!stack) usage("name a stack");
@@ -99,8 +80,15 @@ async function main(): Promise<void> {
   }
   for (const s of fs.readdirSync(SCRIPTS_DIR)) write(path.join("scripts", s), fs.readFileSync(path.join(SCRIPTS_DIR, s), "utf8"), 0o755);
   write("resources.md", `# Resources of stack ${stack}\n\n${table(capture.registrations, capture.reads)}`);
-  // both servers on one chart: every stack file, read through the same door
-  const series = capacitySeries(stacks().sort().map((s) => (s === stack ? config : loadStackFile(path.join(REPO, `Pulumi.${s}.yaml`)))));
+  // both servers on one chart: every stack file, read through the same door; from the config
+  // figures (the plan's capacity inputs, as the stack outputs), so the chart is the same on every
+  // run: the live df is only known after an apply
+  const series = capacitySeries(
+    stacks()
+      .sort()
+      .map((s) => (s === stack ? config : loadStackFile(path.join(REPO, `Pulumi.${s}.yaml`)))),
+    new Date(),
+  );
   if (series.length > 0) {
     const { model, annualGrowth } = series[0]!.input;
     write("capacity.svg", renderCapacityChart(series, { title: `Projected storage utilization (${model ?? "compound"} growth, ${Math.round(annualGrowth * 100)}%/year)` }));

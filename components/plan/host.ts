@@ -1,8 +1,64 @@
 /**
  * Pure planning for one host: typed config in, plain data out (no @pulumi import). What the
- * preflight command checks and which distribution packages the host scripts need.
+ * preflight command checks, which distribution packages the host scripts need, the list of
+ * files the host receives and what the read-only drift probe expects.
  */
 import type { HostConfig } from "../config";
+import type { DriftExpectation } from "../render/drift";
+import type { UnitSet } from "../render/systemd";
+
+/** A file the stack sends to the host, as synth writes it for review. */
+export interface HostFile {
+  /** Path on the host (or, for fragments merged into a host file, that file's path). */
+  readonly path: string;
+  readonly content: string;
+  /** `file`: the whole file; `managed-keys`: the keys merged into the host's own file. */
+  readonly kind: "file" | "managed-keys";
+}
+
+/** The files of a unit set, as host files. */
+export function unitSetFiles(set: UnitSet | undefined): HostFile[] {
+  return (set?.files ?? []).map((f) => ({ path: f.path, content: f.content, kind: "file" as const }));
+}
+
+/** What the components of one host send to it, each part as that component rendered it. */
+export interface HostFileParts {
+  /** daemon.json's managed keys (DaemonConfig). */
+  readonly daemonJson: string;
+  /** The sysctl.d file (KernelTuning). */
+  readonly sysctl: { readonly path: string; readonly content: string };
+  /** Files of the monitoring component (its unit set, smartd.conf). @default [] */
+  readonly monitoring?: readonly HostFile[];
+  /** Files of the backup component (its unit set). @default [] */
+  readonly backup?: readonly HostFile[];
+}
+
+/** Every file the host receives, in the order synth writes and the drift probe checks them. */
+export function hostFiles(parts: HostFileParts): HostFile[] {
+  return [
+    { path: "/etc/docker/daemon.json", content: parts.daemonJson, kind: "managed-keys" },
+    { path: parts.sysctl.path, content: parts.sysctl.content, kind: "file" },
+    ...(parts.monitoring ?? []),
+    ...(parts.backup ?? []),
+  ];
+}
+
+/**
+ * What the read-only drift probe checks on the host (`npm run drift`): the host files (unit
+ * files and the scripts they run among them), the kernel parameters, the enabled timers, the
+ * swarm role, each service container's mounts and the migrations recorded complete.
+ */
+export function driftExpectation(config: HostConfig, files: readonly HostFile[], enabledUnits: readonly string[]): DriftExpectation {
+  return {
+    host: config.host.name,
+    files,
+    sysctl: Object.fromEntries(Object.entries(config.sysctl).map(([k, v]) => [k, String(v)])),
+    enabledUnits,
+    ...(config.swarm ? { swarmRole: config.swarm.role } : {}),
+    containers: Object.values(config.services).map((s) => ({ name: s.containerName, mounts: s.mounts.map((m) => ({ source: m.source, target: m.target })) })),
+    migrations: config.migrations.map((m) => m.name),
+  };
+}
 
 /** The distribution packages the storage checks need: smartd, iostat (in sysstat, not "iostat") and fio. */
 export const MONITORING_PACKAGES = ["smartmontools", "sysstat", "fio"] as const;

@@ -15,7 +15,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { OFFSITE_KEY_PATH } from "../../components/backup";
+import { OFFSITE_KEY_PATH } from "../../components/plan/backup";
 import type { ApplyResult, Engine } from "./engine";
 import { addOperator, asRoot, engineFor, installedFiles, mustRoot, startHosts, startWebhookReceiver, stopHosts, type HostName, type TestHosts, testStackConfig, WEBHOOK_RECEIVER_URL, type WebhookReceiver } from "./hosts";
 

@@ -11,7 +11,7 @@
  */
 import * as fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { baselineOutput, baselineFile, SMARTD_CONF } from "../../components/monitoring";
+import { baselineOutput, baselineFile, SMARTD_CONF } from "../../components/plan/monitoring";
 import { scriptCommand } from "../../components/render/command";
 import { SMARTD_ALERT_HOOK } from "../../components/render/monitoring";
 import { renderSmartdConf } from "../../components/render/smartd";

@@ -4,7 +4,8 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
-import { parseStackConfig, PROJECT, type HostConfig } from "./config";
+import { ConfigError } from "./errors";
+import { parseStackConfig, PROJECT, type HostConfig } from "./index";
 
 export interface StackConfig {
   readonly config: HostConfig;
@@ -24,13 +25,30 @@ function isSecret(fullKey: string): boolean {
   return check ? check(fullKey) : true;
 }
 
+/**
+ * What the program throws for an error: a `ConfigError` becomes a `pulumi.RunError` with the same
+ * text, because the SDK's run entry logs a RunError's message alone and any other error with its
+ * JavaScript stack (sdk/nodejs/cmd/run/run.ts, the uncaught-error handler: "Always hide the stack
+ * for RunErrors"). The operator sees the list of problems and nothing else. Other errors pass
+ * unchanged: their stack is what a bug report needs.
+ */
+export function programError(e: unknown): unknown {
+  return e instanceof ConfigError ? new pulumi.RunError(e.message) : e;
+}
+
 export function loadStackConfig(): StackConfig {
   const all = Object.fromEntries(Object.entries(pulumi.runtime.allConfig()).map(([fullKey, value]) => [fullKey, { value, secret: isSecret(fullKey) }]));
   // the secrets' values are only checked for form there; they are read below as Pulumi secrets
-  const { config, secrets } = parseStackConfig(all, {
-    source: `Pulumi.${pulumi.getStack()}.yaml`,
-    mode: pulumi.runtime.isDryRun() ? "preview" : "apply",
-  });
+  let parsed: ReturnType<typeof parseStackConfig>;
+  try {
+    parsed = parseStackConfig(all, {
+      source: `Pulumi.${pulumi.getStack()}.yaml`,
+      mode: pulumi.runtime.isDryRun() ? "preview" : "apply",
+    });
+  } catch (e) {
+    throw programError(e);
+  }
+  const { config, secrets } = parsed;
   const secretsPresent = Object.keys(secrets);
   const cfg = new pulumi.Config(PROJECT);
   const alertWebhook = secretsPresent.includes("alertWebhook") ? cfg.requireSecret("alertWebhook").apply((u) => u.trim()) : undefined;

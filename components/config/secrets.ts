@@ -1,0 +1,88 @@
+/**
+ * The stack config keys that hold secrets, what their values must look like, and the problems
+ * the door lists about them. Their values never reach `parseHostConfig`: the caller that holds
+ * them checks their form (`checkSecretFormat`) and passes only names.
+ */
+
+/**
+ * Stack config keys that hold secrets. They are never parsed into `HostConfig`: the program
+ * reads them with `requireSecret` (or `getSecret`), so they stay wrapped as Pulumi secrets end
+ * to end.
+ */
+export const SECRET_KEYS = ["sshPrivateKey", "alertWebhook", "borgPassphrase"] as const;
+export type SecretKey = (typeof SECRET_KEYS)[number];
+
+/**
+ * Secret keys a stack may leave unset: without `alertWebhook`, alerts go to the journal only;
+ * `borgPassphrase` is required only with a `backup` section. Every other key of `SECRET_KEYS`
+ * is required when the caller says which secrets are set.
+ */
+const OPTIONAL_SECRET_KEYS: readonly SecretKey[] = ["alertWebhook", "borgPassphrase"];
+
+/** What each secret is, for the generated config reference. */
+export const SECRET_DOCS: Readonly<Record<SecretKey, { readonly type: string; readonly default: string; readonly description: string }>> = {
+  sshPrivateKey: {
+    type: "secret: OpenSSH private key",
+    default: "required",
+    description: "The key every remote command and the Docker provider log in with: `pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519`.",
+  },
+  alertWebhook: {
+    type: "secret: http(s) URL on one line",
+    default: "none (journal only)",
+    description: "Where storage and backup alerts are POSTed: `pulumi config set --secret alertWebhook`.",
+  },
+  borgPassphrase: {
+    type: "secret: one line, 12+ characters",
+    default: "required with `backup`",
+    description: "The borg repository passphrase: `pulumi config set --secret borgPassphrase`; keep a copy off the hosts.",
+  },
+};
+
+/** What a secret's value must look like (the value is never shown in a problem). */
+const SECRET_FORMATS: Readonly<Partial<Record<SecretKey, { readonly test: RegExp; readonly expected: string }>>> = {
+  // one line: the file on the host holds exactly this URL, read by storage-alert.sh and borg-run.sh
+  alertWebhook: { test: /^https?:\/\/[^\s'"\\`$]+$/, expected: "an http(s) URL on one line (e.g. https://ntfy.sh/<topic>)" },
+  // borg-repo.sh reads one line from stdin into the pass file; a short passphrase guards little
+  borgPassphrase: { test: /^[^\n\r]{12,}$/, expected: "a passphrase of at least 12 characters on one line" },
+};
+
+/** The names of the secrets whose values do not have the form `SECRET_FORMATS` expects. */
+export function checkSecretFormat(values: Readonly<Partial<Record<SecretKey, string>>>): SecretKey[] {
+  return SECRET_KEYS.filter((k) => {
+    const v = values[k];
+    const f = SECRET_FORMATS[k];
+    return v !== undefined && f !== undefined && !f.test.test(v.trim());
+  });
+}
+
+export const isSecretKey = (k: string): k is SecretKey => (SECRET_KEYS as readonly string[]).includes(k);
+
+/**
+ * The problems about secrets: one set inline in plaintext (in `values`), a required one missing
+ * (only when `secretsPresent` is given), one whose value has the wrong form.
+ */
+export function secretProblems(
+  values: Readonly<Record<string, unknown>>,
+  opts: { readonly secretsPresent?: readonly string[] | undefined; readonly invalidSecrets?: readonly SecretKey[] | undefined },
+): string[] {
+  const problems: string[] = [];
+  for (const k of Object.keys(values)) {
+    if (isSecretKey(k)) problems.push(`${k}: must be set as a secret (pulumi config set --secret ${k} ...), not inline`);
+  }
+  const present = opts.secretsPresent;
+  if (present) {
+    for (const k of SECRET_KEYS) {
+      if (OPTIONAL_SECRET_KEYS.includes(k)) continue;
+      if (!present.includes(k) && !(k in values)) {
+        problems.push(`${k}: (missing) secret; set it with: pulumi config set --secret ${k} < ~/.ssh/<key> (Pulumi stores it encrypted)`);
+      }
+    }
+    if (values.backup !== undefined && !present.includes("borgPassphrase")) {
+      problems.push("borgPassphrase: (missing) secret, required with a backup section; set it with: pulumi config set --secret borgPassphrase (keep a copy off the hosts)");
+    }
+  }
+  for (const k of opts.invalidSecrets ?? []) {
+    problems.push(`${k}: (secret, not shown) is invalid; expected ${SECRET_FORMATS[k]?.expected ?? "another value"}`);
+  }
+  return problems;
+}
