@@ -7,18 +7,18 @@ a link target); lists are NUL-separated relative paths, the source root itself b
       (type, mode, owner, size, mtime to the nanosecond, link count, link target, device number);
       the others, and any that differ, go in WORK/list. Entries only the destination has are
       removed. WORK/inodes gets the source's hard-link groups.
-  migrate-tree.py delta SRC DST WORK WATCHER_PID MARK
+  migrate-tree.py delta SRC DST WORK WATCHER_PID MARK [--stopped PID]
       the entries named in WORK/record (inotifywait's) since the last mark, up to a new mark made
       now, in WORK/list; exit 3 when the record cannot be trusted (the reason in WORK/untrusted)
-  migrate-tree.py scan SRC DST WORK SINCE_NS
+  migrate-tree.py scan SRC DST WORK SINCE_NS [--stopped PID]
       the full walk instead of the record: the entries whose ctime is newer than SINCE_NS
+      --stopped PID: the service is stopped; first exit 4, printing their pids, when processes
+      other than PID and its children still hold a file, cwd, root or mapping under SRC
   migrate-tree.py verify SRC DST WORK live|final
       compares every entry of WORK/list: metadata, xattrs (ACLs are system.posix_acl_*), content
       byte for byte (holes skipped where both files have them), directory listings, hard-link
       groups. live: the entries that differ go in WORK/carry for the next delta; final: exit 1
       naming them.
-  migrate-tree.py holders SRC PID...
-      the processes, other than the PIDs, that hold a file, cwd, root or mapping under SRC
 
 delta, scan, walk-verify print "<entries listed> <entries deleted in DST>"; verify prints
 "<entries> <data bytes of the regular files, holes left out>".
@@ -333,7 +333,6 @@ def walk_verify(S, D, since_ns, work):
 def untrusted(work, why):
     with open(work + b"/" + UNTRUSTED, "w") as f:
         f.write(why + "\n")
-    print(why, file=sys.stderr)
     sys.exit(3)
 
 
@@ -458,6 +457,8 @@ def verify(S, D, work, mode):
 
 
 def holders(S, exclude):
+    """The pids, other than ours and `exclude`, with a file, working directory, root or memory
+    mapping under S."""
     own = {os.getpid(), os.getppid(), *exclude}
     found = set()
     for pid in os.listdir(b"/proc"):
@@ -478,7 +479,17 @@ def holders(S, exclude):
             if target == S or target.startswith(S + b"/"):
                 found.add(int(pid))
                 break
-    print(" ".join(str(p) for p in sorted(found)))
+    return sorted(found)
+
+
+def check_holders(S, argv):
+    """With --stopped PID (the final pass): stop, exit 4 and print them, when any process still
+    holds something under S; nothing may change the source while the final pass copies it."""
+    if len(argv) == 2 and argv[0] == b"--stopped":
+        found = holders(S, [int(argv[1])])
+        if found:
+            print(" ".join(str(p) for p in found))
+            sys.exit(4)
 
 
 def main(argv):
@@ -486,14 +497,14 @@ def main(argv):
     cmd = argv[0] if argv else ""
     if cmd == "walk-verify" and len(args) == 5:
         walk_verify(args[1], args[2], int(args[3]), args[4])
-    elif cmd == "delta" and len(args) == 6:
+    elif cmd == "delta" and len(args) in (6, 8):
+        check_holders(args[1], args[6:])
         delta(args[1], args[2], args[3], int(args[4]), args[5])
-    elif cmd == "scan" and len(args) == 5:
+    elif cmd == "scan" and len(args) in (5, 7):
+        check_holders(args[1], args[5:])
         scan(args[1], args[2], args[3], int(args[4]))
     elif cmd == "verify" and len(args) == 5 and argv[4] in ("live", "final"):
         verify(args[1], args[2], args[3], argv[4])
-    elif cmd == "holders" and len(args) >= 2:
-        holders(args[1], [int(p) for p in args[2:]])
     else:
         sys.exit(__doc__)
 

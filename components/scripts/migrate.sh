@@ -19,7 +19,7 @@
 #      whose ctime predates pass 1 is equal in both trees; the rest goes to the live passes;
 #   6. live passes while the service runs: the entries the record names are copied (rsync -I, by
 #      content, never skipped on size and mtime) and compared, until a pass takes under a second;
-#   7. stop the container, make sure no process still holds a file or mapping under the source;
+#   7. stop the container; no process may still hold a file or mapping under the source;
 #   8. the final pass and its verification, the downtime: the entries the record names since the
 #      last live pass (the whole source's ctimes when the record cannot be trusted: it overflowed,
 #      its watcher failed, inotifywait is missing), copied and compared byte for byte;
@@ -309,19 +309,22 @@ out="$(run_py migrate-tree.py walk-verify "$S" "$D" "$pass1_since" "$work" 9<&-)
 read -r entries deleted data apparent <<<"$out"
 log "pass 1 verified: $entries entries ($(human "$data") of data, $(human "$apparent") apparent), $deleted removed from $dst"
 
-# changes MARK : the changed entries into $work/list, from the record, or from a walk of the whole
-# source (ctime newer than $since) when the record cannot be trusted; sets listed and deleted
+# changes MARK [--stopped PID] : the changed entries into $work/list, from the record, or from a
+# walk of the whole source (ctime newer than $since) when the record cannot be trusted; sets
+# listed and deleted. --stopped: the final pass, no other process may hold anything under $S.
 changes() {
-	local out=""
+	local out="" rc=0
 	if [[ ! -f "$work/untrusted" ]]; then
-		out="$(run_py migrate-tree.py delta "$S" "$D" "$work" "${watcher:-0}" "$1" 9<&- 2>/dev/null)" ||
-			[[ -f "$work/untrusted" ]] || die "could not read the change record"
+		out="$(run_py migrate-tree.py delta "$S" "$D" "$work" "${watcher:-0}" "$@" 9<&-)" || rc=$?
 	fi
-	if [[ -f "$work/untrusted" ]]; then
+	if [[ -f "$work/untrusted" ]] && ((rc != 4)); then
 		[[ -n "${walk_warned:-}" ]] || warn "$(cat "$work/untrusted"): the changes are found by walking the whole source instead"
 		walk_warned=1
-		out="$(run_py migrate-tree.py scan "$S" "$D" "$work" "$since" 9<&-)" || die "could not walk $src"
+		rc=0
+		out="$(run_py migrate-tree.py scan "$S" "$D" "$work" "$since" "${@:2}" 9<&-)" || rc=$?
 	fi
+	((rc != 4)) || die "processes still hold files open under $src (pids: $out); not copying the final state"
+	((rc == 0)) || die "could not find the changed entries under $src"
 	read -r listed deleted <<<"$out"
 }
 # copy live|final : rsync of $work/list; -I: by content, never skipped on size and mtime
@@ -361,19 +364,17 @@ if has_container && container_running; then
 	stopped=1
 	docker stop -t 60 "$container" >/dev/null
 fi
-holders="$(run_py migrate-tree.py holders "$S" $$ 9<&-)"
-[[ -z "$holders" ]] || die "processes still hold files open under $src (pids: $holders); not copying the final state"
 hook MIGRATE_AT_STOP
 
-# 8. final pass and its verification: the downtime
+# 8. final pass and its verification: the downtime (no process may hold a file under the source)
 t_final="$(now)"
-changes final
+changes final --stopped $$
 copy final
 out="$(run_py migrate-tree.py verify "$S" "$D" "$work" final 9<&-)" || die "the trees differ after the final pass; see above"
 read -r _ bytes <<<"$out"
 copied=$((copied + listed)) extra=$((extra + bytes))
 log "final pass (service stopped): $listed changed entries copied and compared, $deleted removed, in $(elapsed "$t_final") s"
-marker_set bytes_copied="$((data + extra))" files_verified="$entries" entries_recopied="$copied" stopped_at="$stopped_at"
+done_fields=(bytes_copied="$((data + extra))" files_verified="$entries" entries_recopied="$copied" stopped_at="$stopped_at")
 
 # 9. trial run on the destination
 if has_container; then
@@ -401,6 +402,6 @@ $logs"
 fi
 
 # 10. hand over to Pulumi
-marker_set state=verified verified_at="$(date -u +%Y-%m-%dT%H:%M:%SZ)" handover_at="$(now)" service_stopped=
+marker_set "${done_fields[@]}" state=verified verified_at="$(date -u +%Y-%m-%dT%H:%M:%SZ)" handover_at="$(now)" service_stopped=
 stopped=0 # from here on, the old container stays stopped: Pulumi replaces it
-log "migration $name verified: $(marker_get bytes_copied) bytes copied, $entries files verified; $container stays stopped until Pulumi replaces it with one on $dst"
+log "migration $name verified: $((data + extra)) bytes copied, $entries files verified; $container stays stopped until Pulumi replaces it with one on $dst"

@@ -215,6 +215,17 @@ describeWith({ tools: MIGRATE_TOOLS, root: true }, "migrate.sh: the source is ne
     expect(snapshotTree(root)).toEqual(before);
   });
 
+  it("GIVEN a process still holding a file under the source after the stop THEN the final pass is refused, naming it", () => {
+    const root = newRoot();
+    agedTree(root);
+    const r = migrate(root, { MIGRATE_BEFORE_STOP: `sleep 60 < "${root}/src/a/file.txt" >/dev/null 2>&1 & echo $! > "${root}/holder.pid"` });
+    const pid = fs.readFileSync(path.join(root, "holder.pid"), "utf8").trim();
+    sh(root, `kill ${pid}`);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`migrate: error: processes still hold files open under /src (pids: ${pid}); not copying the final state`);
+    expect(JSON.parse(fs.readFileSync(path.join(root, MARKER), "utf8"))).toMatchObject({ state: "copying" });
+  });
+
   it("GIVEN a run in progress WHEN a second one starts THEN the second stops with a clear error and the first completes", async () => {
     const root = newRoot();
     agedTree(root);
