@@ -67,7 +67,11 @@ export function fidelityTree(root: string): void {
  * kept byte for byte (latin1: one character per byte).
  */
 export function manifest(dir: string): string {
-  const entries = sh(dir, `find . -printf '%P\\t%y %m %U:%G %s %n %T@ %l\\0' | sort -z | tr '\\0' '\\n'`);
+  // a directory's size depends on the filesystem's history of it (rsync does not copy it)
+  const entries = sh(dir, `find . -printf '%P\\t%y %m %U:%G %s %n %T@ %l\\0' | sort -z | tr '\\0' '\\n'`)
+    .split("\n")
+    .map((line) => line.replace(/^([^\t]*\td \S+ \S+ )\d+/, "$1-"))
+    .join("\n");
   const sums = sh(dir, `find . -type f -print0 | xargs -0 -r sha256sum -z | sort -z -k2 | tr '\\0' '\\n'`);
   const attrs = sh(dir, `{ getfattr -R -d -m - --absolute-names . 2>/dev/null; getfacl -R -p . 2>/dev/null; } || true`);
   const groups = new Map<string, string[]>();
