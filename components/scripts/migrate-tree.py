@@ -32,6 +32,7 @@ import time
 
 LIST, SPARSE, CARRY, INODES, CURSOR, UNTRUSTED, RECORD = b"list", b"sparse", b"carry", b"inodes", b"cursor", b"untrusted", b"record"
 SPARSE_MIN = 64 << 20  # below this, rsync's reading of the holes costs less than a second
+PREFETCH_MAX = 64 << 20  # of each changed file, read ahead before rsync copies it
 # inotifywait cuts an event's text at about 4000 characters (inotifywait(1), --format): a path
 # that long may have been cut, so the record is not trusted with it
 MAX_EVENT_PATH = 3900
@@ -229,10 +230,28 @@ def prepare(S, D, work, rels, newdirs, groups):
                 sparse.add(rel)
             except (FileNotFoundError, NotADirectoryError):
                 retry.append(rel)
+    prefetch(S, listed - sparse)
     write_list(work + b"/" + LIST, sorted(listed - sparse))
     write_list(work + b"/" + SPARSE, sorted(sparse))
     write_list(work + b"/" + CARRY, retry)
     print(len(listed), deleted)
+
+
+def prefetch(S, rels):
+    """Asks the kernel to read the listed files ahead, all at once (POSIX_FADV_WILLNEED): rsync
+    then reads them from memory, instead of waiting on the disk for one file after the other."""
+    for rel in rels:
+        st = lstat(join(S, rel))
+        if st is None or not stat.S_ISREG(st.st_mode):
+            continue  # never opens a device or a FIFO
+        try:
+            fd = os.open(join(S, rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+        except OSError:
+            continue
+        try:
+            os.posix_fadvise(fd, 0, PREFETCH_MAX, os.POSIX_FADV_WILLNEED)
+        finally:
+            os.close(fd)
 
 
 def copy_sparse(src, dst, st):
