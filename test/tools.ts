@@ -29,8 +29,8 @@ export function packageOf(command: string): string | undefined {
 export function onPath(command: string): boolean {
   return (process.env.PATH ?? "").split(":").some((dir) => {
     try {
-      fs.accessSync(path.join(dir || ".", command), fs.constants.X_OK);
-      return fs.statSync(path.join(dir || ".", command)).isFile();
+      fs.accessSync(path.join(dir === "" ? "." : dir, command), fs.constants.X_OK);
+      return fs.statSync(path.join(dir === "" ? "." : dir, command)).isFile();
     } catch {
       return false;
     }
