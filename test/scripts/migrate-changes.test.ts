@@ -111,7 +111,9 @@ describeWith({ tools: MIGRATE_TOOLS, root: true }, "migrate.sh: a change at any 
     const stopWriter = `touch "${root}/stop"; while kill -0 $(cat "${root}/writer.pid") 2>/dev/null; do sleep 0.05; done`;
     try {
       const r = migrate(root, { MIGRATE_AFTER_PASS1: `(${writer}) >/dev/null 2>&1 & echo $! > "${root}/writer.pid"`, MIGRATE_BEFORE_STOP: stopWriter });
-      expect(r.stderr).toBe("");
+      // a live pass may meet a directory the writer has just renamed (rsync says so, exit 23,
+      // and the entry is taken again in the next pass); nothing else may be reported
+      expect(r.stderr.split("\n").filter((l) => l !== "" && !/^rsync: \[sender\] link_stat .* failed: No such file or directory \(2\)$|^rsync error: some files\/attrs were not transferred/.test(l))).toEqual([]);
       expect(r.code).toBe(0);
       expect(fs.readdirSync(path.join(root, "src/w")).length).toBeGreaterThan(3);
       expectIdentical(root);
