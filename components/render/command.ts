@@ -57,14 +57,41 @@ export function scriptText(name: ScriptName): string {
 }
 
 /**
- * The script as it is sent: lib.sh, then the script with its own shebang and the lines that
- * source lib.sh from disk dropped (the function they test for is already defined).
+ * The Python files a script runs through lib.sh's `run_py`. They travel inside the script's
+ * command, one shell variable each (see `bundledScript`), so a host never runs a file that an
+ * older `pulumi up` left behind.
+ */
+export const CARRIED_FILES: Partial<Record<ScriptName, readonly string[]>> = {
+  migrate: ["migrate-state.py", "migrate-tree.py", "migrate-trial.py"],
+};
+
+/** The shell variable that holds a carried file's text in a bundle (lib.sh's `run_py` reads it). */
+export function carriedVariable(file: string): string {
+  return `DGX_PY_${file.replace(/[^A-Za-z0-9]/g, "_")}`;
+}
+
+/**
+ * The script as it is sent: lib.sh, then each carried file as `DGX_PY_<file>='<text>'`, then the
+ * script with its own shebang and the lines that source lib.sh from disk dropped (the function
+ * they test for is already defined).
  */
 export function bundledScript(name: ScriptName): string {
   const lib = fs.readFileSync(path.join(SCRIPTS_DIR, "lib.sh"), "utf8");
+  const carried = (CARRIED_FILES[name] ?? []).map((file) => {
+    const text = fs.readFileSync(path.join(SCRIPTS_DIR, file), "utf8");
+    return `${carriedVariable(file)}='${text.replace(/'/g, `'\\''`)}'\n`;
+  });
   const body = scriptText(name).replace(/^#!.*\n/, "");
-  return lib + body;
+  return lib + carried.join("") + body;
 }
+
+/**
+ * The longest command string a remote command may have. Linux limits one argument to
+ * MAX_ARG_STRLEN (32 pages, 128 KiB: https://man7.org/linux/man-pages/man2/execve.2.html), and
+ * the whole command is one argument of the remote shell, its bundle one argument of `bash -c`;
+ * the margin leaves room for the arguments.
+ */
+export const MAX_COMMAND_BYTES = 100_000;
 
 export interface ScriptCommandOptions {
   /** Prefix with `sudo -n` (fail at once instead of prompting when sudo wants a password). */

@@ -31,6 +31,20 @@ require_cmd() {
 	done
 }
 
+# run_py FILE ARGS... : python3 running FILE, a .py file that travels with the script. In a bundle
+# (components/render/command.ts) its text is in DGX_PY_<FILE with [^A-Za-z0-9] as _>; run from a
+# checkout, it is the file beside lib.sh.
+run_py() {
+	local file="$1" var
+	shift
+	var="DGX_PY_${file//[^A-Za-z0-9]/_}"
+	if [[ -n "${!var:-}" ]]; then
+		python3 -c "${!var}" "$@"
+	else
+		python3 "$(dirname "${BASH_SOURCE[0]}")/$file" "$@"
+	fi
+}
+
 # sha256_of FILE : hex digest, or "absent".
 sha256_of() {
 	if [[ -f "$1" ]]; then sha256sum "$1" | cut -d' ' -f1; else echo absent; fi

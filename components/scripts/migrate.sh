@@ -1,29 +1,33 @@
 #!/usr/bin/env bash
 # Move a service's data directory to a new place with little downtime, verified, resumable, and
-# never losing a byte.
+# never losing a byte. docs/migration.md explains each step and the benchmark.
 #
 #   migrate.sh run      <name> <container|-> <source> <destination> <mount|-> <margin%> <health-timeout-s> <snapshot>
 #     snapshot: none, or borg:<host>:<repository name>:<repository path> (the backup component's)
 #   migrate.sh finalize <name> <container|-> <source> <destination> <health-timeout-s>
 #
 # run (before Pulumi replaces the container with one that mounts <destination>):
-#   1. pre-flight, nothing changed yet: absolute paths, neither inside the other, the source
-#      readable, the container known, the destination on <mount> with room for the source plus
-#      <margin>%, and empty or holding a partial run of this same migration;
-#   2. a borg archive of the source, its SQLite databases copied consistently (snapshot=borg:...),
-#      or nothing (snapshot=none);
-#   3. pass 1 while the service runs: rsync -aHAX --numeric-ids --sparse;
-#   4. verification of pass 1 while the service still runs: every entry with a ctime older than
-#      pass 1's start is identical in both trees (the rest changed since and goes in step 6);
-#   5. stop the container, make sure no process still has a file open under the source;
-#   6. the final pass and its verification, the downtime: only entries whose ctime is newer than
-#      pass 1's start are copied (deletions inside the destination only), and each is compared
-#      (metadata, directory listing, content byte for byte, ACLs, xattrs). SQLite -wal/-journal files
-#      go together with their database, because the writer is stopped;
-#   7. a trial container, cloned from the stopped one with <destination> in place of <source>,
+#   1. pre-flight, nothing changed yet: absolute paths; resolved through every symlink, neither
+#      inside the other; one run per source at a time (a lock on the source directory); the
+#      source readable, the container known, the destination on <mount> with room for the source
+#      plus <margin>%, and empty or holding a partial run of this same migration;
+#   2. a borg archive of the source (snapshot=borg:...), or nothing (snapshot=none);
+#   3. the change record: inotifywait watches the source from here on (migrate-tree.py delta);
+#   4. pass 1 while the service runs: rsync -aHAX --numeric-ids --sparse, --checksum when an
+#      earlier run left a partial copy (its content is not trusted on size and mtime);
+#   5. verification of pass 1 while the service runs (migrate-tree.py walk-verify): every entry
+#      whose ctime predates pass 1 is equal in both trees; the rest goes to the live passes;
+#   6. live passes while the service runs: the entries the record names are copied (rsync -I, by
+#      content, never skipped on size and mtime) and compared, until a pass takes under a second;
+#   7. stop the container; no process may still hold a file or mapping under the source;
+#   8. the final pass and its verification, the downtime: the entries the record names since the
+#      last live pass (the whole source's ctimes when the record cannot be trusted: it overflowed,
+#      its watcher failed, inotifywait is missing), copied and compared byte for byte;
+#   9. a trial container, cloned from the stopped one with <destination> in place of <source>,
 #      must become healthy (or stay up for 10 s when it has no health check);
-#   8. record "verified" and leave the old container stopped: Pulumi replaces it next.
-#   Any failure after the stop (step 5) starts the old container again on the untouched source.
+#  10. record "verified" and leave the old container stopped: Pulumi replaces it next.
+#   Any failure after the stop starts the old container again on the untouched source; so does
+#   the next run when an earlier one was killed while the service was stopped.
 # finalize (after the new container exists): it must run from <destination> and be healthy;
 #   then the source is made read-only (a read-only bind mount, kept across reboots by a systemd
 #   mount unit) and the migration is recorded "complete" with the downtime.
@@ -50,37 +54,32 @@ done
 [[ "$src" != "$dst" ]] || die "source and destination are the same path ($src); nothing was touched"
 [[ "$dst/" != "$src/"* ]] || die "the destination $dst is inside the source $src; nothing was touched"
 [[ "$src/" != "$dst/"* ]] || die "the source $src is inside the destination $dst; nothing was touched"
-S="${ROOT}${src}" D="${ROOT}${dst}"
+require_cmd rsync python3
+[[ -d "${ROOT}${src}" ]] || die "the source $src does not exist or is not a directory; nothing was touched"
+# The paths as the kernel reaches them: a symlink on the way (the destination itself, or a parent
+# such as /mnt -> /home/x/data) must not lead the copy into the source, nor the other way round.
+S="$(realpath -e -- "${ROOT}${src}")" D="$(realpath -m -- "${ROOT}${dst}")"
+shown() { [[ "$1" == "${ROOT}${2}" ]] && echo "$2" || echo "$2 (that is ${1#"$ROOT"})"; }
+[[ "$S" != "$D" ]] || die "the destination $(shown "$D" "$dst") is the source $(shown "$S" "$src"); nothing was touched"
+[[ "$D/" != "$S/"* ]] || die "the destination $(shown "$D" "$dst") is inside the source $(shown "$S" "$src"); nothing was touched"
+[[ "$S/" != "$D/"* ]] || die "the source $(shown "$S" "$src") is inside the destination $(shown "$D" "$dst"); nothing was touched"
+# One run per source at a time: a lock on the source directory itself (nothing is written for
+# it), held by this shell and its rsyncs, let go when they exit however they end.
+exec 9<"$S"
+flock -n 9 || die "another run of migrate.sh is working on $src (a migration of it is under way); not starting a second one"
 state_dir="${STATE_DIR}/migrations"
 marker="${state_dir}/${name}.json"
-require_cmd rsync python3
 
-# marker_get KEY : a field of the marker, empty when absent
-marker_get() {
-	[[ -f "$marker" ]] || return 0
-	python3 -c 'import json,sys; v=json.load(open(sys.argv[1])).get(sys.argv[2]); print("" if v is None else v)' "$marker" "$1"
-}
-# marker_set KEY=VALUE... : update fields (values are strings)
+marker_get() { run_py migrate-state.py get "$marker" "$1" 9<&-; }
+# marker_set KEY=VALUE... : update fields (values are strings; KEY= removes KEY)
 marker_set() {
 	mkdir -p "$state_dir"
 	chmod 0700 "$STATE_DIR" "$state_dir"
-	python3 - "$marker" "$@" <<'PY'
-import json, os, sys
-path = sys.argv[1]
-m = json.load(open(path)) if os.path.exists(path) else {}
-for kv in sys.argv[2:]:
-    k, _, v = kv.partition("=")
-    m[k] = v
-tmp = path + ".tmp"
-with open(tmp, "w") as f:
-    json.dump(m, f, indent=2, sort_keys=True)
-    f.write("\n")
-os.replace(tmp, path)
-PY
+	run_py migrate-state.py set "$marker" "$@" 9<&-
 }
 now() { date +%s.%N; }
 # elapsed START [END] : seconds from START to END (default: now), one decimal
-elapsed() { python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.1f}")' "$1" "${2:-$(now)}"; }
+elapsed() { awk -v a="$1" -v b="${2:-$(now)}" 'BEGIN { printf "%.1f\n", b - a }'; }
 human() { numfmt --to=iec-i --suffix=B "$1" 2>/dev/null || echo "$1 bytes"; }
 
 has_container() { [[ "$container" != - ]]; }
@@ -173,8 +172,18 @@ Expected once the service has run on $dst. If it has not, inspect $dst; delete $
 	exit 0
 fi
 
+# an earlier run killed while the service was stopped (its clean-up never ran): the service
+# runs again first, on the source it never left
+if has_container && [[ "$(marker_get service_stopped)" == 1 ]]; then
+	require_cmd docker
+	if ! container_running; then
+		warn "an earlier run of migration $name stopped $container and did not finish; starting it again on $src"
+		docker start "$container" >/dev/null
+	fi
+	marker_set service_stopped=
+fi
+
 # 1. pre-flight
-[[ -d "$S" ]] || die "the source $src does not exist or is not a directory; nothing was touched"
 [[ -r "$S" && -x "$S" ]] || die "the source $src is not readable; nothing was touched"
 if has_container; then
 	require_cmd docker
@@ -186,14 +195,18 @@ parent="$D"
 while [[ ! -e "$parent" ]]; do parent="$(dirname "$parent")"; done
 if [[ "$mount_point" != - ]]; then
 	on="$(findmnt -n -o TARGET --target "$parent")"
-	[[ "$on" == "${ROOT}${mount_point}" || ( -z "$ROOT" && "$on" == "$mount_point" ) ]] ||
+	[[ "$on" == "${ROOT}${mount_point}" || (-z "$ROOT" && "$on" == "$mount_point") ]] ||
 		die "the destination $dst is on the filesystem mounted at $on, not on $mount_point; nothing was touched"
 fi
-if [[ -d "$D" ]] && [[ -n "$(ls -A "$D")" ]]; then
+resume=0
+if [[ -e "$D" && ! -d "$D" ]]; then
+	die "the destination $dst exists and is not a directory; nothing was touched"
+elif [[ -d "$D" ]] && [[ -n "$(ls -A "$D")" ]]; then
 	if [[ "$state" != copying || "$(marker_get source)" != "$src" || "$(marker_get destination)" != "$dst" ]]; then
 		die "the destination $dst is not empty and holds no earlier run of migration $name; nothing was touched"
 	fi
-	log "resuming migration $name: $dst holds a partial copy from an earlier run"
+	resume=1
+	log "resuming migration $name: $dst holds a partial copy from an earlier run (its content is compared, not trusted)"
 fi
 need=$(du -s --block-size=1 "$S" | cut -f1)
 have_partial=0
@@ -218,184 +231,152 @@ if [[ "$snapshot" == borg:* ]]; then
 	log "borg archive of $src before migrating (repository $borg_repo)"
 	# borg's state: borg-run.sh's default, the backup units' BORG_BASE_DIR (${STATE_DIR}/borg)
 	BORG_PASSCOMMAND="cat ${ROOT}/etc/dgx-storage/borg/${borg_name}.pass" \
-		bash "$runner" --repo "$borg_repo" --host "$borg_host" create "migration-$name" "${sqlite[@]}" "$src" ||
+		bash "$runner" --repo "$borg_repo" --host "$borg_host" create "migration-$name" "${sqlite[@]}" "$src" 9<&- ||
 		die "the borg archive of $src failed (a repository locked out counts as a failure); nothing was copied and the service was not stopped"
 fi
 
 mkdir -p "$D"
 marker_set state=copying source="$src" destination="$dst" container="$container" started_at="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-# --modify-window=-1: times must match to the nanosecond. rsync otherwise compares whole seconds:
-# it leaves a directory, symlink or FIFO made in the same second as the copy with the copy's
-# time, and skips a same-size file changed within the second it was copied.
-RSYNC=(rsync -aHAX --numeric-ids --sparse --modify-window=-1)
-started_pass1="$(mktemp)"
-# entries whose ctime is newer than this are copied again in the final pass; a second of slack
-# covers filesystems that store whole-second times
-touch -d "@$(($(date +%s) - 2))" "$started_pass1"
-stopped=0
+work="${state_dir}/${name}.work"
+# a watcher left by a run that was killed outright (its clean-up never ran)
+if old="$(cat "$work/watcher.pid" 2>/dev/null)" && grep -qaF "$work/sentinel" "/proc/$old/cmdline" 2>/dev/null; then kill "$old" 2>/dev/null || true; fi
+rm -rf "$work"
+mkdir -p "$work/sentinel"
+chmod 0700 "$work"
+watcher="" stopped=0
 cleanup() {
 	local rc=$?
-	rm -f "$started_pass1"
-	[[ -n "${trial:-}" ]] && docker rm -f "$trial" >/dev/null 2>&1
+	if [[ -n "$watcher" ]]; then kill "$watcher" 2>/dev/null || true; fi
+	if [[ -n "${trial:-}" ]]; then docker rm -f "$trial" >/dev/null 2>&1 || true; fi
 	if ((rc != 0 && stopped)) && has_container && ! container_running; then
 		warn "bringing $container back on the untouched source $src"
-		docker start "$container" >/dev/null && warn "$container runs on $src again"
+		docker start "$container" >/dev/null && warn "$container runs on $src again" && marker_set service_stopped=
 	fi
+	rm -rf "$work"
 	exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 143' TERM INT HUP
+now_ns() { echo $(($(date +%s%N) - 2000000000)); } # two seconds of slack for coarse timestamps
+# Benchmarks and tests only (the program never sets them; sshd would not pass them): a command run
+# at a named point, e.g. to change files as a running service would.
+hook() { if [[ -n "${!1:-}" ]]; then MIGRATE_WATCHER_PID="$watcher" bash -c "${!1}" 9<&-; fi; }
 
-# 3. pass 1, service running
+# 3. the change record: from here on every change under the source is an event in $work/record;
+# the sentinel directory carries the marks (migrate-tree.py delta). Queue overflows, a failed
+# watch, a stopped watcher are noticed there, and the full walk is used instead.
+pass1_since="$(now_ns)"
+if command -v inotifywait >/dev/null 2>&1; then
+	t_watch="$(now)"
+	inotifywait -m -r -P -e modify,attrib,close_write,move,create,delete,delete_self,move_self,unmount,q_overflow \
+		--format '%e%0%w%f%0' --no-newline "$S" "$work/sentinel" >"$work/record" 2>"$work/watcher.err" 9<&- &
+	watcher=$!
+	echo "$watcher" >"$work/watcher.pid"
+	until grep -qs '^Watches established' "$work/watcher.err"; do
+		if ! kill -0 "$watcher" 2>/dev/null; then
+			echo "the change record's watcher reported: $(grep -v '^Setting up watches' "$work/watcher.err" | head -1)" >"$work/untrusted"
+			break
+		fi
+		sleep 0.05
+	done
+	[[ -f "$work/untrusted" ]] || log "change record: watching $src (set up in $(elapsed "$t_watch") s)"
+else
+	echo "inotifywait is not installed (Debian package inotify-tools)" >"$work/untrusted"
+fi
+
+# 4. pass 1, service running
 log "pass 1 (service running): $src -> $dst ($(human "$need"))"
-t0="$(now)"
+RSYNC=(rsync -aHAX --numeric-ids --sparse --modify-window=-1)
+# --modify-window=-1: times must match to the nanosecond (rsync otherwise compares whole seconds).
+# --delete --force: a partial copy holds what the source has since removed or turned into another
+# type (a directory now a file); --checksum: and files whose size and mtime match but whose content
+# may not (a file rewritten with its mtime put back, an interrupted write).
+pass1_opts=(--delete --force)
+((resume)) && pass1_opts+=(--checksum)
+t0="$(now)" rc=0
 # progress (bytes, %, rate, files) every 5%; the process substitution keeps rsync's exit status
-"${RSYNC[@]}" --info=progress2 "$S/" "$D/" > >(tr '\r' '\n' | awk '/(to|ir)-chk/ { p = $2 + 0; if (p >= last + 5 || p == 100) { print "  " $0; last = p } }')
-pass1_bytes="$(du -s --block-size=1 "$D" | cut -f1)"
+"${RSYNC[@]}" "${pass1_opts[@]}" --info=progress2 "$S/" "$D/" > >(tr '\r' '\n' | awk '/(to|ir)-chk/ { p = $2 + 0; if (p >= last + 5 || p == 100) { print "  " $0; last = p } }') || rc=$?
+# 24: files vanished while rsync ran (the service removed them); the record and the walk know
+((rc == 0 || rc == 24)) || die "pass 1 (rsync) failed with exit $rc; the service still runs on $src and a re-run resumes"
 log "pass 1 done in $(elapsed "$t0") s"
-# Benchmarks and tests only (the program never sets it; sshd would not pass it): a command run
-# between pass 1 and the stop, e.g. to change 1% of the files as a running service would.
-if [[ -n "${MIGRATE_AFTER_PASS1:-}" ]]; then bash -c "$MIGRATE_AFTER_PASS1"; fi
+hook MIGRATE_AFTER_PASS1
 
-# 4. verification of pass 1, while the service still runs (so it costs no downtime): every
-# source entry whose ctime is older than pass 1's start was copied by pass 1 and untouched since,
-# so it must already be identical in the destination (type, mode, owner, size, mtime to the
-# nanosecond, link count, link target; rsync checksummed its content while copying); entries the
-# destination has and the source has not are removed. What changed since pass 1 began has a newer
-# ctime (ctime moves with every change of content, xattrs, ACLs, owner, mode or links, and a
-# deletion moves the parent directory's), and the final pass copies and verifies exactly that.
-work="$(mktemp -d)"
+# 5. verification of pass 1, service running
 log "verifying pass 1 (service running)"
-(cd "$S" && find . -printf '%P\t%y\t%m\t%U\t%G\t%s\t%T@\t%n\t%l\t%C@\0' >"$work/src") &
-(cd "$D" && find . -printf '%P\t%y\t%m\t%U\t%G\t%s\t%T@\t%n\t%l\t%C@\0' >"$work/dst") &
-wait
-files="$(python3 - "$work/src" "$work/dst" "$D" "$(stat -c %Y "$started_pass1")" <<'PY'
-import os, shutil, sys
-src_m, dst_m, D, ref = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-def load(p):
-    out = {}
-    for rec in open(p, "rb").read().split(b"\0"):
-        if rec:
-            f = rec.split(b"\t")
-            if f[1] == b"d":
-                f[5] = f[7] = b"-"  # a directory's size and link count depend on the filesystem
-            out[f[0]] = (f[1:9], float(f[9]))
-    return out
-src, dst = load(src_m), load(dst_m)
-bad = [p for p, (meta, ctime) in src.items() if ctime <= ref and p and dst.get(p, (None,))[0] != meta]
-if bad:
-    for p in bad[:50]:
-        print("migrate: differs after pass 1:", p.decode(errors="replace"), file=sys.stderr)
-    sys.exit(1)
-for p in sorted((p for p in dst if p not in src), key=lambda p: -p.count(b"/")):
-    victim = os.path.join(D.encode(), p)
-    if os.path.isdir(victim) and not os.path.islink(victim):
-        shutil.rmtree(victim, ignore_errors=True)
-    elif os.path.lexists(victim):
-        os.unlink(victim)
-print(len(src))
-PY
-)" || die "pass 1 left the destination different from the source (see above); the service still runs on $src"
+since="$(now_ns)"
+out="$(run_py migrate-tree.py walk-verify "$S" "$D" "$pass1_since" "$work" 9<&-)" ||
+	die "the verification of pass 1 failed; the service still runs on $src and a re-run resumes"
+read -r entries deleted data apparent <<<"$out"
+log "pass 1 verified: $entries entries ($(human "$data") of data, $(human "$apparent") apparent), $deleted removed from $dst"
 
-# the stop
+# changes MARK [--stopped PID] : the changed entries into $work/list, from the record, or from a
+# walk of the whole source (ctime newer than $since) when the record cannot be trusted; sets
+# listed and deleted. --stopped: the final pass, no other process may hold anything under $S.
+changes() {
+	local out="" rc=0
+	if [[ ! -f "$work/untrusted" ]]; then
+		out="$(run_py migrate-tree.py delta "$S" "$D" "$work" "${watcher:-0}" "$@" 9<&-)" || rc=$?
+	fi
+	if [[ -f "$work/untrusted" ]] && ((rc != 4)); then
+		[[ -n "${walk_warned:-}" ]] || warn "$(cat "$work/untrusted"): the changes are found by walking the whole source instead"
+		walk_warned=1
+		rc=0
+		out="$(run_py migrate-tree.py scan "$S" "$D" "$work" "$since" "${@:2}" 9<&-)" || rc=$?
+	fi
+	((rc != 4)) || die "processes still hold files open under $src (pids: $out); not copying the final state"
+	((rc == 0)) || die "could not find the changed entries under $src"
+	read -r listed deleted <<<"$out"
+}
+# copy live|final : rsync of $work/list; -I: by content, never skipped on size and mtime
+copy() {
+	local rc=0
+	if [[ -s "$work/list" ]]; then "${RSYNC[@]}" -I --force --from0 --files-from="$work/list" "$S/" "$D/" || rc=$?; fi
+	# large sparse files: their data is in place already (migrate-tree.py), only attributes left
+	if [[ -s "$work/sparse" ]] && ((rc == 0)); then "${RSYNC[@]}" --from0 --files-from="$work/sparse" "$S/" "$D/" || rc=$?; fi
+	# live: 23/24 are entries the service changed or removed meanwhile; they fail the comparison
+	# and are copied again
+	((rc == 0)) || [[ "$1" == live && ($rc == 23 || $rc == 24) ]] ||
+		die "rsync failed with exit $rc in the $1 pass"
+}
+
+# 6. live passes: what changed since, until a pass is quick
+copied=0 extra=0
+for ((pass = 1; ; pass++)); do
+	t="$(now)" next_since="$(now_ns)"
+	changes "m$pass"
+	copy live
+	out="$(run_py migrate-tree.py verify "$S" "$D" "$work" live 9<&-)" || die "could not compare the changed entries"
+	read -r _ bytes <<<"$out"
+	since="$next_since" copied=$((copied + listed)) extra=$((extra + bytes))
+	took="$(elapsed "$t")"
+	log "live pass $pass (service running): $listed changed entries copied, $deleted removed, in $took s"
+	# quick or nothing to do: the final pass then has about as little; five at most, for a
+	# service that changes faster than it can be copied
+	if ((listed == 0 || pass >= 5)) || awk -v t="$took" 'BEGIN { exit !(t < 1) }'; then break; fi
+done
+hook MIGRATE_BEFORE_STOP
+
+# 7. the stop
 stopped_at="$(now)"
 if has_container && container_running; then
 	log "stopping $container"
+	marker_set service_stopped=1
 	stopped=1
 	docker stop -t 60 "$container" >/dev/null
 fi
-holders="$(find /proc/[0-9]*/fd /proc/[0-9]*/cwd -maxdepth 1 \( -lname "$S/*" -o -lname "$S" \) 2>/dev/null | cut -d/ -f3 | sort -u | tr '\n' ' ' || true)"
-[[ -z "$holders" ]] || die "processes still hold files open under $src (pids: $holders); not copying the final state"
+hook MIGRATE_AT_STOP
 
-# 5. final pass: only the entries whose ctime is newer than pass 1's start (the step before
-# proved every other entry identical), then deletions inside the destination only
-log "final pass (service stopped)"
+# 8. final pass and its verification: the downtime (no process may hold a file under the source)
 t_final="$(now)"
-(cd "$S" && find . -cnewer "$started_pass1" -printf '%P\0' | sed -z 's/^$/./') >"$work/changed"
-verdict="$(python3 - "$S" "$D" "$work/changed" <<'PY'
-import os, shutil, sys
-S, D, changed = sys.argv[1:4]
-paths = [p for p in open(changed, "rb").read().split(b"\0") if p]
-deleted = 0
-# a deletion in the source moved its parent directory's ctime: the parents listed are all the
-# directories whose entries may have gone
-for rel in paths:
-    s, d = os.path.join(S.encode(), rel), os.path.join(D.encode(), rel)
-    if os.path.isdir(s) and not os.path.islink(s) and os.path.isdir(d) and not os.path.islink(d):
-        for name in set(os.listdir(d)) - set(os.listdir(s)):
-            victim = os.path.join(d, name)
-            if os.path.isdir(victim) and not os.path.islink(victim):
-                shutil.rmtree(victim)
-            else:
-                os.unlink(victim)
-            deleted += 1
-print(f"{len(paths)} {deleted}")
-PY
-)"
-final_bytes=0
-if [[ -s "$work/changed" ]]; then
-	final_stats="$("${RSYNC[@]}" --force --from0 --files-from="$work/changed" --stats "$S/" "$D/")"
-	final_bytes="$(awk -F': ' '/Total transferred file size/ {gsub(/[^0-9]/, "", $2); print $2}' <<<"$final_stats")"
-fi
-log "final pass: ${verdict% *} changed entries copied, ${verdict#* } deleted, in $(elapsed "$t_final") s"
+changes final --stopped $$
+copy final
+out="$(run_py migrate-tree.py verify "$S" "$D" "$work" final 9<&-)" || die "the trees differ after the final pass; see above"
+read -r _ bytes <<<"$out"
+copied=$((copied + listed)) extra=$((extra + bytes))
+log "final pass (service stopped): $listed changed entries copied and compared, $deleted removed, in $(elapsed "$t_final") s"
+done_fields=(bytes_copied="$((data + extra))" files_verified="$entries" entries_recopied="$copied" stopped_at="$stopped_at")
 
-# 6. verification of the final pass, in one walk of the changed entries: each is equal in both
-# trees (type, mode, owner, size, mtime to the nanosecond, link count, link target), with the same
-# content (compared byte for byte), the same xattrs (POSIX ACLs are the system.posix_acl_* ones),
-# and each changed directory lists the same entries
-log "verifying the final pass"
-python3 - "$S" "$D" "$work/changed" <<'PY' || die "the trees differ after the final pass; see above"
-import os, stat, sys
-S, D, lst = sys.argv[1:4]
-bad = []
-def meta(p):
-    st = os.lstat(p)
-    isdir = stat.S_ISDIR(st.st_mode)
-    return (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
-            None if isdir else st.st_size, st.st_mtime_ns, None if isdir else st.st_nlink,
-            os.readlink(p) if stat.S_ISLNK(st.st_mode) else None)
-def xattrs(p):
-    try:
-        return {k: os.getxattr(p, k, follow_symlinks=False) for k in sorted(os.listxattr(p, follow_symlinks=False))}
-    except OSError:
-        return None
-def same_content(a, b):
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        while True:
-            x, y = fa.read(1 << 20), fb.read(1 << 20)
-            if x != y:
-                return False
-            if not x:
-                return True
-for rel in open(lst, "rb").read().split(b"\0"):
-    if not rel:
-        continue
-    s, d = os.path.join(S.encode(), rel), os.path.join(D.encode(), rel)
-    if not os.path.lexists(s):
-        if os.path.lexists(d):
-            bad.append((rel, "exists only in the destination"))
-        continue
-    if not os.path.lexists(d):
-        bad.append((rel, "missing in the destination"))
-        continue
-    ms = meta(s)
-    if ms != meta(d):
-        bad.append((rel, "metadata"))
-    elif xattrs(s) != xattrs(d):
-        bad.append((rel, "xattrs or ACLs"))
-    elif stat.S_ISREG(ms[0]) and not same_content(s, d):
-        bad.append((rel, "content"))
-    elif stat.S_ISDIR(ms[0]) and set(os.listdir(s)) != set(os.listdir(d)):
-        bad.append((rel, "directory entries"))
-for rel, why in bad[:50]:
-    print(f"migrate: differs ({why}):", rel.decode(errors="replace"), file=sys.stderr)
-sys.exit(1 if bad else 0)
-PY
-rm -rf "$work"
-log "final pass and verification took $(elapsed "$t_final") s"
-marker_set bytes_copied="$((pass1_bytes + ${final_bytes:-0}))" files_verified="$files" stopped_at="$stopped_at"
-
-# 7. trial run on the destination
+# 9. trial run on the destination
 if has_container; then
 	trial="${container}-migration-trial"
 	docker rm -f "$trial" >/dev/null 2>&1 || true
@@ -404,51 +385,7 @@ if has_container; then
 	chmod 0600 "$env_file"
 	inspect_file="$(mktemp)"
 	docker inspect "$container" >"$inspect_file"
-	python3 - "$inspect_file" "$src" "$dst" "$trial" "$args_file" "$env_file" <<'PY'
-import json, sys
-c = json.load(open(sys.argv[1]))[0]
-src, dst, trial, args_path, env_path = sys.argv[2:7]
-cfg, host = c["Config"], c["HostConfig"]
-args = ["--name", trial, "--label", "dgx-storage.migration-trial=1"]
-with open(env_path, "w") as f:  # env on a file, not in argv
-    for e in cfg.get("Env") or []:
-        f.write(e + "\n")
-args += ["--env-file", env_path]
-if cfg.get("User"):
-    args += ["--user", cfg["User"]]
-if cfg.get("WorkingDir"):
-    args += ["--workdir", cfg["WorkingDir"]]
-for m in c.get("Mounts") or []:
-    source = dst if m["Source"] == src else m["Source"]
-    if m["Type"] == "volume":
-        source = m["Name"]
-    ro = "" if m.get("RW", True) else ",readonly"
-    args += ["--mount", f"type={m['Type']},source={source},target={m['Destination']}{ro}"]
-hc = cfg.get("Healthcheck")
-if hc and hc.get("Test") and hc["Test"][0] != "NONE":
-    test = hc["Test"]
-    cmd = test[1] if test[0] == "CMD-SHELL" else " ".join(json.dumps(t) for t in test[1:])
-    args += ["--health-cmd", cmd, "--health-interval", "2s", "--health-retries", str(hc.get("Retries") or 3)]
-    if hc.get("Timeout"):
-        args += ["--health-timeout", f"{hc['Timeout'] // 1_000_000}ms"]
-    if hc.get("StartPeriod"):
-        args += ["--health-start-period", f"{hc['StartPeriod'] // 1_000_000}ms"]
-if host.get("Init"):
-    args.append("--init")
-if host.get("ShmSize"):
-    args += ["--shm-size", str(host["ShmSize"])]
-for r in host.get("DeviceRequests") or []:
-    if r.get("DeviceIDs"):
-        args += ["--gpus", "device=" + ",".join(r["DeviceIDs"])]
-    elif r.get("Count"):
-        args += ["--gpus", str(r["Count"]) if r["Count"] > 0 else "all"]
-if cfg.get("Entrypoint"):
-    args += ["--entrypoint", cfg["Entrypoint"][0]]
-args.append(cfg["Image"])
-args += (cfg.get("Entrypoint") or [])[1:] + (cfg.get("Cmd") or [])
-with open(args_path, "w") as f:
-    f.write("\0".join(args))
-PY
+	run_py migrate-trial.py "$inspect_file" "$src" "$dst" "$trial" "$args_file" "$env_file" 9<&-
 	mapfile -d '' -t trial_args <"$args_file"
 	rm -f "$args_file" "$inspect_file"
 	log "trial run of $container on $dst"
@@ -464,7 +401,7 @@ $logs"
 	log "the service is healthy on $dst"
 fi
 
-# 8. hand over to Pulumi
-marker_set state=verified verified_at="$(date -u +%Y-%m-%dT%H:%M:%SZ)" handover_at="$(now)"
+# 10. hand over to Pulumi
+marker_set "${done_fields[@]}" state=verified verified_at="$(date -u +%Y-%m-%dT%H:%M:%SZ)" handover_at="$(now)" service_stopped=
 stopped=0 # from here on, the old container stays stopped: Pulumi replaces it
-log "migration $name verified: $(marker_get bytes_copied) bytes copied, $files files verified; $container stays stopped until Pulumi replaces it with one on $dst"
+log "migration $name verified: $((data + extra)) bytes copied, $entries files verified; $container stays stopped until Pulumi replaces it with one on $dst"
