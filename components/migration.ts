@@ -14,8 +14,6 @@ export interface BorgTarget {
 export interface DataMigrationArgs {
   readonly access: HostAccess;
   readonly migration: MigrationConfig;
-  /** Name of the service's container (the old one holds it until the hand-over). */
-  readonly containerName: string;
   /** The service's new container, created stopped with the destination mounted: started at the cut-over. */
   readonly container: docker.Container;
   /** The backup component's repository, for `snapshot: borg` (the door requires a backup section). */
@@ -54,14 +52,13 @@ export class DataMigration extends pulumi.ComponentResource {
     const runArgs: pulumi.Input<string>[] = [
       "run",
       m.name,
-      args.containerName,
+      args.container.id,
       m.source,
       m.destination,
       m.mount ?? "-",
       String(m.marginPercent),
       String(m.healthTimeout),
       m.snapshot === "borg" && args.borg ? `borg:${args.borg.host}:${args.borg.name}:${args.borg.path}` : "none",
-      args.container.id,
     ];
     this.run = hostCommand(
       `${name}-run`,
@@ -79,7 +76,7 @@ export class DataMigration extends pulumi.ComponentResource {
       {
         access: this.args.access,
         script: "migrate",
-        createArgs: ["finalize", m.name, this.args.containerName, m.source, m.destination, String(m.healthTimeout)],
+        createArgs: ["finalize", m.name, this.args.container.id, m.source, m.destination, String(m.healthTimeout)],
         triggers: [this.trigger],
       },
       { parent: this, dependsOn: [switched] },

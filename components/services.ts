@@ -32,21 +32,23 @@ export interface ContainerServiceArgs {
  * deploy` ignores the GPU reservations the plan's compose file relies on), and the hand-over of
  * the service to it from whatever runs it today:
  *
- * 1. `-adopt`: a container that holds the name and is not this project's is renamed
- *    `<name>-pre-dgx-storage` and goes on running (container-adopt.sh), so that the name is free:
- *    the provider never adopts a container it does not have in its state, and Docker refuses a
- *    taken name. Its trigger is the container's configuration, so it runs again before every
- *    creation of the container (a replacement after a rollback included).
+ * 1. `-adopt`: the container that holds the name, if it is not this project's (the compose one
+ *    the servers run today) or is this project's of another configuration (the one a
+ *    replacement retires), is renamed (`<name>-pre-dgx-storage`, `<name>-previous`) and goes on
+ *    running (container-adopt.sh), so that the name is free: the provider never adopts a
+ *    container it does not have in its state, and Docker refuses a taken name. Its trigger is
+ *    the container's configuration, so it runs before every creation of the container.
  * 2. `-migrate-<m>-dir`: each migration's destination exists before the container that mounts it.
  * 3. `-container`: created **stopped** (`start: false`): creating it takes nothing from the
  *    running service (no port is bound, no GPU taken), so nothing stops before the data is ready.
  * 4. `-migrate-<m>-run`: the migration copies while the old container runs, stops it for the
  *    final pass, and starts the new container on the verified copy (or the old one again).
  * 5. `-switch`: stops the predecessor (if still running), starts the new container, waits for it
- *    to be healthy, and gives the service back to the old container if it is not
+ *    to be healthy, and gives the service back to the predecessor if it is not
  *    (container-switch.sh); it runs in a transient systemd unit on the host, so it completes or
  *    rolls back even if `pulumi up` dies. Its input is the container's id: a replaced container
- *    is switched to again.
+ *    is switched to again. So a service that ran before an apply runs after it, on the first
+ *    apply as on every later replacement.
  * 6. `-migrate-<m>-finalize`: the source becomes read-only and the migration is recorded complete.
  */
 export class ContainerService extends pulumi.ComponentResource {
@@ -106,24 +108,38 @@ export class ContainerService extends pulumi.ComponentResource {
             },
           }
         : {}),
-      labels: [{ label: "managed-by", value: "dgx-storage" }],
+    };
+    // The configuration's hash, in a label: container-adopt.sh tells a predecessor (this
+    // project's container of another configuration) from the container it is about to create.
+    // Of the declared service (its pinned image, not the pulled id) and the network: known in a
+    // preview, so `pulumi preview --diff` shows the adopt command as it will run.
+    const configHash = pulumi.output(args.networkName ?? "").apply((network) => sha256(JSON.stringify({ service: s, network })));
+    const labelled: docker.ContainerArgs = {
+      ...containerArgs,
+      labels: [
+        { label: "managed-by", value: "dgx-storage" },
+        { label: "dgx-storage/config", value: configHash },
+      ],
     };
 
     // 1. free the name; runs again whenever the container is to be created again
-    const configHash = pulumi.output(containerArgs).apply((c) => sha256(JSON.stringify(c)));
     const adopt = hostCommand(
       `${name}-adopt`,
-      { access, script: "container-adopt", createArgs: [s.containerName], triggers: [configHash] },
+      { access, script: "container-adopt", createArgs: [s.containerName, configHash], triggers: [configHash] },
       child,
     );
     // 2. destinations exist before the container mounts them
     const dirs = args.migrations.map((m) =>
       hostCommand(`${name}-migrate-${m.name}-dir`, { access, script: "ensure-dir", createArgs: [m.destination, "0:0", "0700"], triggers: [sha256(m.destination)] }, child),
     );
-    // 3. the container, created stopped; a replacement deletes the old one first (one name)
-    this.container = new docker.Container(`${name}-container`, containerArgs, {
+    // 3. the container, created stopped. retainOnDelete: when Pulumi replaces or deletes it, the
+    // provider does not stop and remove it (resourceDockerContainerDelete would, by id, at once):
+    // the adopt step has renamed it <name>-previous and it serves until the switch has the new
+    // one healthy, and is the one the switch hands the service back to if not.
+    this.container = new docker.Container(`${name}-container`, labelled, {
       parent: this,
       provider: args.provider,
+      retainOnDelete: true,
       deleteBeforeReplace: true,
       dependsOn: [...args.after, adopt, ...dirs, ...(pulled ? [pulled] : [])],
     });
@@ -132,7 +148,7 @@ export class ContainerService extends pulumi.ComponentResource {
       (m) =>
         new DataMigration(
           `${name}-migrate-${m.name}`,
-          { access, migration: m, containerName: s.containerName, container: this.container, ...(args.borg ? { borg: args.borg } : {}), after: args.after },
+          { access, migration: m, container: this.container, ...(args.borg ? { borg: args.borg } : {}), after: args.after },
           { parent: this },
         ),
     );

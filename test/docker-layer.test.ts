@@ -1,8 +1,10 @@
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
-import { parseHostConfig } from "../components/config";
+import { loadStackFile, parseHostConfig } from "../components/config";
+import { sha256 } from "../components/render/command";
 import { FIXTURE_HOST_KEY } from "./fixtures";
-import { expectConfigProblem, pinnedStackConfig, runStack, SENTINEL_JOIN_TOKEN, stackFileConfig, UNKNOWN, type Registration, type StackRun } from "./harness";
+import { expectConfigProblem, pinnedStackConfig, REPO, runStack, SENTINEL_JOIN_TOKEN, stackFileConfig, UNKNOWN, type Registration, type StackRun } from "./harness";
 
 const VOLUME = "docker:index/volume:Volume";
 
@@ -136,6 +138,17 @@ describe("services", () => {
     const image = r.byName("sark-chromadb-image");
     expect(image.inputs).toMatchObject({ name: "chromadb/chroma:0.6.3", keepLocally: true });
     expect(c.dependsOn).toEqual(expect.arrayContaining([image.urn, r.byName("sark-swarm-network").urn, r.byName("sark-chromadb-adopt").urn]));
+    // a replaced or deleted container is not stopped by the provider: the switch retires it
+    expect(c.retainOnDelete).toBe(true);
+    // the configuration's hash: in a label, and the adopt step's argument and trigger
+    const hash = sha256(JSON.stringify({ service: loadStackFile(path.join(REPO, "Pulumi.sark.yaml")).services.chromadb, network: "optimized-swarm" }));
+    expect(c.inputs.labels).toEqual([
+      { label: "managed-by", value: "dgx-storage" },
+      { label: "dgx-storage/config", value: hash },
+    ]);
+    const adopt = r.byName("sark-chromadb-adopt");
+    expect(String(adopt.inputs.create)).toMatch(new RegExp(` container-adopt chromadb ${hash}$`));
+    expect(adopt.inputs.triggers).toEqual([hash]);
   });
 
   it("vLLM on clu: exactly one NVIDIA GPU, the model read-only, the cache volume at its own path", async () => {

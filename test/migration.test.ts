@@ -18,15 +18,15 @@ describe("data migration under mocks", () => {
     expect(String(dir.inputs.create)).toMatch(/ ensure-dir \/data\/enhanced\/chromadb 0:0 0700$/);
     // the stack file archives the source into sark's repository first; the last word is the new container's id
     expect(String(run.inputs.create)).toMatch(
-      / migrate run chromadb chromadb \/home\/maxvamp\/chromadb-data \/data\/enhanced\/chromadb - 10 300 borg:sark:sark:\/mnt\/borg-backup sark-chromadb-container-id$/,
+      / migrate run chromadb sark-chromadb-container-id \/home\/maxvamp\/chromadb-data \/data\/enhanced\/chromadb - 10 300 borg:sark:sark:\/mnt\/borg-backup$/,
     );
-    expect(String(finalize.inputs.create)).toMatch(/ migrate finalize chromadb chromadb \/home\/maxvamp\/chromadb-data \/data\/enhanced\/chromadb 300$/);
+    expect(String(finalize.inputs.create)).toMatch(/ migrate finalize chromadb sark-chromadb-container-id \/home\/maxvamp\/chromadb-data \/data\/enhanced\/chromadb 300$/);
     // never undone by pulumi destroy
     for (const c of [dir, run, finalize]) expect(c.inputs).not.toHaveProperty("delete");
     expect(container.dependsOn).toEqual(expect.arrayContaining([dir.urn, r.byName("sark-chromadb-adopt").urn]));
     expect(run.dependsOn).toContain(container.urn);
     expect(sw.dependsOn).toEqual(expect.arrayContaining([container.urn, run.urn]));
-    expect(finalize.dependsOn).toEqual([sw.urn]);
+    expect(finalize.dependsOn).toEqual(expect.arrayContaining([sw.urn, container.urn]));
     expect(container.inputs.mounts).toEqual([{ type: "bind", source: "/data/enhanced/chromadb", target: "/chroma/chroma", readOnly: false }]);
     expect(container.deleteBeforeReplace).toBe(true);
   });
@@ -34,7 +34,7 @@ describe("data migration under mocks", () => {
   it("clu moves the memory service's data; vLLM's container does not wait for it", async () => {
     const r = await runStack({ stack: "clu", config: pinnedStackConfig("clu") });
     expect(String(r.byName("clu-memory-service-migrate-memory-service-run").inputs.create)).toMatch(
-      / migrate run memory-service memory-service \/home\/maxvamp\/memory-data \/data\/enhanced\/memory-service - 10 300 borg:clu:clu:\/data\/borg clu-memory-service-container-id$/,
+      / migrate run memory-service clu-memory-service-container-id \/home\/maxvamp\/memory-data \/data\/enhanced\/memory-service - 10 300 borg:clu:clu:\/data\/borg$/,
     );
     expect(waitsFor(r, "clu-vllm-container", "clu-memory-service-migrate-memory-service-run")).toBe(false);
     expect(waitsFor(r, "clu-vllm-switch", "clu-memory-service-migrate-memory-service-run")).toBe(false);

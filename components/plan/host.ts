@@ -65,13 +65,13 @@ export const MONITORING_PACKAGES = ["smartmontools", "sysstat", "fio"] as const;
 
 /**
  * Packages the host's scripts need, for apt-ensure.sh: python3 always (state records, the Docker
- * Engine API, the alert check), rsync with migrations, borgbackup with a backup section, the
+ * Engine API, the alert check), rsync and inotify-tools (the change record) with migrations, borgbackup with a backup section, the
  * monitoring packages with a monitoring section. An installed package is left alone.
  */
 export function hostPackages(config: HostConfig): string[] {
   return [
     "python3",
-    ...(config.migrations.length > 0 ? ["rsync"] : []),
+    ...(config.migrations.length > 0 ? ["rsync", "inotify-tools"] : []),
     ...(config.backup ? ["borgbackup"] : []),
     ...(config.monitoring ? MONITORING_PACKAGES : []),
   ];

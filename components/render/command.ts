@@ -62,7 +62,8 @@ export function scriptText(name: ScriptName): string {
  * older `pulumi up` left behind.
  */
 export const CARRIED_FILES: Partial<Record<ScriptName, readonly string[]>> = {
-  migrate: ["migrate-state.py", "migrate-tree.py", "migrate-trial.py"],
+  migrate: ["migrate-state.py", "migrate-tree.py"],
+  "container-switch": ["migrate-state.py"],
 };
 
 /** The shell variable that holds a carried file's text in a bundle (lib.sh's `run_py` reads it). */

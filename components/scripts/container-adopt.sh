@@ -1,47 +1,72 @@
 #!/usr/bin/env bash
 # Free a service's container name for the container Pulumi is about to create, without stopping
-# anything: a container that holds the name and is not managed by this project (a `docker run`
-# or docker compose one, as the servers run today) is renamed to <name>-pre-dgx-storage and goes
-# on running. container-switch.sh later stops it, starts the new one, and hands the service back
-# to it if the new one does not become healthy.
+# anything: the container that holds the name is renamed and goes on running, until
+# container-switch.sh stops it, starts the new one, and hands the service back to it if the new
+# one does not become healthy.
 #
-#   container-adopt.sh <name>
+#   container-adopt.sh <name> <config hash>
+#
+# The holder of <name>:
+#   - none, or this project's container of this configuration (label dgx-storage/config =
+#     <config hash>): nothing to do;
+#   - a container that is not this project's (a `docker run` or docker compose one, as the
+#     servers run today): renamed <name>-pre-dgx-storage (with a time when that name is taken),
+#     kept after the switch for a manual rollback until the operator removes it;
+#   - this project's container of another configuration (the one a replacement retires):
+#     renamed <name>-previous; an older <name>-previous of this project is removed first (it is
+#     two configurations old, stopped since the last switch).
+# A stopped <name>-unhealthy of this project (a new container the switch gave up on, which Pulumi
+# has since replaced) is removed: nothing would ever start it again.
 #
 # Docker refuses to create a container under a name that is taken (409 Conflict), and the Docker
 # provider creates, it never adopts: a container it does not have in its state is never renamed
 # or removed by it. Renaming a running container is instantaneous and does not touch its
-# processes, ports, mounts or network aliases (docker rename).
-#
-# What the holder was (id, restart policy, compose project and files) is recorded in
-# /var/lib/dgx-storage/adoption/<name>.state before anything changes. The name free or held by a
-# container of this project: nothing to do.
+# processes, ports, mounts or network aliases (docker rename). What the holder was (id, restart
+# policy, whether it ran, compose project and files) is recorded in
+# /var/lib/dgx-storage/adoption/<name>.state before it is renamed.
 if ! declare -F dgx_lib_loaded >/dev/null; then
 	# shellcheck source=components/scripts/lib.sh
 	. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 fi
 
-[[ $# -eq 1 ]] || die "usage: container-adopt.sh <name>"
-name="$1"
+[[ $# -eq 2 ]] || die "usage: container-adopt.sh <name> <config hash>"
+name="$1" hash="$2"
 [[ "$name" =~ ^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$ ]] || die "'$name' is not a container name"
+[[ "$hash" =~ ^[0-9a-f]{64}$ ]] || die "'$hash' is not a configuration hash (sha256)"
 require_cmd docker
 state_file="${STATE_DIR}/adoption/${name}.state"
 
 # field ID FORMAT : one docker inspect field of a container, empty when it does not exist.
 field() { docker container inspect --format "$2" "$1" 2>/dev/null || true; }
+ours() { [[ "$(field "$1" '{{index .Config.Labels "managed-by"}}')" == dgx-storage ]]; }
+
+leftover="$(field "${name}-unhealthy" '{{.Id}}')"
+if [[ -n "$leftover" ]] && ours "$leftover" && [[ "$(field "$leftover" '{{.State.Running}}')" != true ]]; then
+	[[ "$DRY_RUN" == 1 ]] || docker rm "$leftover" >/dev/null
+	log "removed ${name}-unhealthy (${leftover:0:12}), a new container an earlier switch gave up on"
+fi
 
 id="$(field "$name" '{{.Id}}')"
 if [[ -z "$id" ]]; then
 	log "no container holds the name $name"
 	exit 0
 fi
-if [[ "$(field "$id" '{{index .Config.Labels "managed-by"}}')" == dgx-storage ]]; then
-	log "$name is already this project's container (${id:0:12}); nothing to adopt"
-	exit 0
-fi
-
-kept="${name}-pre-dgx-storage"
-if [[ -n "$(field "$kept" '{{.Id}}')" ]]; then
-	kept="${kept}-$(date -u +%Y%m%dT%H%M%SZ)"
+if ours "$id"; then
+	if [[ "$(field "$id" '{{index .Config.Labels "dgx-storage/config"}}')" == "$hash" ]]; then
+		log "$name is already this project's container of this configuration (${id:0:12}); nothing to do"
+		exit 0
+	fi
+	kept="${name}-previous"
+	older="$(field "$kept" '{{.Id}}')"
+	if [[ -n "$older" ]]; then
+		ours "$older" || die "$kept exists and is not this project's container; rename or remove it by hand"
+		[[ "$(field "$older" '{{.State.Running}}')" != true ]] || die "$kept (${older:0:12}) is running; it should have stopped at the last switch. Stop it by hand after checking which container serves $name"
+		[[ "$DRY_RUN" == 1 ]] || docker rm "$older" >/dev/null
+		log "removed the older $kept (${older:0:12}), two configurations old"
+	fi
+else
+	kept="${name}-pre-dgx-storage"
+	[[ -z "$(field "$kept" '{{.Id}}')" ]] || kept="${kept}-$(date -u +%Y%m%dT%H%M%SZ)"
 fi
 image="$(field "$id" '{{.Config.Image}}')"
 running="$(field "$id" '{{.State.Running}}')"
@@ -58,7 +83,7 @@ state_write "$state_file" "name=$name" "id=$id" "kept=$kept" "image=$image" "was
 	"restartPolicy=${restart:-no}" "composeProject=$project" "composeFiles=$files" \
 	"state=renamed" "renamedAt=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 docker rename "$id" "$kept"
-log "renamed $name (${id:0:12}, $image, $([[ $running == true ]] && echo running || echo stopped)) to $kept; it runs on until the new container takes over"
+log "renamed $name (${id:0:12}, $image, $([[ $running == true ]] && echo running || echo stopped)) to $kept; it serves until the new container takes over"
 if [[ -n "$project" ]]; then
 	log "$kept belongs to the docker compose project '$project' (${files:-no config file recorded}); once every container of that project on this host is taken over, its files are moved aside so that compose cannot start the old definitions again"
 fi

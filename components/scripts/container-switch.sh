@@ -8,30 +8,34 @@
 #    (a re-run, or the migration already started it). Nothing is stopped.
 # 2. Otherwise the predecessor is stopped (docker stop -t <grace>, restart policy `no` so that a
 #    dockerd restart or a reboot cannot start it beside the new one): the container that holds
-#    <name> when it is not this project's (an old one given its name back by an earlier rollback),
-#    and the one container-adopt.sh renamed to <name>-pre-dgx-storage, when either runs.
+#    <name> when it is not the new one (an old one given its name back by an earlier rollback),
+#    and the one container-adopt.sh renamed (<name>-pre-dgx-storage, <name>-previous), when
+#    either runs.
 # 3. The new container gets the name (it may carry <name>-unhealthy from an earlier rollback) and
 #    starts; it must become healthy within <wait seconds> (its health check; without one, running
 #    for 10 s).
 # 4. Healthy: the old container stays stopped, restart policy `no`, kept under its
-#    -pre-dgx-storage name for a manual rollback; when every container of its docker compose
+#    -pre-dgx-storage (or -previous) name for a manual rollback; when every container of its docker compose
 #    project on this host has been taken over, the project's files are moved aside
 #    (<file>.pre-dgx-storage) so that `docker compose up` cannot start the old definitions on the
 #    old data. The downtime (predecessor stopped to new healthy) is printed and recorded.
 # 5. Not healthy: the new container is stopped and renamed <name>-unhealthy, the old one gets
-#    <name> back, its restart policy back, and runs again if it ran before; each --migration of
-#    the service is marked rolled-back (its source is written again, so its copy is stale); the
-#    command fails. The next `pulumi up` runs this again (a failed command is re-run).
+#    <name> back, its restart policy back, and runs again if it ran before; the command fails,
+#    and the next `pulumi up` runs it again (a failed command is re-run). Not so after a
+#    --migration of the service has cut over (migrate.sh started the new container on the moved
+#    data, which it has written since): the old container would run on stale data, so it stays
+#    stopped and the command fails saying so.
 #
-# Steps 2-5 run in a transient systemd unit (dgx-switch-<name>): if `pulumi up` dies or its SSH
-# connection drops half-way, the switch still completes or rolls back on the host. The output is
-# streamed from the unit's log, /var/log/dgx-storage/switch-<name>.log.
+# It runs in a transient systemd unit (dgx-switch-<name>, lib.sh run_detached): if `pulumi up`
+# dies or its SSH connection drops half-way, the switch still completes or rolls back on the host.
+# The output is streamed from the unit's log, /var/log/dgx-storage/dgx-switch-<name>.log.
 if ! declare -F dgx_lib_loaded >/dev/null; then
 	# shellcheck source=components/scripts/lib.sh
 	. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 fi
 
 usage="usage: container-switch.sh <name> <new container id> <wait seconds> <stop grace seconds> [--migration <name>]..."
+args=("$@")
 [[ $# -ge 4 ]] || die "$usage"
 name="$1" new="$2" wait_s="$3" grace="$4"
 shift 4
@@ -97,10 +101,10 @@ switch() {
 		return 0
 	fi
 
-	# who serves the name now: the old container under its own name (first adoption in progress
-	# or after a rollback) and/or the adopted one under its kept name
+	# who serves the name now: the old container under the name (given back by a rollback), and/or
+	# the one container-adopt.sh renamed, under its kept name
 	local preds=() p
-	[[ -n "$holder" && "$holder" != "$new"* ]] && ! ours "$holder" && preds+=("$holder")
+	[[ -n "$holder" && "$holder" != "$new"* ]] && preds+=("$holder")
 	if [[ -n "$kept" && -n "$(field "$kept" '{{.Id}}')" ]]; then
 		p="$(field "$kept" '{{.Id}}')"
 		[[ " ${preds[*]} " == *" $p "* ]] || preds+=("$p")
@@ -116,8 +120,8 @@ switch() {
 			docker update --restart=no "$p" >/dev/null
 		fi
 	done
-	# the name: the old container keeps (or gets) its -pre-dgx-storage name, the new one takes <name>
-	if [[ -n "$holder" && "$holder" != "$new"* ]] && ! ours "$holder"; then
+	# the name: the old container keeps (or gets back) its kept name, the new one takes <name>
+	if [[ -n "$holder" && "$holder" != "$new"* ]]; then
 		[[ -n "$kept" ]] || kept="${name}-pre-dgx-storage"
 		docker rename "$holder" "$kept"
 		state_set "$adoption" "kept=$kept" "id=$holder"
@@ -189,10 +193,21 @@ retire_compose() {
 	flock -u 9
 }
 
-# rollback HEALTH : the new container failed; give the service back to the old one.
+# rollback HEALTH : the new container failed; give the service back to the old one, unless the
+# service's data has moved: a migration that cut over has the new container writing to its
+# destination, and the old one would run on a source that no longer has the latest data.
 rollback() {
-	local logs kept id restart m
+	local logs kept id restart m state moved=()
 	logs="$(docker logs --tail 10 "$new" 2>&1 || true)"
+	for m in "${migrations[@]}"; do
+		state="$(run_py migrate-state.py get "${STATE_DIR}/migrations/${m}.json" state)"
+		[[ "$state" == verified || "$state" == complete ]] && moved+=("$m")
+	done
+	if ((${#moved[@]} > 0)); then
+		die "the new container of $name (${new:0:12}) is not healthy within ${wait_s} s (it is $1), after migration ${moved[*]} moved its data: the old container is not started on the old data. Last log lines:
+${logs}
+Look at the container (docker logs $name) and run pulumi up again once it is fixed."
+	fi
 	docker stop -t "$grace" "$new" >/dev/null 2>&1 || true
 	kept="$(state_get "$adoption" kept)"
 	id="$(state_get "$adoption" id)"
@@ -207,45 +222,13 @@ rollback() {
 		fi
 		state_set "$adoption" "state=rolled-back" "rolledBackAt=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	fi
-	for m in "${migrations[@]}"; do
-		if [[ -f "${STATE_DIR}/migrations/${m}.state" ]]; then
-			state_set "${STATE_DIR}/migrations/${m}.state" "state=rolled-back"
-		fi
-		warn "migration $m is marked rolled-back: the old container writes its source again; the next pulumi up copies the changes before the switch"
-	done
 	die "the new container of $name (${new:0:12}) did not become healthy within ${wait_s} s (it is $1); last log lines:
 ${logs}
 Fix the cause and run pulumi up again: it switches again."
 }
 
-if [[ -n "$ROOT" || "${DGX_DETACHED:-0}" == 1 || ! -d /run/systemd/system || -z "${BASH_EXECUTION_STRING:-}" ]]; then
-	# tests (ROOT), the transient unit itself, or no systemd: switch here
-	switch
-	exit 0
+if should_detach; then
+	run_detached "dgx-switch-${name}" "${args[@]}"
+	exit $?
 fi
-
-# Detached: the transient unit completes the switch (or the rollback) even if this SSH session ends.
-# It runs this very script from a file (systemd writes ExecStart= into a unit file, where the
-# script's newlines cannot go): the text this command carried, installed 0755 for root.
-unit="dgx-switch-${name}"
-logfile="/var/log/dgx-storage/switch-${name}.log"
-copy=/usr/local/lib/dgx-storage/container-switch.sh
-mkdir -p /var/log/dgx-storage /usr/local/lib/dgx-storage
-printf '%s' "$BASH_EXECUTION_STRING" | install_content "$copy" 0755 >/dev/null
-while systemctl is-active --quiet "$unit"; do
-	log "a switch of $name is still running on this host (an earlier apply); waiting for it"
-	sleep 2
-done
-systemctl reset-failed "$unit" >/dev/null 2>&1 || true
-: >"$logfile"
-inner=("$name" "$new" "$wait_s" "$grace")
-for m in "${migrations[@]}"; do inner+=(--migration "$m"); done
-systemd-run --quiet --collect --wait --unit "$unit" --setenv DGX_DETACHED=1 \
-	-p "StandardOutput=append:$logfile" -p "StandardError=append:$logfile" \
-	/bin/bash "$copy" "${inner[@]}" &
-runner=$!
-# the unit's output as it comes; tail ends once systemd-run has returned and the file is read out
-tail -n +1 -F --pid="$runner" "$logfile" 2>/dev/null || true
-rc=0
-wait "$runner" || rc=$?
-exit "$rc"
+switch

@@ -154,3 +154,44 @@ overlay_network_check() {
 		echo "network $1 exists as driver $driver, scope $scope, attachable $attachable, encrypted $enc, but the stack declares an attachable overlay network (scope swarm), encrypted $2; remove it by hand once no container uses it (docker network rm $1), or change swarm.network"
 	fi
 }
+
+# should_detach : this run should move into a transient systemd unit (run_detached): it came as a
+# bundle over SSH (BASH_EXECUTION_STRING holds it) to a host with systemd, and is not a test
+# (ROOT) nor the unit itself.
+should_detach() {
+	[[ -z "$ROOT" && "${DGX_DETACHED:-0}" != 1 && -d /run/systemd/system && -n "${BASH_EXECUTION_STRING:-}" ]]
+}
+
+# run_detached UNIT ARGS... : runs this very script again, with ARGS, in the transient unit UNIT,
+# streams its output, and returns its exit status. The unit goes on if the SSH session that
+# started it ends (pulumi up killed, a dropped connection), so a step that stops a service
+# completes or puts it back on its own. A second run waits for a unit of that name still running.
+# The script runs from a file (systemd writes ExecStart= into a unit file, where the bundle's
+# newlines cannot go): /usr/local/lib/dgx-storage/<script>.sh, 0755, root's.
+run_detached() {
+	local unit="$1" copy out err runner rc=0
+	shift
+	copy="/usr/local/lib/dgx-storage/${SCRIPT_NAME}.sh"
+	out="/var/log/dgx-storage/${unit}.log"
+	err="/var/log/dgx-storage/${unit}.err"
+	mkdir -p /var/log/dgx-storage /usr/local/lib/dgx-storage
+	printf '%s' "$BASH_EXECUTION_STRING" | install_content "$copy" 0755 >/dev/null
+	while systemctl is-active --quiet "$unit"; do
+		log "$unit from an earlier apply is still running on this host; waiting for it"
+		sleep 2
+	done
+	systemctl reset-failed "$unit" >/dev/null 2>&1 || true
+	: >"$out"
+	: >"$err"
+	systemd-run --quiet --collect --wait --unit "$unit" --setenv DGX_DETACHED=1 \
+		-p "StandardOutput=append:$out" -p "StandardError=append:$err" \
+		/bin/bash "$copy" "$@" &
+	runner=$!
+	# the unit's output and errors as they come, each to its stream; each tail ends once
+	# systemd-run has returned and its file is read out
+	tail -n +1 -F --pid="$runner" "$err" >&2 2>/dev/null &
+	tail -n +1 -F --pid="$runner" "$out" 2>/dev/null || true
+	wait "$runner" || rc=$?
+	wait
+	return "$rc"
+}

@@ -2,15 +2,20 @@
 # Move a service's data directory to a new place with little downtime, verified, resumable, and
 # never losing a byte. docs/migration.md explains each step and the benchmark.
 #
-#   migrate.sh run      <name> <container|-> <source> <destination> <mount|-> <margin%> <health-timeout-s> <snapshot>
+#   migrate.sh run      <name> <new container|-> <source> <destination> <mount|-> <margin%> <health-timeout-s> <snapshot>
+#     new container: the service's container as Pulumi created it, stopped, <destination> mounted
 #     snapshot: none, or borg:<host>:<repository name>:<repository path> (the backup component's)
 #   migrate.sh finalize <name> <container|-> <source> <destination> <health-timeout-s>
 #
-# run (before Pulumi replaces the container with one that mounts <destination>):
+# The writers are the containers that bind-mount <source> (the service's old container, whatever
+# its name: container-adopt.sh may have renamed it), found from Docker, not from a name.
+#
+# run (the new container exists, created stopped):
 #   1. pre-flight, nothing changed yet: absolute paths; resolved through every symlink, neither
 #      inside the other; one run per source at a time (a lock on the source directory); the
-#      source readable, the container known, the destination on <mount> with room for the source
-#      plus <margin>%, and empty or holding a partial run of this same migration;
+#      source readable, the new container this project's and mounting <destination>, the
+#      destination on <mount> with room for the source plus <margin>%, and empty or holding a
+#      partial run of this same migration;
 #   2. a borg archive of the source (snapshot=borg:...), or nothing (snapshot=none);
 #   3. the change record: inotifywait watches the source from here on (migrate-tree.py delta);
 #   4. pass 1 while the service runs: rsync -aHAX --numeric-ids --sparse, --checksum when an
@@ -19,16 +24,21 @@
 #      whose ctime predates pass 1 is equal in both trees; the rest goes to the live passes;
 #   6. live passes while the service runs: the entries the record names are copied (rsync -I, by
 #      content, never skipped on size and mtime) and compared, until a pass takes under a second;
-#   7. stop the container; no process may still hold a file or mapping under the source;
+#   7. stop the writers (restart policy `no` first, so no dockerd restart or reboot starts them
+#      beside the new one); no process may still hold a file or mapping under the source;
 #   8. the final pass and its verification, the downtime: the entries the record names since the
 #      last live pass (the whole source's ctimes when the record cannot be trusted: it overflowed,
 #      its watcher failed, inotifywait is missing), copied and compared byte for byte;
-#   9. a trial container, cloned from the stopped one with <destination> in place of <source>,
-#      must become healthy (or stay up for 10 s when it has no health check);
-#  10. record "verified" and leave the old container stopped: Pulumi replaces it next.
-#   Any failure after the stop starts the old container again on the untouched source; so does
-#   the next run when an earlier one was killed while the service was stopped.
-# finalize (after the new container exists): it must run from <destination> and be healthy;
+#   9. the cut-over: the new container starts on <destination> and must become healthy (or stay
+#      up for 10 s when it has no health check) within <health-timeout-s>;
+#  10. record "verified": the service runs from <destination>; the writers stay stopped.
+#   Any failure after the stop stops the new container and starts the writers again on the
+#   untouched source, their restart policies as they were; so does the next run when an earlier
+#   one was killed while the service was stopped. A failed run fails the step, and `pulumi up`
+#   runs it again next time: it resumes.
+# It runs in a transient systemd unit (dgx-migrate-<name>, lib.sh run_detached): a killed
+# `pulumi up` or a dropped SSH connection does not stop it half-way.
+# finalize (after the service's switch): the new container must run from <destination>, healthy;
 #   then the source is made read-only (a read-only bind mount, kept across reboots by a systemd
 #   mount unit) and the migration is recorded "complete" with the downtime.
 # A migration recorded "verified" or "complete" never copies again: a later `pulumi up`, a
@@ -40,12 +50,16 @@ fi
 
 mode="${1:-}"
 case "$mode" in
-run) [[ $# -eq 9 ]] || die "usage: migrate.sh run <name> <container|-> <source> <destination> <mount|-> <margin%> <health-timeout-s> <none|borg>" ;;
+run) [[ $# -eq 9 ]] || die "usage: migrate.sh run <name> <new container|-> <source> <destination> <mount|-> <margin%> <health-timeout-s> <none|borg>" ;;
 finalize) [[ $# -eq 6 ]] || die "usage: migrate.sh finalize <name> <container|-> <source> <destination> <health-timeout-s>" ;;
 *) die "usage: migrate.sh run ... | finalize ..." ;;
 esac
 name="$2" container="$3" src="$4" dst="$5"
 [[ "$name" =~ ^[a-z][a-z0-9-]*$ ]] || die "the migration name must be lower-case letters, digits and '-', got '$name'"
+if [[ "$mode" == run ]] && should_detach; then
+	run_detached "dgx-migrate-${name}" "$@"
+	exit $?
+fi
 for p in "$src" "$dst"; do
 	[[ "$p" == /* ]] || die "'$p' is not an absolute path; nothing was touched"
 	[[ "$p" != */ && "$p" != *//* && "$p" != */./* && "$p" != */../* && "$p" != */. && "$p" != */.. ]] ||
@@ -84,6 +98,28 @@ human() { numfmt --to=iec-i --suffix=B "$1" 2>/dev/null || echo "$1 bytes"; }
 
 has_container() { [[ "$container" != - ]]; }
 container_running() { [[ "$(docker inspect -f '{{.State.Running}}' "$container" 2>/dev/null)" == true ]]; }
+# writers : the ids of the running containers, other than the new one, that bind-mount the source
+writers() {
+	local id
+	docker ps -q --no-trunc | while read -r id; do
+		[[ "$id" == "$container"* || "$container" == "$id"* ]] && continue
+		grep -qxF "$src" <<<"$(docker inspect -f '{{range .Mounts}}{{if eq .Type "bind"}}{{.Source}}{{"\n"}}{{end}}{{end}}' "$id" 2>/dev/null)" && echo "$id"
+	done
+	return 0
+}
+# restart_writers : the writers recorded in the marker run again, with their restart policies
+restart_writers() {
+	local entry id policy
+	IFS=, read -r -a entries <<<"$(marker_get writers)"
+	for entry in "${entries[@]}"; do
+		id="${entry%%:*}" policy="${entry#*:}"
+		[[ -n "$id" ]] || continue
+		docker update --restart="$policy" "$id" >/dev/null 2>&1 || true
+		if [[ "$(docker inspect -f '{{.State.Running}}' "$id" 2>/dev/null)" != true ]]; then
+			docker start "$id" >/dev/null && warn "$(docker inspect -f '{{.Name}}' "$id" | cut -c2-) runs on the untouched source $src again"
+		fi
+	done
+}
 
 # wait_healthy CONTAINER TIMEOUT : healthy (or running for 10 s without a health check)
 wait_healthy() {
@@ -138,8 +174,9 @@ if [[ "$mode" == finalize ]]; then
 	else
 		log "(no systemd) would make $src read-only"
 	fi
-	stopped_at="$(marker_get stopped_at)"
-	downtime="$(elapsed "${stopped_at:-$healthy_at}" "$healthy_at")"
+	# the downtime: the writers stopped to the new container healthy (at the cut-over of run)
+	stopped_at="$(marker_get stopped_at)" handover_at="$(marker_get handover_at)"
+	downtime="$(elapsed "${stopped_at:-$healthy_at}" "${handover_at:-$healthy_at}")"
 	marker_set state=complete completed_at="$(date -u +%Y-%m-%dT%H:%M:%SZ)" downtime_s="$downtime"
 	log "migration $name complete: $(marker_get bytes_copied) bytes copied, $(marker_get files_verified) files verified, downtime ${downtime} s (service stopped to healthy on $dst)"
 	exit 0
@@ -176,10 +213,9 @@ fi
 # runs again first, on the source it never left
 if has_container && [[ "$(marker_get service_stopped)" == 1 ]]; then
 	require_cmd docker
-	if ! container_running; then
-		warn "an earlier run of migration $name stopped $container and did not finish; starting it again on $src"
-		docker start "$container" >/dev/null
-	fi
+	warn "an earlier run of migration $name stopped the service and did not finish; it runs on $src again first"
+	docker stop -t 30 "$container" >/dev/null 2>&1 || true
+	restart_writers
 	marker_set service_stopped=
 fi
 
@@ -187,9 +223,11 @@ fi
 [[ -r "$S" && -x "$S" ]] || die "the source $src is not readable; nothing was touched"
 if has_container; then
 	require_cmd docker
-	docker inspect "$container" >/dev/null 2>&1 || die "there is no container '$container' on $(hostname); nothing was touched"
-	grep -qxF "$src" <<<"$(docker inspect -f '{{range .Mounts}}{{.Source}}{{"\n"}}{{end}}' "$container")" ||
-		die "container $container does not mount $src; nothing was touched"
+	docker inspect "$container" >/dev/null 2>&1 || die "there is no container '$container' on $(hostname) (the service's new container, created by pulumi up); nothing was touched"
+	[[ "$(docker inspect -f '{{index .Config.Labels "managed-by"}}' "$container")" == dgx-storage ]] ||
+		die "container $container is not this project's (no managed-by=dgx-storage label); nothing was touched"
+	grep -qxF "$dst" <<<"$(docker inspect -f '{{range .Mounts}}{{.Source}}{{"\n"}}{{end}}' "$container")" ||
+		die "container $container does not mount $dst; nothing was touched"
 fi
 parent="$D"
 while [[ ! -e "$parent" ]]; do parent="$(dirname "$parent")"; done
@@ -247,10 +285,11 @@ watcher="" stopped=0
 cleanup() {
 	local rc=$?
 	if [[ -n "$watcher" ]]; then kill "$watcher" 2>/dev/null || true; fi
-	if [[ -n "${trial:-}" ]]; then docker rm -f "$trial" >/dev/null 2>&1 || true; fi
-	if ((rc != 0 && stopped)) && has_container && ! container_running; then
-		warn "bringing $container back on the untouched source $src"
-		docker start "$container" >/dev/null && warn "$container runs on $src again" && marker_set service_stopped=
+	if ((rc != 0 && stopped)) && has_container; then
+		warn "stopping the new container and bringing the service back on the untouched source $src"
+		docker stop -t 30 "$container" >/dev/null 2>&1 || true
+		restart_writers
+		marker_set service_stopped=
 	fi
 	rm -rf "$work"
 	exit "$rc"
@@ -356,13 +395,20 @@ for ((pass = 1; ; pass++)); do
 done
 hook MIGRATE_BEFORE_STOP
 
-# 7. the stop
+# 7. the stop: every writer, its restart policy recorded and set to `no` first
 stopped_at="$(now)"
-if has_container && container_running; then
-	log "stopping $container"
-	marker_set service_stopped=1
+if has_container; then
+	running=()
+	mapfile -t running < <(writers)
+	recorded=()
+	for id in "${running[@]}"; do recorded+=("$id:$(docker inspect -f '{{.HostConfig.RestartPolicy.Name}}' "$id")"); done
+	marker_set service_stopped=1 writers="$(IFS=,; echo "${recorded[*]}")"
 	stopped=1
-	docker stop -t 60 "$container" >/dev/null
+	for id in "${running[@]}"; do
+		log "stopping $(docker inspect -f '{{.Name}}' "$id" | cut -c2-) (${id:0:12})"
+		docker update --restart=no "$id" >/dev/null
+		docker stop -t 60 "$id" >/dev/null
+	done
 fi
 hook MIGRATE_AT_STOP
 
@@ -376,32 +422,19 @@ copied=$((copied + listed)) extra=$((extra + bytes))
 log "final pass (service stopped): $listed changed entries copied and compared, $deleted removed, in $(elapsed "$t_final") s"
 done_fields=(bytes_copied="$((data + extra))" files_verified="$entries" entries_recopied="$copied" stopped_at="$stopped_at")
 
-# 9. trial run on the destination
+# 9. the cut-over: the new container on the destination
 if has_container; then
-	trial="${container}-migration-trial"
-	docker rm -f "$trial" >/dev/null 2>&1 || true
-	args_file="$(mktemp)"
-	env_file="$(mktemp)"
-	chmod 0600 "$env_file"
-	inspect_file="$(mktemp)"
-	docker inspect "$container" >"$inspect_file"
-	run_py migrate-trial.py "$inspect_file" "$src" "$dst" "$trial" "$args_file" "$env_file" 9<&-
-	mapfile -d '' -t trial_args <"$args_file"
-	rm -f "$args_file" "$inspect_file"
-	log "trial run of $container on $dst"
-	docker run -d "${trial_args[@]}" >/dev/null
-	rm -f "$env_file"
-	if ! wait_healthy "$trial" "$health_timeout"; then
-		logs="$(docker logs --tail 10 "$trial" 2>&1 || true)"
-		die "the service did not become healthy on $dst within ${health_timeout}s (trial container); last log lines:
+	log "starting the new container $(docker inspect -f '{{.Name}}' "$container" | cut -c2-) on $dst"
+	docker start "$container" >/dev/null
+	if ! wait_healthy "$container" "$health_timeout"; then
+		logs="$(docker logs --tail 10 "$container" 2>&1 || true)"
+		die "the service did not become healthy on $dst within ${health_timeout}s; last log lines:
 $logs"
 	fi
-	docker rm -f "$trial" >/dev/null
-	trial=""
 	log "the service is healthy on $dst"
 fi
 
-# 10. hand over to Pulumi
+# 10. the service runs from the destination
 marker_set "${done_fields[@]}" state=verified verified_at="$(date -u +%Y-%m-%dT%H:%M:%SZ)" handover_at="$(now)" service_stopped=
-stopped=0 # from here on, the old container stays stopped: Pulumi replaces it
-log "migration $name verified: $((data + extra)) bytes copied, $entries files verified; $container stays stopped until Pulumi replaces it with one on $dst"
+stopped=0 # from here on the writers stay stopped: the new container serves
+log "migration $name verified: $((data + extra)) bytes copied, $entries files verified; downtime $(elapsed "$stopped_at") s (service stopped to healthy on $dst)"

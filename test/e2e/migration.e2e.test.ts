@@ -1,14 +1,17 @@
 /**
  * The data migration on a real test host: real rsync, real containers, real faults. Each case
  * applies the test-sark stack with the e2e engine (engine.ts), as `pulumi up` would: first with
- * the service only (the engine creates its container from the stack, on the source), then with a
- * `migrations` entry: the engine runs `migrate run`, replaces the container (its mount moved to
- * the destination; delete-first, as the service declares) and runs `migrate finalize`. No
- * container is made or removed by hand: the provider only deletes containers in its own state, so
- * a case's container goes when the next case's stack no longer declares it.
+ * the service only (the engine creates its container from the stack, stopped, and the switch
+ * starts it on the source), then with a `migrations` entry: the container's configuration
+ * changes, so the adopt step renames the running one `<name>-previous` (it goes on serving), the
+ * engine replaces the container (the provider only forgets the old one: retainOnDelete) with one
+ * on the destination, created stopped, `migrate run` copies, stops the writer and starts the new
+ * container (the cut-over), then the switch and `migrate finalize`. No container is made or
+ * removed by hand.
  */
 import * as fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bundledScript, shq } from "../../components/render/command";
 import { ApplyFailed, type ApplyResult, type Engine } from "./engine";
 import { addOperator, asRoot, commandTarget, engineFor, mustRoot, ssh, startHosts, stopHosts, testStackConfig, type TestHosts } from "./hosts";
 
@@ -129,17 +132,22 @@ mkfifo fifo && truncate -s 64M sparse && setfattr -n user.origin -v sark a/file.
 
     const r = await up(c, true);
     expect(r.steps.filter((s) => s.status !== "ok")).toEqual([]);
-    const run = { stdout: r.stdout("sark-migrate-chromadb-run"), stderr: r.stderr("sark-migrate-chromadb-run") };
-    expect(run.stderr).toBe("");
-    expect(run.stdout).toContain("pass 1 (service running)");
-    expect(run.stdout).toMatch(/to-chk/); // progress: bytes, %, rate, files
-    expect(run.stdout).toContain("the service is healthy on /data/enhanced/chromadb");
-    // run, then the container replaced delete-first, then finalize
+    const run = r.stdout("sark-chromadb-migrate-chromadb-run");
+    expect(run).toContain("pass 1 (service running)");
+    expect(run).toMatch(/to-chk/); // progress: bytes, %, rate, files
+    expect(run).toContain("stopping chromadb-previous");
+    expect(run).toContain("the service is healthy on /data/enhanced/chromadb");
+    expect(run).toMatch(/migration chromadb verified: .* downtime [\d.]+ s \(service stopped to healthy on \/data\/enhanced\/chromadb\)/);
+    // adopt, the container replaced (created stopped), run (the cut-over), the switch, finalize
     const at = (name: string) => r.step(name);
-    expect(at("sark-migrate-chromadb-run").end).toBeLessThanOrEqual(at("sark-chromadb-container").start);
+    expect(at("sark-chromadb-adopt").end).toBeLessThanOrEqual(at("sark-chromadb-container").start);
     expect(at("sark-chromadb-container").op).toBe("replace");
-    expect(at("sark-chromadb-container").end).toBeLessThanOrEqual(at("sark-migrate-chromadb-finalize").start);
+    expect(at("sark-chromadb-container").end).toBeLessThanOrEqual(at("sark-chromadb-migrate-chromadb-run").start);
+    expect(at("sark-chromadb-migrate-chromadb-run").end).toBeLessThanOrEqual(at("sark-chromadb-switch").start);
+    expect(at("sark-chromadb-switch").end).toBeLessThanOrEqual(at("sark-chromadb-migrate-chromadb-finalize").start);
     expect(running(c.container)).toBe(`true ${c.destination}`);
+    // the old one: stopped, restart policy no, kept for a manual rollback
+    expect(sark("docker inspect -f '{{.State.Running}} {{.HostConfig.RestartPolicy.Name}}' chromadb-previous").trim()).toBe("false no");
 
     // every committed row of the source (its final state, the writer stopped) is in the destination;
     // the source is read-only by now (finalize ran), so it is opened immutable (no -shm to create)
@@ -153,7 +161,7 @@ mkfifo fifo && truncate -s 64M sparse && setfattr -n user.origin -v sark a/file.
     const tree = (dir: string) => manifest(dir).split("\n").filter((l) => !l.includes("chroma.sqlite3")).join("\n");
     expect(tree(c.destination)).toBe(tree(c.source));
 
-    const f = r.stdout("sark-migrate-chromadb-finalize");
+    const f = r.stdout("sark-chromadb-migrate-chromadb-finalize");
     expect(f).toMatch(/migration chromadb complete: \d+ bytes copied, \d+ files verified, downtime [\d.]+ s/);
     const downtime = Number(/downtime ([\d.]+) s/.exec(f)![1]);
     expect(downtime).toBeLessThan(60);
@@ -166,10 +174,10 @@ mkfifo fifo && truncate -s 64M sparse && setfattr -n user.origin -v sark a/file.
     const marker = sark(`cat /var/lib/dgx-storage/migrations/${c.name}.json`);
     const again = await up(c, true);
     expect(again.steps.filter((s) => s.op !== "same" && s.op !== "read")).toEqual([]);
-    const rerunRun = rerun("sark-migrate-chromadb-run");
+    const rerunRun = rerun("sark-chromadb-migrate-chromadb-run");
     expect(rerunRun.code).toBe(0);
     expect(rerunRun.stdout).toContain("nothing to do (the source is never copied again)");
-    expect(rerun("sark-migrate-chromadb-finalize").stdout).toContain("nothing to do");
+    expect(rerun("sark-chromadb-migrate-chromadb-finalize").stdout).toContain("nothing to do");
     expect(sark(`cat /var/lib/dgx-storage/migrations/${c.name}.json`)).toBe(marker);
   });
 
@@ -179,27 +187,27 @@ mkfifo fifo && truncate -s 64M sparse && setfattr -n user.origin -v sark a/file.
     await service(c);
     // a watcher on the host kills rsync and the script once part of the tree has arrived
     sark(
-      `nohup sh -c 'for i in $(seq 1 600); do n=$(ls ${c.destination} 2>/dev/null | wc -l); if [ "$n" -ge 100 ]; then pkill -TERM -f "rsync.*${c.source}"; pkill -TERM -f "migrate run ${c.name}"; exit 0; fi; sleep 0.02; done' >/dev/null 2>&1 &`,
+      `nohup sh -c 'for i in $(seq 1 600); do n=$(ls ${c.destination} 2>/dev/null | wc -l); if [ "$n" -ge 100 ]; then pkill -TERM -f "rsync.*${c.source}"; pkill -TERM -f "migrate.sh run ${c.name}"; exit 0; fi; sleep 0.02; done' >/dev/null 2>&1 &`,
     );
     const killed = await up(c, true);
     expect(killed.ok).toBe(false);
-    expect(killed.step("sark-migrate-resume-run").status).toBe("error");
-    // the container waits for the run step: never replaced (only its delete is reported as
-    // skipped: a program that did not complete deletes nothing), and finalize never ran
-    expect(killed.steps.filter((s) => s.name === "sark-resumesvc-container").map((s) => `${s.op} ${s.status}`)).toEqual(["delete skipped"]);
-    expect(killed.steps.map((s) => s.name)).not.toContain("sark-migrate-resume-finalize");
+    expect(killed.step("sark-resumesvc-migrate-resume-run").status).toBe("error");
+    // the new container was created (stopped) before the copy; the switch and finalize never ran
+    expect(killed.step("sark-resumesvc-container").op).toBe("replace");
+    expect(killed.steps.map((s) => s.name)).not.toContain("sark-resumesvc-migrate-resume-finalize");
+    expect(killed.steps.map((s) => s.name)).not.toContain("sark-resumesvc-switch");
     expect(state(c.name).state).toBe("copying");
     const copied = Number(sark(`ls ${c.destination} | wc -l`));
     expect(copied).toBeGreaterThan(0);
     expect(copied).toBeLessThan(1500);
-    expect(running(c.container)).toBe(`true ${c.source}`);
+    // the service goes on, in the old container, on the source
+    expect(running(`${c.container}-previous`)).toBe(`true ${c.source}`);
 
     // a failed create is not recorded: the next apply creates (runs) it again
     const resumed = await up(c, true);
     expect(resumed.steps.filter((s) => s.status !== "ok")).toEqual([]);
-    expect(resumed.step("sark-migrate-resume-run").op).toBe("create");
-    expect(resumed.stderr("sark-migrate-resume-run")).toBe("");
-    expect(resumed.stdout("sark-migrate-resume-run")).toContain("resuming migration resume");
+    expect(resumed.step("sark-resumesvc-migrate-resume-run").op).toBe("create");
+    expect(resumed.stdout("sark-resumesvc-migrate-resume-run")).toContain("resuming migration resume");
     expect(manifest(c.destination)).toBe(manifest(c.source));
     expect(running(c.container)).toBe(`true ${c.destination}`);
     expect(state(c.name).state).toBe("complete");
@@ -212,11 +220,12 @@ mkdir -p ${c.source} /mnt/small && head -c 50000000 /dev/urandom > ${c.source}/b
 truncate -s 20M /var/tmp/small.img && mkfs.ext4 -q -F /var/tmp/small.img && mount -o loop /var/tmp/small.img /mnt/small`);
     await service(c);
     const r = await up(c, true);
-    expect(r.step("sark-migrate-small-run").status).toBe("error");
-    expect(r.step("sark-migrate-small-run").error).toMatch(/not enough room for \/mnt\/small\/data: .* are free; nothing was touched/);
-    expect(sark("ls -A /mnt/small").trim()).toBe("lost+found");
+    expect(r.step("sark-smallsvc-migrate-small-run").status).toBe("error");
+    expect(r.step("sark-smallsvc-migrate-small-run").error).toMatch(/not enough room for \/mnt\/small\/data: .* are free; nothing was touched/);
+    // only the empty destination directory (the new container mounts it)
+    expect(sark("ls -A /mnt/small; ls -A /mnt/small/data").trim().split("\n")).toEqual(["data", "lost+found"]);
     expect(state(c.name)).toEqual({});
-    expect(running(c.container)).toBe(`true ${c.source}`);
+    expect(running(`${c.container}-previous`)).toBe(`true ${c.source}`);
   });
 
   it("GIVEN the service unhealthy on the destination THEN it is brought back on the untouched source and the apply fails", async () => {
@@ -231,38 +240,44 @@ truncate -s 64M /var/tmp/other.img && mkfs.ext4 -q -F /var/tmp/other.img && moun
     await service(c);
     const source = manifest(c.source);
     const r = await up(c, true);
-    const run = r.step("sark-migrate-unhealthy-run");
+    const run = r.step("sark-healthsvc-migrate-unhealthy-run");
     expect(run.status).toBe("error");
-    expect(run.error).toContain("the service did not become healthy on /mnt/other/data within 30s (trial container)");
-    expect(run.error).toContain(`healthsvc runs on ${c.source} again`);
-    expect(running(c.container)).toBe(`true ${c.source}`);
+    expect(run.error).toContain("the service did not become healthy on /mnt/other/data within 30s");
+    expect(run.error).toContain(`healthsvc-previous runs on the untouched source ${c.source} again`);
+    // the old container serves, on the source, with its restart policy back; the new one is stopped
+    expect(running(`${c.container}-previous`)).toBe(`true ${c.source}`);
+    expect(sark(`docker inspect -f '{{.HostConfig.RestartPolicy.Name}}' ${c.container}-previous`).trim()).toBe("unless-stopped");
+    expect(running(c.container)).toBe(`false ${c.destination}`);
     expect(manifest(c.source)).toBe(source);
-    expect(asRoot(hosts, "sark", "docker inspect healthsvc-migration-trial").code).not.toBe(0); // the trial is gone
   });
 
-  it("GIVEN the apply killed once the container's replacement starts, and a file changed in the destination after verification THEN a re-run reports it and does not overwrite it", async () => {
+  it("GIVEN the apply killed once the switch starts, and a file changed in the destination after the cut-over THEN a re-run reports it and does not overwrite it", async () => {
     const c: Case = { name: "changed", container: "changedsvc", source: "/srv/changed-src", destination: "/srv/changed-dst", target: "/data" };
     sark(`mkdir -p ${c.source} && echo original > ${c.source}/file.txt`);
     await service(c);
-    // Ctrl-C twice as the container replacement starts: run completed (verified), finalize never ran
-    const r = await up(c, true, { step: "sark-changedsvc-container" });
+    // Ctrl-C twice as the switch starts: run completed (verified, the new container serves), finalize never ran
+    const r = await up(c, true, { step: "sark-changedsvc-switch" });
     expect(r.killed).toBe(true);
-    expect(r.step("sark-migrate-changed-run").status).toBe("ok");
-    expect(r.steps.map((s) => s.name)).not.toContain("sark-migrate-changed-finalize");
+    expect(r.step("sark-changedsvc-migrate-changed-run").status).toBe("ok");
+    expect(r.steps.map((s) => s.name)).not.toContain("sark-changedsvc-migrate-changed-finalize");
     expect(state(c.name).state).toBe("verified");
     sark(`echo changed-after-verification > ${c.destination}/file.txt`);
-    const again = rerun("sark-migrate-changed-run");
+    const again = rerun("sark-changedsvc-migrate-changed-run");
     expect(again.code).toBe(0);
-    expect(again.stderr).toContain("the destination /srv/changed-dst changed after migration changed was verified; not copying over it");
+    expect(again.stdout + again.stderr).toContain("the destination /srv/changed-dst changed after migration changed was verified; not copying over it");
     expect(sark(`cat ${c.destination}/file.txt`).trim()).toBe("changed-after-verification");
   });
 
-  it("GIVEN no container of that name on the host THEN a clear error, nothing touched, and the container is never created", async () => {
+  it("GIVEN a new container that does not exist THEN a clear error and nothing touched", async () => {
     const c: Case = { name: "nocontainer", container: "notthere", source: "/srv/nc-src", destination: "/srv/nc-dst", target: "/data" };
     sark(`mkdir -p ${c.source} && echo x > ${c.source}/f`);
-    const r = await up(c, true);
-    expect(r.step("sark-migrate-nocontainer-run").error).toContain("there is no container 'notthere'");
-    expect(r.steps.map((s) => s.name)).not.toContain("sark-notthere-container");
+    // the run step as the stack declares it, but naming a container id that does not exist
+    const missing = "0123456789ab".repeat(6).slice(0, 64);
+    const cmd = `sudo -n bash -c ${shq(bundledScript("migrate"))} migrate run ${c.name} ${missing} ${c.source} ${c.destination} - 10 60 none`;
+    const h = hosts.hosts.sark;
+    const r = ssh({ address: h.address, port: h.port, user: "maxvamp", hostKey: h.hostKey }, keyPath, cmd);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout + r.stderr).toContain(`there is no container '${missing}'`);
     expect(asRoot(hosts, "sark", `test -e ${c.destination}`).code).not.toBe(0);
     expect(state(c.name)).toEqual({});
   });
