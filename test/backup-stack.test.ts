@@ -209,7 +209,7 @@ describe("wiring", () => {
 
   it("GIVEN a migration with snapshot: borg (the stack files' setting) THEN it copies after the backup units (the helper it calls)", async () => {
     const r = await runStack({ stack: "sark", config: pinnedStackConfig("sark") });
-    expect(String(r.byName("sark-chromadb-migrate-chromadb-run").inputs.create)).toContain(" borg:sark:sark:/mnt/borg-backup ");
+    expect(String(r.byName("sark-chromadb-migrate-chromadb-run").inputs.create)).toMatch(/ borg:sark:sark:\/mnt\/borg-backup($|\s)/);
     expect(waitsFor(r, "sark-chromadb-migrate-chromadb-run", "sark-backup-units")).toBe(true);
   });
 
