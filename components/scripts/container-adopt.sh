@@ -21,8 +21,13 @@
 # Docker refuses to create a container under a name that is taken (409 Conflict), and the Docker
 # provider creates, it never adopts: a container it does not have in its state is never renamed
 # or removed by it. Renaming a running container is instantaneous and does not touch its
-# processes, ports, mounts or network aliases (docker rename). What the holder was (id, restart
-# policy, whether it ran, compose project and files) is recorded in
+# processes, ports, mounts or network aliases (docker rename), except on a swarm-scoped network
+# (the attachable overlay): there dockerd 20.10 fails the rename ("Could not add service state
+# for endpoint ... to cluster on rename: ... already exists", moby/moby#42351, open), so a running
+# holder leaves those networks for the rename and rejoins them at once with its aliases (its
+# clients on the overlay miss it for that second; its published ports do not). What the holder
+# was (id, restart policy, whether it ran, compose project and files, the files resolved against
+# the project's working directory as compose v1 records them relative) is recorded in
 # /var/lib/dgx-storage/adoption/<name>.state before it is renamed.
 if ! declare -F dgx_lib_loaded >/dev/null; then
 	# shellcheck source=components/scripts/lib.sh
@@ -73,6 +78,21 @@ running="$(field "$id" '{{.State.Running}}')"
 restart="$(field "$id" '{{.HostConfig.RestartPolicy.Name}}')"
 project="$(field "$id" '{{index .Config.Labels "com.docker.compose.project"}}')"
 files="$(field "$id" '{{index .Config.Labels "com.docker.compose.project.config_files"}}')"
+workdir="$(field "$id" '{{index .Config.Labels "com.docker.compose.project.working_dir"}}')"
+if [[ -n "$files" ]]; then
+	# docker-compose 1.x records the files as given (docker-compose.yml), compose v2 absolute
+	resolved=()
+	IFS=, read -r -a given <<<"$files"
+	for f in "${given[@]}"; do
+		[[ -z "$f" ]] && continue
+		[[ "$f" == /* || -z "$workdir" ]] || f="${workdir%/}/$f"
+		resolved+=("$f")
+	done
+	files="$(
+		IFS=,
+		echo "${resolved[*]}"
+	)"
+fi
 if [[ "$DRY_RUN" == 1 ]]; then
 	log "dry run: would rename $name (${id:0:12}, $image) to $kept"
 	exit 0
@@ -82,7 +102,38 @@ fi
 state_write "$state_file" "name=$name" "id=$id" "kept=$kept" "image=$image" "wasRunning=$running" \
 	"restartPolicy=${restart:-no}" "composeProject=$project" "composeFiles=$files" \
 	"state=renamed" "renamedAt=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-docker rename "$id" "$kept"
+# swarm_networks ID : "<network> <alias,alias>" per swarm-scoped network the container is on.
+swarm_networks() {
+	local net aliases
+	# shellcheck disable=SC2016 # a Go template, not a shell expansion
+	while read -r net aliases; do
+		[[ -n "$net" && "$(docker network inspect --format '{{.Scope}}' "$net" 2>/dev/null)" == swarm ]] && echo "$net $aliases"
+	done < <(field "$1" '{{range $n, $e := .NetworkSettings.Networks}}{{$n}} {{join $e.Aliases ","}}{{"\n"}}{{end}}')
+}
+# rejoin ID NETWORK ALIASES : connect again with the aliases (not the short id, which dockerd adds)
+rejoin() {
+	local a opts=()
+	IFS=, read -r -a list <<<"$3"
+	for a in "${list[@]}"; do
+		[[ -n "$a" && "$a" != "${1:0:12}" ]] && opts+=(--alias "$a")
+	done
+	docker network connect "${opts[@]}" "$2" "$1"
+}
+left=()
+if [[ "$running" == true ]]; then
+	while read -r net aliases; do
+		[[ -n "$net" ]] || continue
+		docker network disconnect "$net" "$id"
+		left+=("$net $aliases")
+	done < <(swarm_networks "$id")
+fi
+renamed=0
+docker rename "$id" "$kept" && renamed=1
+for entry in "${left[@]}"; do
+	rejoin "$id" "${entry%% *}" "${entry#* }" || warn "could not connect ${id:0:12} to ${entry%% *} again: its clients on that network cannot reach it until the switch"
+done
+((${#left[@]} == 0)) || log "$kept left and rejoined ${#left[@]} swarm-scoped network(s) for the rename (moby/moby#42351)"
+((renamed)) || die "could not rename $name (${id:0:12}) to $kept; it runs on unchanged"
 log "renamed $name (${id:0:12}, $image, $([[ $running == true ]] && echo running || echo stopped)) to $kept; it serves until the new container takes over"
 if [[ -n "$project" ]]; then
 	log "$kept belongs to the docker compose project '$project' (${files:-no config file recorded}); once every container of that project on this host is taken over, its files are moved aside so that compose cannot start the old definitions again"

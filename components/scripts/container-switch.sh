@@ -184,7 +184,10 @@ retire_compose() {
 	fi
 	IFS=, read -r -a list <<<"$files"
 	for f in "${list[@]}"; do
-		[[ -f "${ROOT}${f}" ]] || continue
+		if [[ ! -f "${ROOT}${f}" ]]; then
+			[[ -e "${ROOT}${f}.pre-dgx-storage" ]] || warn "the compose file $f of project '$project' is not there; nothing to move aside"
+			continue
+		fi
 		aside="${f}.pre-dgx-storage"
 		[[ -e "${ROOT}${aside}" ]] && aside="${aside}-$(date -u +%Y%m%dT%H%M%SZ)"
 		mv "${ROOT}${f}" "${ROOT}${aside}"
