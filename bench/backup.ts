@@ -6,7 +6,7 @@
  *
  *   npx tsx bench/backup.ts [--files N] [--size-mb M] [--rounds R] [--dir D] [--settle-s S] [--keep]
  *
- * Defaults: 100,000 files, 2048 MiB (the shape of issue 6), 6 rounds, and a directory on a tmpfs
+ * Defaults: 100,000 files, 2048 MiB (the shape the backup goals are set for), 6 rounds, and a directory on a tmpfs
  * (/dev/shm) when it has room for about 5x the data, else the system's temporary directory.
  * Why a tmpfs: the question is what our job adds to borg (bash, python3, logger, its flags), and on
  * this VM's virtual disk the same `borg extract` took anywhere from 7.7 s to 46 s, which buries a
@@ -21,7 +21,7 @@
  * the bytes the run and its children read (`rchar` of /proc/<pid>/io, children's included once
  * reaped): an unchanged re-run that reads the dataset again means borg's files cache missed.
  *
- * Goals (issue 6): ours adds at most 10% on each phase (the median of the paired ratios; the
+ * Goals: ours adds at most 10% on each phase (the median of the paired ratios; the
  * worst pair is printed beside it), and ours' unchanged re-run relative to its first run is no
  * worse than plain borg's. Exit status 1 when a goal is missed.
  */

@@ -1,5 +1,5 @@
 /**
- * Backups with borg (issue 6; plan phase 4): the local repository, the schedules as systemd
+ * Backups with borg (plan phase 4): the local repository, the schedules as systemd
  * units (daily and hourly series, check, verify-data, restore drill), and the weekly off-site
  * copy into a repository on the other host, whose receiving side this stack installs there too.
  *

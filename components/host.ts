@@ -51,9 +51,9 @@ export class DgxHost extends pulumi.ComponentResource {
   public readonly webhook?: pulumi.Resource;
   public readonly daemon: DaemonConfig;
   public readonly kernel: KernelTuning;
-  /** fstrim, SMART, alerts, the fio baseline and capacity (issue 7); absent without `monitoring` and `maintenance`. */
+  /** fstrim, SMART, alerts, the fio baseline and capacity; absent without `monitoring` and `maintenance`. */
   public readonly monitoring?: Monitoring;
-  /** borg: repository, schedules, off-site copy (issue 6); absent without `backup`. */
+  /** borg: repository, schedules, off-site copy; absent without `backup`. */
   public readonly backup?: Backup;
   public readonly provider: docker.Provider;
   public readonly volumes: StorageVolumes;

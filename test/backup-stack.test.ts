@@ -1,5 +1,5 @@
 /**
- * The Backup component of both stacks under mocks (issue 6): exact names, command strings,
+ * The Backup component of both stacks under mocks: exact names, command strings,
  * triggers, dependencies, the passphrase only on stdin (secret, logging none), the receiving side
  * installed over the PEER's connection with the peer's pinned key, and the outputs. Plus the config
  * door's rules for the backup section.

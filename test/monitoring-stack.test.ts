@@ -1,5 +1,5 @@
 /**
- * The Monitoring component of both stacks under mocks (issue 7): exact names, command strings,
+ * The Monitoring component of both stacks under mocks: exact names, command strings,
  * triggers, dependencies, the webhook secret only on stdin, and the stack outputs. Plus the config
  * door's rules for the monitoring, maintenance and capacity sections.
  */

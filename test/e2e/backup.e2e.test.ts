@@ -1,5 +1,5 @@
 /**
- * Issue 6 on the test hosts, with real borg: the program's commands for both stacks (test/e2e/
+ * Backups on the test hosts, with real borg: the program's commands for both stacks (test/e2e/
  * Pulumi.test-*.yaml) applied twice, the timers, a daily archive made by starting the service,
  * a second one after a change, a restore identical by sha256, the sentinel passphrase nowhere
  * (ps during a backup, unit files, the journal, the plan's command strings), the weekly off-site

@@ -1,5 +1,5 @@
 /**
- * The host drift probe on a real test host (issue 8): apply the test-sark stack (the e2e engine,
+ * The host drift probe on a real test host: apply the test-sark stack (the e2e engine,
  * engine.ts), then the probe reports no drift; edit daemon.json, a sysctl value and a unit file by
  * hand, then it reports exactly those three. `pulumi up` again does not repair them: no input
  * changed, so nothing runs; `pulumi up --replace` of the three commands does.

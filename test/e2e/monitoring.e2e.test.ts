@@ -1,5 +1,5 @@
 /**
- * Issue 7 on the test hosts: packages, fstrim (once, and util-linux's timer), smartd's config,
+ * Monitoring on the test hosts: packages, fstrim (once, and util-linux's timer), smartd's config,
  * the storage-alert timer firing on a small loop-mounted filesystem filled past 80%, the fio
  * baseline, and a second round that changes nothing.
  *
