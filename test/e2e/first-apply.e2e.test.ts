@@ -61,7 +61,7 @@ services:
 /** What the probers watch: a client of each service (published ports) and the memory service from inside. */
 const PROBES: Record<HostName, string[]> = {
   sark: ["chromadb=http://127.0.0.1:8000/api/v1/heartbeat"],
-  clu: ["memory-service=exec:memory-service:http://127.0.0.1:8080/health", "memory-records=remember:memory-service", "vllm=http://127.0.0.1:8000/v1/models"],
+  clu: ["memory-service=exec:memory-service|memory-service-pre-dgx-storage:http://127.0.0.1:8080/health", "memory-records=remember:memory-service|memory-service-pre-dgx-storage", "vllm=http://127.0.0.1:8000/v1/models"],
 };
 
 let hosts: TestHosts;
@@ -134,7 +134,7 @@ const apply = (name: HostName, extra: Partial<Parameters<Engine["up"]>[0]> = {})
 
 function startProbes(name: HostName): void {
   on(name, "cat > /usr/local/bin/e2e-prober.py && rm -f /var/tmp/probe.log", PROBER);
-  on(name, `systemd-run --unit e2e-prober python3 /usr/local/bin/e2e-prober.py --interval 0.2 --log /var/tmp/probe.log ${PROBES[name].join(" ")}`);
+  on(name, `systemd-run --unit e2e-prober python3 /usr/local/bin/e2e-prober.py --interval 0.2 --log /var/tmp/probe.log ${PROBES[name].map((p) => `'${p}'`).join(" ")}`);
 }
 
 interface ProbeLine {
@@ -215,9 +215,10 @@ describe("the first apply on the servers as they run today", () => {
   });
 
   it("no committed row is lost: every row of the old database is in the new one, and the writer goes on", () => {
-    const missing = sark("sqlite3 /data/enhanced/chromadb/chroma.sqlite3 \"ATTACH '/home/maxvamp/chromadb-data/chroma.sqlite3' AS s; SELECT count(*) FROM s.t WHERE id NOT IN (SELECT id FROM main.t)\"").trim();
+    const missing = sark("sqlite3 /data/enhanced/chromadb/chroma.sqlite3 \"ATTACH 'file:/home/maxvamp/chromadb-data/chroma.sqlite3?immutable=1' AS s; SELECT count(*) FROM s.t WHERE id NOT IN (SELECT id FROM main.t)\"").trim();
     expect(missing).toBe("0");
-    const old = Number(sark("sqlite3 /home/maxvamp/chromadb-data/chroma.sqlite3 'SELECT count(*) FROM t'"));
+    // the source is a read-only bind mount now (SQLite cannot make its -shm there): read it immutable
+    const old = Number(sark("sqlite3 'file:/home/maxvamp/chromadb-data/chroma.sqlite3?immutable=1' 'SELECT count(*) FROM t'"));
     expect(old).toBeGreaterThan(rowsBefore.sark!);
     const now = Number(sark("sqlite3 /data/enhanced/chromadb/chroma.sqlite3 'SELECT count(*) FROM t'"));
     expect(now).toBeGreaterThan(old);
@@ -255,11 +256,12 @@ describe("the first apply on the servers as they run today", () => {
       expect(up.code).not.toBe(0);
       expect(up.stdout + up.stderr).toMatch(/Can't find a suitable configuration file/);
     }
-    expect(first.sark!.stdout("sark-chromadb-adopt")).toContain("it belongs to the docker compose project 'dgx'");
+    expect(first.sark!.stdout("sark-chromadb-adopt")).toContain("chromadb-pre-dgx-storage belongs to the docker compose project 'dgx' (/home/maxvamp/dgx/docker-compose.yml)");
   });
 
   it("the hand-made borg job is reported, with its passphrase in clear; it is left running (existingJobs: report)", () => {
-    expect(first.sark!.run.exports.existingBackupJobs).toEqual(["/var/spool/cron/crontabs/root line 1: 0 2 * * * /home/maxvamp/borg-daily.sh (the borg passphrase is in clear in /home/maxvamp/borg-daily.sh)"]);
+    // line 4: crontab(1) writes its three "DO NOT EDIT" comment lines first
+    expect(first.sark!.run.exports.existingBackupJobs).toEqual(["/var/spool/cron/crontabs/root line 4: 0 2 * * * /home/maxvamp/borg-daily.sh (the borg passphrase is in clear in /home/maxvamp/borg-daily.sh)"]);
     expect(first.sark!.stderr("sark-backup-existing-jobs")).toContain("backup.existingJobs: disable");
     expect(sark("crontab -l")).toBe("0 2 * * * /home/maxvamp/borg-daily.sh\n");
     // the migration's archive went into the repository made by hand, with the stack's passphrase
@@ -280,9 +282,15 @@ describe("the first apply on the servers as they run today", () => {
     services.vllm!.env = { ...(services.vllm!.env as Record<string, string> | undefined), VLLM_LOGGING_LEVEL: "DEBUG" };
     const r = await engine.up({ stack: "test-clu", config: { ...config, services }, secrets: secrets() });
     const changed = r.steps.filter((s) => s.op !== "same" && s.op !== "read").map((s) => `${s.op} ${s.name}`).sort();
-    expect(changed).toEqual(["replace clu-vllm-adopt", "replace clu-vllm-container", "update clu-vllm-switch"].sort());
+    // the adopt command is replaced create-first (its delete-replaced step has nothing to run); the
+    // container delete-first, which for a retainOnDelete resource only forgets the old one
+    expect(changed).toEqual(["delete clu-vllm-adopt", "replace clu-vllm-adopt", "replace clu-vllm-container", "update clu-vllm-switch"].sort());
     expect(clu("docker inspect -f '{{.State.Running}} {{.State.Health.Status}}' vllm").trim()).toBe("true healthy");
     expect(clu("docker inspect -f '{{json .Config.Env}}' vllm")).toContain("VLLM_LOGGING_LEVEL=DEBUG");
+    // the running predecessor was renamed across the overlay (moby/moby#42351), then stopped by the switch
+    expect(r.stdout("clu-vllm-adopt")).toContain("renamed vllm");
+    expect(r.stdout("clu-vllm-adopt")).toContain("left and rejoined 1 swarm-scoped network(s) for the rename");
+    expect(clu("docker inspect -f '{{.State.Running}} {{.HostConfig.RestartPolicy.Name}} {{index .Config.Labels \"managed-by\"}}' vllm-previous").trim()).toBe("false no dgx-storage");
     expect(clu("docker inspect -f '{{.State.Running}}' memory-service").trim()).toBe("true");
   });
 });
@@ -298,15 +306,16 @@ describe("faults of the first apply: each leaves every service running on whole 
 
   it("GIVEN a volume with the plan's name but other options THEN a clear error and nothing on the host changed", async () => {
     sark("docker volume rm chroma-persistent && mkdir -p /data/elsewhere && docker volume create --name chroma-persistent --opt type=none --opt device=/data/elsewhere --opt o=bind >/dev/null");
-    const before = sark("cat /etc/docker/daemon.json 2>/dev/null; docker ps -a --format '{{.Names}} {{.Status}}' | sed -E 's/Up [^(]*/Up/' | sort; ls /etc/systemd/system /var/lib/dgx-storage 2>&1");
+    const before = sark("cat /etc/docker/daemon.json 2>/dev/null; docker ps -a --format '{{.Names}} {{.Status}}' | sed -E 's/Up [^(]*/Up/' | sort; ls /etc/systemd/system /var/lib/dgx-storage 2>&1; true");
     const err = await apply("sark").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApplyFailed);
     const r = (err as ApplyFailed).result;
     expect(r.step("sark-preflight").status).toBe("error");
     expect(r.step("sark-preflight").error).toContain("volume chroma-persistent exists with driver local and options 'device=/data/elsewhere;o=bind;type=none;'");
     expect(r.step("sark-preflight").error).toContain("nothing was changed");
-    expect(r.steps.filter((s) => s.status === "ok" && s.op !== "read").map((s) => s.name)).toEqual([]);
-    expect(sark("cat /etc/docker/daemon.json 2>/dev/null; docker ps -a --format '{{.Names}} {{.Status}}' | sed -E 's/Up [^(]*/Up/' | sort; ls /etc/systemd/system /var/lib/dgx-storage 2>&1")).toBe(before);
+    // no resource was created or changed (the components themselves are only registrations)
+    expect(r.steps.filter((s) => s.status === "ok" && s.op !== "read" && !s.type.startsWith("dgx-storage:")).map((s) => s.name)).toEqual([]);
+    expect(sark("cat /etc/docker/daemon.json 2>/dev/null; docker ps -a --format '{{.Names}} {{.Status}}' | sed -E 's/Up [^(]*/Up/' | sort; ls /etc/systemd/system /var/lib/dgx-storage 2>&1; true")).toBe(before);
     // put it right, as the operator would: the next apply goes through
     sark("docker volume rm chroma-persistent && docker volume create --name chroma-persistent --opt type=none --opt device=/data/chroma --opt o=bind >/dev/null");
   });
@@ -327,7 +336,7 @@ describe("faults of the first apply: each leaves every service running on whole 
     const lines = stopProbes("sark");
     expect(again.step("sark-chromadb-switch").status).toBe("ok");
     expect(sark("docker inspect -f '{{index .Config.Labels \"managed-by\"}} {{.State.Health.Status}}' chromadb").trim()).toBe("dgx-storage healthy");
-    const missing = sark("sqlite3 /data/enhanced/chromadb/chroma.sqlite3 \"ATTACH '/home/maxvamp/chromadb-data/chroma.sqlite3' AS s; SELECT count(*) FROM s.t WHERE id NOT IN (SELECT id FROM main.t)\"").trim();
+    const missing = sark("sqlite3 /data/enhanced/chromadb/chroma.sqlite3 \"ATTACH 'file:/home/maxvamp/chromadb-data/chroma.sqlite3?immutable=1' AS s; SELECT count(*) FROM s.t WHERE id NOT IN (SELECT id FROM main.t)\"").trim();
     expect(missing).toBe("0");
     expect(downtime(lines, "chromadb")).toBeLessThan(Infinity);
   });

@@ -6,9 +6,11 @@
 
 SPEC is one of:
   http://127.0.0.1:8000/api/v1/heartbeat      a GET through the published port, as a client
-  exec:memory-service:http://127.0.0.1:8080/health
-                                              a GET inside the container that holds that name
-                                              (a service that publishes nothing)
+  exec:memory-service|memory-service-pre-dgx-storage:http://127.0.0.1:8080/health
+                                              a GET inside the first of those containers that
+                                              runs (a service that publishes nothing: its clients
+                                              on the network reach whichever container runs with
+                                              the service's alias, and a rename keeps aliases)
   remember:memory-service                     a POST /remember of the next sequence number inside
                                               that container; `ok <n>` means the service
                                               acknowledged record n (it must survive the move)
@@ -45,8 +47,20 @@ def docker(method, path, body=None):
     return r.status, data
 
 
-def exec_in(container, code):
-    """Runs python3 -c CODE in the container; True when it exits 0."""
+def running(names):
+    """The first of NAMES ('a|b') that runs, or None."""
+    for name in names.split("|"):
+        status, data = docker("GET", f"/containers/{name}/json")
+        if status == 200 and json.loads(data)["State"]["Running"]:
+            return name
+    return None
+
+
+def exec_in(names, code):
+    """Runs python3 -c CODE in the first running container of NAMES; True when it exits 0."""
+    container = running(names)
+    if container is None:
+        return False, "none running"
     status, data = docker("POST", f"/containers/{container}/exec", {"Cmd": ["python3", "-c", code], "AttachStdout": True, "AttachStderr": True})
     if status != 201:
         return False, f"exec create {status}"
@@ -96,7 +110,10 @@ def main():
         state = {}
         while not stop.is_set():
             t = time.time()
-            ok, detail = probe(spec, state)
+            try:
+                ok, detail = probe(spec, state)
+            except Exception as e:  # noqa: BLE001 - a probe that raises failed; the loop goes on
+                ok, detail = False, type(e).__name__
             with lock:
                 out.write(f"{t:.3f} {name} {'ok' if ok else 'fail'} {detail}\n")
             stop.wait(max(0.0, a.interval - (time.time() - t)))
