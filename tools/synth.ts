@@ -78,7 +78,7 @@ async function main(): Promise<void> {
       write(path.join("commands", `${r.name}.${phase}.sh`), `#!/bin/sh\n# ${r.name} (${phase}) on ${config.host.name}: the exact command pulumi runs over SSH\n${stdin}${cmd}\n`, 0o755);
     }
   }
-  for (const s of fs.readdirSync(SCRIPTS_DIR)) write(path.join("scripts", s), fs.readFileSync(path.join(SCRIPTS_DIR, s), "utf8"), 0o755);
+  for (const s of fs.readdirSync(SCRIPTS_DIR).filter((f) => fs.statSync(path.join(SCRIPTS_DIR, f)).isFile())) write(path.join("scripts", s), fs.readFileSync(path.join(SCRIPTS_DIR, s), "utf8"), 0o755);
   write("resources.md", `# Resources of stack ${stack}\n\n${table(capture.registrations, capture.reads)}`);
   // both servers on one chart: every stack file, read through the same door; from the config
   // figures (the plan's capacity inputs, as the stack outputs), so the chart is the same on every

@@ -64,6 +64,8 @@ export function scriptText(name: ScriptName): string {
 export const CARRIED_FILES: Partial<Record<ScriptName, readonly string[]>> = {
   migrate: ["migrate-state.py", "migrate-tree.py"],
   "container-switch": ["migrate-state.py"],
+  "storage-alert": ["storage-alert.py"],
+  "fio-baseline": ["fio-summary.py"],
 };
 
 /** The shell variable that holds a carried file's text in a bundle (lib.sh's `run_py` reads it). */

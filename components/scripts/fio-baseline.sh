@@ -20,55 +20,12 @@ if ! declare -F dgx_lib_loaded >/dev/null; then
 	. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 fi
 
-# The summary is computed in one place (python, which install-units needs anyway), so that
-# `summarize` and a real run cannot disagree. components/render/fio.ts parses the same way.
-read -r -d '' SUMMARIZE <<'PY' || true
-import json, sys
-src = sys.argv[1]
-meta = dict(zip(("dir", "size", "runtimeSeconds", "measuredAt"), sys.argv[2:]))
-if "runtimeSeconds" in meta:
-    meta["runtimeSeconds"] = int(meta["runtimeSeconds"])
-try:
-    with open(src) as f:
-        text = f.read()
-    # fio may print notes before the JSON document (e.g. "note: both iodepth >= 1 and synchronous I/O engine...")
-    data = json.loads(text[text.index("{"):])
-except (OSError, ValueError) as e:
-    sys.exit(f"fio-baseline: error: cannot read fio's JSON output {src}: {e}")
-jobs = {}
-for job in data.get("jobs", []):
-    name = job["jobname"]
-    opts = job.get("job options", {})
-    side = "write" if opts.get("rw", "") in ("write", "randwrite") else "read"
-    s = job[side]
-    pct = s.get("clat_ns", {}).get("percentile", {})
-    def us(ns):
-        return None if ns is None else round(ns / 1000, 3)
-    jobs[name] = {
-        "rw": opts.get("rw"),
-        "blockSize": opts.get("bs"),
-        "ioDepth": int(opts.get("iodepth", "1")),
-        "iops": round(s["iops"], 3),
-        "bandwidthBytesPerSec": s["bw_bytes"],
-        "latencyUs": {
-            "mean": us(s["lat_ns"]["mean"]),
-            "p50": us(pct.get("50.000000")),
-            "p99": us(pct.get("99.000000")),
-            "p99_9": us(pct.get("99.900000")),
-        },
-    }
-if not jobs:
-    sys.exit(f"fio-baseline: error: {src} holds no fio jobs")
-out = {"version": 1, "fio": data.get("fio version")}
-out.update(meta)
-out["jobs"] = jobs
-print(json.dumps(out, indent=2, sort_keys=True))
-PY
-
+# The summary is computed in one place (fio-summary.py), so that `summarize` and a real run
+# cannot disagree.
 if [[ "${1:-}" == summarize ]]; then
 	[[ $# -eq 2 ]] || die "usage: fio-baseline.sh summarize <fio-output.json>"
 	require_cmd python3
-	python3 -c "$SUMMARIZE" "$2"
+	run_py fio-summary.py "$2"
 	exit 0
 fi
 
@@ -117,7 +74,7 @@ if ! err="$(fio --output-format=json --output="$raw.tmp" --filename="$test_file"
 	die "fio failed in $dir_arg (a filesystem without O_DIRECT support, e.g. an old tmpfs, cannot be measured): $err"
 fi
 mv -f -- "$raw.tmp" "$raw"
-summary="$(python3 -c "$SUMMARIZE" "$raw" "$dir_arg" "$size" "$runtime" "$(date -u +%Y-%m-%dT%H:%M:%SZ)")"
+summary="$(run_py fio-summary.py "$raw" "$dir_arg" "$size" "$runtime" "$(date -u +%Y-%m-%dT%H:%M:%SZ)")"
 printf '%s\n' "$summary" | install_content "$out" 0644 >/dev/null
 log "summary written to $out_arg (fio's output: ${raw#"$ROOT"})" >&2
 printf '%s\n' "$summary"
