@@ -65,6 +65,7 @@ export const CARRIED_FILES: Partial<Record<ScriptName, readonly string[]>> = {
   migrate: ["migrate-state.py", "migrate-tree.py"],
   "container-switch": ["migrate-state.py"],
   "storage-alert": ["storage-alert.py"],
+  "borg-run": ["borg-run.py"],
   "fio-baseline": ["fio-summary.py"],
 };
 

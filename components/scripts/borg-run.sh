@@ -93,15 +93,9 @@ alert() {
 			warn "the alert command failed"
 		return 0
 	fi
-	# the URL stays out of argv: python reads it from the file (healthchecks, ntfy and the like
-	# take a plain POST body)
-	printf '%s\n' "$text" | python3 -c '
-import sys, urllib.request
-url = open(sys.argv[1]).read().strip()
-req = urllib.request.Request(url, data=sys.stdin.buffer.read(), method="POST",
-                             headers={"Title": "dgx-backup " + sys.argv[2], "Content-Type": "text/plain"})
-urllib.request.urlopen(req, timeout=20).read()
-' "$webhook_file" "$prio" || warn "the alert POST to the webhook in /etc/dgx-storage/alert-webhook failed"
+	# the URL stays out of argv: python reads it from the file
+	printf '%s\n' "$text" | run_py borg-run.py post-webhook "$webhook_file" "$prio" ||
+		warn "the alert POST to the webhook in /etc/dgx-storage/alert-webhook failed"
 }
 
 # record the run, decide on alerts; runs on every exit (die, borg failure, SIGTERM from systemd).
@@ -119,44 +113,8 @@ finish() {
 		[[ -n "$message" ]] || message="exited with status $rc (see the journal, tag dgx-backup)"
 	fi
 	mkdir -p "$status_dir"
-	if result="$(python3 - "$status_dir" "$job" "$host" "$started" "$(date +%s)" "$outcome" "${borg_rc:-$rc}" \
-		"$bytes_added" "$archive" "$message" "$growth_factor" "$create_json" <<'PY'
-import json, os, statistics, sys, time
-d, job, host, start, end, status, code, added, archive, message, factor, create_json = sys.argv[1:13]
-if create_json:
-    try:
-        a = json.load(open(create_json))["archive"]
-        archive, added = a["name"], str(a["stats"]["deduplicated_size"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        if status != "error":
-            status, message = "error", f"could not read borg create --json output: {e}"
-hist = os.path.join(d, job + ".history.jsonl")
-lines = open(hist).read().splitlines() if os.path.exists(hist) else []
-prev = [json.loads(l) for l in lines if l.strip()]
-sizes = [p["bytes_added"] for p in prev if p.get("status") != "error" and isinstance(p.get("bytes_added"), int)][-10:]
-rec = {"job": job, "host": host, "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(start))),
-       "status": status, "exit_code": int(code), "duration_s": int(end) - int(start),
-       "bytes_added": int(added) if added else None, "archive": archive or None, "message": message}
-growth = ""
-if rec["bytes_added"] is not None and len(sizes) >= 3:
-    median = statistics.median(sizes)
-    if rec["bytes_added"] > float(factor) * max(median, 1):
-        growth = f"added {rec['bytes_added']} bytes, more than {factor} times the median {int(median)} of the last {len(sizes)} runs"
-        rec["growth_alert"] = growth
-line = json.dumps(rec, sort_keys=True)
-lines = (lines + [line])[-500:]
-for path, text in ((hist, "\n".join(lines) + "\n"), (os.path.join(d, job + ".json"), line + "\n")):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-# for the shell: one value per line, the message (free text, one line) last
-print(status, archive or "-", added or "-", sep="\n")
-print(growth.replace("\n", " "))
-print(message.replace("\n", " "))
-print(".")  # the shell's $(...) drops trailing newlines: this keeps an empty message a line
-PY
-	)"; then
+	if result="$(run_py borg-run.py record "$status_dir" "$job" "$host" "$started" "$(date +%s)" "$outcome" "${borg_rc:-$rc}" \
+		"$bytes_added" "$archive" "$message" "$growth_factor" "$create_json")"; then
 		{
 			read -r outcome
 			read -r archive
@@ -230,34 +188,7 @@ snapshot_sqlite() {
 	dest="${staging_root}$1"
 	mkdir -p "$(dirname "$dest")"
 	chmod 0700 "$staging_root"
-	python3 - "$db" "$dest" <<'PY' || fail "the SQLite snapshot of $1 failed"
-import os, sqlite3, sys
-src, dest = sys.argv[1:3]
-def sig(p):
-    try:
-        st = os.stat(p)
-        return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
-    except FileNotFoundError:
-        return "-"
-signature = " ".join(sig(src + s) for s in ("", "-wal"))
-sig_file = dest + ".source-stat"
-if os.path.exists(dest) and os.path.exists(sig_file) and open(sig_file).read() == signature:
-    sys.exit(0)
-tmp = f"{dest}.tmp.{os.getpid()}"  # the hourly and daily jobs may snapshot at the same time
-# read-only: this connection never writes to (or checkpoints) the live database
-s = sqlite3.connect(f"file:{src}?mode=ro", uri=True, timeout=60)
-d = sqlite3.connect(tmp)
-with d:
-    s.backup(d)
-ok = d.execute("PRAGMA quick_check").fetchone()[0]
-d.close()
-s.close()
-if ok != "ok":
-    sys.exit(f"the copy of {src} fails quick_check: {ok}")
-os.replace(tmp, dest)
-with open(sig_file, "w") as f:
-    f.write(signature)
-PY
+	run_py borg-run.py sqlite-snapshot "$db" "$dest" || fail "the SQLite snapshot of $1 failed"
 }
 
 # archive_into <series> [--sqlite DB]... <path>... : one `borg create` into BORG_REPO
@@ -369,14 +300,7 @@ run_drill() {
 	archive="$latest"
 	borg_do list --lock-wait "$LOCK_WAIT" --json-lines "::$latest" >"$work/contents.jsonl"
 	# the sample: regular files, chosen at random but repeatably for one archive
-	python3 - "$work/contents.jsonl" "$sample" "$latest" >"$work/sample" <<'PY'
-import json, random, sys
-# files over 1 GiB (model weights) are left out: the sample must not fill the scratch disk
-files = [e["path"] for e in map(json.loads, open(sys.argv[1])) if e["type"] == "-" and e["size"] <= 1 << 30]
-random.Random(sys.argv[3]).shuffle(files)
-for p in sorted(files[: int(sys.argv[2])]):
-    print(p)
-PY
+	run_py borg-run.py drill-sample "$work/contents.jsonl" "$sample" "$latest" >"$work/sample"
 	[[ -s "$work/sample" ]] || {
 		message="the archive $latest holds no files"
 		exit 2
@@ -394,38 +318,7 @@ PY
 	fi
 	((borg_rc == 0)) || outcome=warning
 	local report
-	report="$(python3 - "$work/contents.jsonl" "$work/sample" "$scratch" <<'PY'
-import datetime, hashlib, json, os, sys
-meta = {e["path"]: e for e in map(json.loads, open(sys.argv[1]))}
-def sha(p):
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for b in iter(lambda: f.read(1 << 20), b""):
-            h.update(b)
-    return h.hexdigest()
-same = changed = 0
-bad = []
-for p in open(sys.argv[2]).read().splitlines():
-    live, restored, e = "/" + p, os.path.join(sys.argv[3], p), meta[p]
-    # borg keeps the mtime to the microsecond, rounded; a real change moves it by far more
-    archived_us = round(datetime.datetime.fromisoformat(e["mtime"]).timestamp() * 1_000_000)
-    try:
-        st = os.stat(live)
-    except FileNotFoundError:
-        changed += 1
-        continue
-    if abs(st.st_mtime_ns / 1000 - archived_us) > 1.5 or st.st_size != e["size"]:
-        changed += 1  # changed since the archive: nothing to compare with
-        continue
-    if not os.path.exists(restored) or sha(restored) != sha(live):
-        bad.append(live)
-    else:
-        same += 1
-print(f"{same} {changed} {len(bad)}")
-for b in bad[:20]:
-    print(b)
-PY
-)" || fail "the drill's comparison failed"
+	report="$(run_py borg-run.py drill-compare "$work/contents.jsonl" "$work/sample" "$scratch")" || fail "the drill's comparison failed"
 	local same changed nbad
 	read -r same changed nbad <<<"$(head -n1 <<<"$report")"
 	if ((nbad > 0)); then
@@ -487,7 +380,7 @@ run_watch() {
 	for spec in "$@"; do
 		jid="${spec%%=*}" max="${spec#*=}"
 		[[ "$jid" =~ ^[a-z][a-z0-9-]*$ && "$max" =~ ^[0-9]+$ ]] || fail "watch: '$spec' is not <job>=<seconds>"
-		last="$(python3 -c 'import json,sys,calendar,time; r=json.load(open(sys.argv[1])); print(calendar.timegm(time.strptime(r["start"], "%Y-%m-%dT%H:%M:%SZ")))' "$status_dir/$jid.json" 2>/dev/null || true)"
+		last="$(run_py borg-run.py last-start "$status_dir/$jid.json" 2>/dev/null || true)"
 		if [[ -z "$last" ]]; then
 			if ((now - since > max)); then
 				alert err "$host backup job $jid missed its schedule: it has not run since the watch began $(((now - since) / 3600)) h ago (expected at least every $((max / 3600)) h)"

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""The Python side of borg-run.sh, one function per subcommand. Carried with the script
+(components/render/command.ts CARRIED_FILES) and run by lib.sh's run_py:
+
+    borg-run.py post-webhook <url file> <priority>     (the text on stdin; the URL never in argv)
+    borg-run.py record <status dir> <job> <host> <start> <end> <status> <code> <added> <archive> <message> <factor> <create json>
+    borg-run.py sqlite-snapshot <db> <dest>
+    borg-run.py drill-sample <contents.jsonl> <count> <archive>
+    borg-run.py drill-compare <contents.jsonl> <sample> <scratch>
+    borg-run.py last-start <status json>
+
+After the subcommand is taken off, sys.argv[1:] are its arguments.
+"""
+import sys
+
+
+def post_webhook():
+    """POST the text on stdin to the webhook whose URL is in a file (healthchecks, ntfy and the like take a plain body)."""
+    import urllib.request
+    url = open(sys.argv[1]).read().strip()
+    req = urllib.request.Request(url, data=sys.stdin.buffer.read(), method="POST",
+                                 headers={"Title": "dgx-backup " + sys.argv[2], "Content-Type": "text/plain"})
+    urllib.request.urlopen(req, timeout=20).read()
+
+
+def record():
+    """The status record of a run: reads borg create's --json output (archive name, bytes added),
+    appends the record to <job>.history.jsonl and <job>.json (atomically), judges the growth; prints
+    status, archive, bytes added, growth, message and '.' one a line for the shell."""
+    import json, os, statistics, sys, time
+    d, job, host, start, end, status, code, added, archive, message, factor, create_json = sys.argv[1:13]
+    if create_json:
+        try:
+            a = json.load(open(create_json))["archive"]
+            archive, added = a["name"], str(a["stats"]["deduplicated_size"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            if status != "error":
+                status, message = "error", f"could not read borg create --json output: {e}"
+    hist = os.path.join(d, job + ".history.jsonl")
+    lines = open(hist).read().splitlines() if os.path.exists(hist) else []
+    prev = [json.loads(l) for l in lines if l.strip()]
+    sizes = [p["bytes_added"] for p in prev if p.get("status") != "error" and isinstance(p.get("bytes_added"), int)][-10:]
+    rec = {"job": job, "host": host, "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(start))),
+           "status": status, "exit_code": int(code), "duration_s": int(end) - int(start),
+           "bytes_added": int(added) if added else None, "archive": archive or None, "message": message}
+    growth = ""
+    if rec["bytes_added"] is not None and len(sizes) >= 3:
+        median = statistics.median(sizes)
+        if rec["bytes_added"] > float(factor) * max(median, 1):
+            growth = f"added {rec['bytes_added']} bytes, more than {factor} times the median {int(median)} of the last {len(sizes)} runs"
+            rec["growth_alert"] = growth
+    line = json.dumps(rec, sort_keys=True)
+    lines = (lines + [line])[-500:]
+    for path, text in ((hist, "\n".join(lines) + "\n"), (os.path.join(d, job + ".json"), line + "\n")):
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    # for the shell: one value per line, the message (free text, one line) last
+    print(status, archive or "-", added or "-", sep="\n")
+    print(growth.replace("\n", " "))
+    print(message.replace("\n", " "))
+    print(".")  # the shell's $(...) drops trailing newlines: this keeps an empty message a line
+
+
+def sqlite_snapshot():
+    """A consistent copy of a live SQLite database (the backup API, read-only), skipped when its
+    source is unchanged since the last copy."""
+    import os, sqlite3, sys
+    src, dest = sys.argv[1:3]
+    def sig(p):
+        try:
+            st = os.stat(p)
+            return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+        except FileNotFoundError:
+            return "-"
+    signature = " ".join(sig(src + s) for s in ("", "-wal"))
+    sig_file = dest + ".source-stat"
+    if os.path.exists(dest) and os.path.exists(sig_file) and open(sig_file).read() == signature:
+        sys.exit(0)
+    tmp = f"{dest}.tmp.{os.getpid()}"  # the hourly and daily jobs may snapshot at the same time
+    # read-only: this connection never writes to (or checkpoints) the live database
+    s = sqlite3.connect(f"file:{src}?mode=ro", uri=True, timeout=60)
+    d = sqlite3.connect(tmp)
+    with d:
+        s.backup(d)
+    ok = d.execute("PRAGMA quick_check").fetchone()[0]
+    d.close()
+    s.close()
+    if ok != "ok":
+        sys.exit(f"the copy of {src} fails quick_check: {ok}")
+    os.replace(tmp, dest)
+    with open(sig_file, "w") as f:
+        f.write(signature)
+
+
+def drill_sample():
+    """The drill's sample: regular files, chosen at random but repeatably for one archive."""
+    import json, random, sys
+    # files over 1 GiB (model weights) are left out: the sample must not fill the scratch disk
+    files = [e["path"] for e in map(json.loads, open(sys.argv[1])) if e["type"] == "-" and e["size"] <= 1 << 30]
+    random.Random(sys.argv[3]).shuffle(files)
+    for p in sorted(files[: int(sys.argv[2])]):
+        print(p)
+
+
+def drill_compare():
+    """The drill's comparison of the restored sample with the live files unchanged since the
+    archive: prints '<same> <changed> <bad>' and the first bad paths."""
+    import datetime, hashlib, json, os, sys
+    meta = {e["path"]: e for e in map(json.loads, open(sys.argv[1]))}
+    def sha(p):
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for b in iter(lambda: f.read(1 << 20), b""):
+                h.update(b)
+        return h.hexdigest()
+    same = changed = 0
+    bad = []
+    for p in open(sys.argv[2]).read().splitlines():
+        live, restored, e = "/" + p, os.path.join(sys.argv[3], p), meta[p]
+        # borg keeps the mtime to the microsecond, rounded; a real change moves it by far more
+        archived_us = round(datetime.datetime.fromisoformat(e["mtime"]).timestamp() * 1_000_000)
+        try:
+            st = os.stat(live)
+        except FileNotFoundError:
+            changed += 1
+            continue
+        if abs(st.st_mtime_ns / 1000 - archived_us) > 1.5 or st.st_size != e["size"]:
+            changed += 1  # changed since the archive: nothing to compare with
+            continue
+        if not os.path.exists(restored) or sha(restored) != sha(live):
+            bad.append(live)
+        else:
+            same += 1
+    print(f"{same} {changed} {len(bad)}")
+    for b in bad[:20]:
+        print(b)
+
+
+def last_start():
+    """The start of the last run in a status record, as Unix time."""
+    import calendar, json, time
+    r = json.load(open(sys.argv[1]))
+    print(calendar.timegm(time.strptime(r["start"], "%Y-%m-%dT%H:%M:%SZ")))
+
+
+COMMANDS = {"post-webhook": post_webhook, "record": record, "sqlite-snapshot": sqlite_snapshot, "drill-sample": drill_sample, "drill-compare": drill_compare, "last-start": last_start}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        sys.exit("usage: borg-run.py " + "|".join(COMMANDS) + " ARGS...")
+    COMMANDS[sys.argv.pop(1)]()
