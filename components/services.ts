@@ -137,6 +137,8 @@ export class ContainerService extends pulumi.ComponentResource {
       labels: [
         { label: "managed-by", value: "dgx-storage" },
         { label: "dgx-storage/config", value: configHash },
+        // the policy pack's container-port-bound rule lets such a container publish on every interface
+        ...(s.exposeToAll ? [{ label: "dgx-storage/expose-to-all", value: "true" }] : []),
       ],
     };
 
