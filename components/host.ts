@@ -91,6 +91,7 @@ export class DgxHost extends pulumi.ComponentResource {
     // does not reach its children: the SDK sends a resource's own dependsOn, expanded through
     // components, and nothing inherited from its parent, sdk/nodejs/runtime/resource.ts):
     //   preflight -> packages -> daemon.json merge -> dockerd restart -> kernel settings
+    //   (and, beside them, the firewall: after the packages, before the swarm and any container)
     //   -> volumes, swarm and network; the borg repository, its units, hand-made jobs
     //   -> per service: adopt, container (created stopped), migrations (archive, copy, cut-over),
     //      switch, finalize
