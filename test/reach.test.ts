@@ -168,14 +168,14 @@ describe("renderFirewall", () => {
     expect(lines).toContain("udp dport { 4789, 7946 } jump swarm_peer");
     expect(lines).toContain("meta l4proto esp jump swarm_peer");
     expect(lines.slice(lines.indexOf("chain swarm_peer {") + 1, lines.indexOf("chain swarm_peer {") + 4)).toEqual(["fib saddr type local accept", "ip saddr 192.168.68.71 accept", "drop"]);
-    expect(lines).toContain("meta l4proto tcp ct status dnat ct original ip daddr 192.168.68.69 ct original proto-dst 8000 ip saddr != @clients drop");
+    expect(lines).toContain("meta l4proto tcp ct direction original ct status dnat ct original ip daddr 192.168.68.69 ct original proto-dst 8000 ip saddr != @clients drop");
     expect(text.startsWith("# Managed by dgx-storage")).toBe(true);
   });
 
   it("without a swarm peer has no input chain; a port on every interface matches any address", () => {
     const text = renderFirewall({ clients: ["10.0.0.0/8"], published: [{ ip: "0.0.0.0", port: 53, protocol: "udp" }] });
     expect(text).not.toContain("hook input");
-    expect(text).toContain("meta l4proto udp ct status dnat ct original proto-dst 53 ip saddr != @clients drop");
+    expect(text).toContain("meta l4proto udp ct direction original ct status dnat ct original proto-dst 53 ip saddr != @clients drop");
   });
 
   it("refuses what would not parse", () => {

@@ -92,8 +92,9 @@ export function renderFirewall(spec: FirewallSpec): string {
   }
   // A published port is DNATed in prerouting (Docker's `ip nat` DOCKER chain) and forwarded to
   // the container: what still names the host's address and port is the connection's original
-  // tuple (`ct original`). Packets of an established connection match too, so a rule change
-  // takes effect on open connections as well.
+  // tuple (`ct original`). Only the client's direction is judged (`ct direction original`): the
+  // container's replies carry its own address as source and would otherwise be dropped. Packets
+  // of an established connection match too, so a narrower client list cuts open connections.
   lines.push(
     "",
     `${t}# published container ports: the client networks only, before Docker's FORWARD chain`,
@@ -101,7 +102,7 @@ export function renderFirewall(spec: FirewallSpec): string {
     `${t}${t}type filter hook forward priority filter - 1; policy accept;`,
     ...spec.published.map(
       (p) =>
-        `${t}${t}meta l4proto ${p.protocol} ct status dnat ${p.ip === "0.0.0.0" ? "" : `ct original ip daddr ${p.ip} `}ct original proto-dst ${p.port} ip saddr != @clients drop`,
+        `${t}${t}meta l4proto ${p.protocol} ct direction original ct status dnat ${p.ip === "0.0.0.0" ? "" : `ct original ip daddr ${p.ip} `}ct original proto-dst ${p.port} ip saddr != @clients drop`,
     ),
     `${t}}`,
     "}",

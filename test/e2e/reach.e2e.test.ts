@@ -149,7 +149,7 @@ describe("reach on the test hosts", () => {
       expect(r.step(`${name}-firewall-apply`).end).toBeLessThanOrEqual(r.step(name === "sark" ? "sark-swarm-init" : "clu-swarm-join").start);
       expect(mustRoot(hosts, name, "systemctl is-enabled dgx-storage-firewall.service").trim()).toBe("enabled");
       expect(mustRoot(hosts, name, "nft list table inet dgx-storage")).toContain(`ip saddr ${ADDRESS[name === "sark" ? "clu" : "sark"]} accept`);
-      expect(mustRoot(hosts, name, "cat /etc/dgx-storage/firewall.nft")).toContain(`elements = { ${CLIENT.ip} }`);
+      expect(mustRoot(hosts, name, "cat /etc/dgx-storage/firewall.nft")).toContain(`elements = { ${CLIENT.ip}/32 }`);
     }
     // the published ports are bound to the host's own address, not every interface
     expect(mustRoot(hosts, "sark", "docker port chromadb").trim()).toBe(`8000/tcp -> ${ADDRESS.sark}:8000`);
