@@ -14,13 +14,14 @@ import { UNPINNED_HOST_KEY } from "./components/config";
 import { loadStackConfig } from "./components/config/runtime";
 import { DgxHost } from "./components/host";
 
-const { config, sshPrivateKey, alertWebhook, borgPassphrase } = loadStackConfig();
+const { config, sshPrivateKey, alertWebhook, borgPassphrase, serviceSecrets } = loadStackConfig();
 if (config.host.ssh.hostKey === UNPINNED_HOST_KEY) {
   pulumi.log.warn(`host.ssh.hostKey is '${UNPINNED_HOST_KEY}': preview only; pulumi up refuses until the key is pinned`);
 }
 const host = new DgxHost(config.host.name, {
   config,
   sshPrivateKey,
+  serviceSecrets,
   ...(alertWebhook ? { alertWebhook } : {}),
   ...(borgPassphrase ? { borgPassphrase } : {}),
 });

@@ -82,7 +82,10 @@ async function main() {
   for (const [k, v] of Object.entries(doc.config ?? {})) all[k] = typeof v === "string" ? v : JSON.stringify(v);
   all["dgx-storage:sshPrivateKey"] = "bench: no credentials";
   all["dgx-storage:borgPassphrase"] = "bench: no credentials";
-  pulumi.runtime.setAllConfig(all, ["dgx-storage:sshPrivateKey", "dgx-storage:borgPassphrase"]);
+  // the services' tokens, in the form the config door asks for (32+ characters, no spaces)
+  all["dgx-storage:chromaToken"] = "bench-no-credentials-0000000000000000";
+  all["dgx-storage:vllmApiKey"] = "bench-no-credentials-0000000000000000";
+  pulumi.runtime.setAllConfig(all, ["dgx-storage:sshPrivateKey", "dgx-storage:borgPassphrase", "dgx-storage:chromaToken", "dgx-storage:vllmApiKey"]);
   const monitor = pulumi.runtime.getMonitor();
   const register = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req, cb) => {

@@ -1,14 +1,16 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { Backup } from "./backup";
-import { UNPINNED_HOST_KEY, type HostConfig } from "./config";
+import { UNPINNED_HOST_KEY, type HostConfig, type ServiceSecretKey } from "./config";
 import { DaemonConfig } from "./daemon-config";
+import { HostFirewall } from "./firewall";
 import { hostCommand, type HostAccess } from "./host-command";
 import { KernelTuning } from "./kernel-tuning";
 import { driftExpectation, hostFiles, hostPackages, preflightChecks, type HostFile } from "./plan/host";
 import { knownHostsName, sha256 } from "./render/command";
 import type { DriftExpectation } from "./render/drift";
 import { Monitoring } from "./monitoring";
+import { FIREWALL_FILE, FIREWALL_UNIT } from "./render/firewall";
 import { DEFAULT_WEBHOOK_FILE } from "./render/monitoring";
 import { ContainerService } from "./services";
 import { Swarm } from "./swarm";
@@ -23,6 +25,8 @@ export interface DgxHostArgs {
   readonly alertWebhook?: pulumi.Output<string>;
   /** The borg repository passphrase, as a Pulumi secret; required with a `backup` section. */
   readonly borgPassphrase?: pulumi.Output<string>;
+  /** The tokens the services' `secretEnv` names, as Pulumi secrets. @default none */
+  readonly serviceSecrets?: Readonly<Partial<Record<ServiceSecretKey, pulumi.Output<string>>>>;
 }
 
 /**
@@ -51,6 +55,8 @@ export class DgxHost extends pulumi.ComponentResource {
   public readonly webhook?: pulumi.Resource;
   public readonly daemon: DaemonConfig;
   public readonly kernel: KernelTuning;
+  /** The nftables firewall; absent without a `network` section. */
+  public readonly firewall?: HostFirewall;
   /** fstrim, SMART, alerts, the fio baseline and capacity; absent without `monitoring` and `maintenance`. */
   public readonly monitoring?: Monitoring;
   /** borg: repository, schedules, off-site copy; absent without `backup`. */
@@ -85,6 +91,7 @@ export class DgxHost extends pulumi.ComponentResource {
     // does not reach its children: the SDK sends a resource's own dependsOn, expanded through
     // components, and nothing inherited from its parent, sdk/nodejs/runtime/resource.ts):
     //   preflight -> packages -> daemon.json merge -> dockerd restart -> kernel settings
+    //   (and, beside them, the firewall: after the packages, before the swarm and any container)
     //   -> volumes, swarm and network; the borg repository, its units, hand-made jobs
     //   -> per service: adopt, container (created stopped), migrations (archive, copy, cut-over),
     //      switch, finalize
@@ -120,7 +127,12 @@ export class DgxHost extends pulumi.ComponentResource {
     }
     this.daemon = new DaemonConfig(`${name}-daemon`, { access, settings: config.docker.daemon, after: [this.packages] }, child);
     this.kernel = new KernelTuning(`${name}-kernel`, { access, settings: config.sysctl, after: [this.daemon.restart] }, child);
-    const engineReady = [this.daemon.restart, this.kernel.apply];
+    // The firewall is in place before the swarm opens its ports and before any container
+    // publishes one; it needs nftables (packages) only.
+    if (config.network) {
+      this.firewall = new HostFirewall(`${name}-firewall`, { access, config, after: [this.packages] }, child);
+    }
+    const engineReady = [this.daemon.restart, this.kernel.apply, ...(this.firewall ? [this.firewall.apply] : [])];
 
     // Docker resources wait for the daemon to run with its merged configuration (through the provider).
     this.provider = new docker.Provider(
@@ -165,6 +177,7 @@ export class DgxHost extends pulumi.ComponentResource {
             access,
             provider: this.provider,
             service,
+            ...(args.serviceSecrets ? { secrets: args.serviceSecrets } : {}),
             volumes: this.volumes.byName,
             ...(this.swarm ? { networkName: this.swarm.networkName } : {}),
             migrations: config.migrations.filter((m) => m.service === key),
@@ -198,6 +211,7 @@ export class DgxHost extends pulumi.ComponentResource {
       sysctl: { path: this.kernel.path, content: this.kernel.content },
       monitoring: this.monitoring?.hostFiles ?? [],
       backup: this.backup?.hostFiles ?? [],
+      firewall: this.firewall ? [{ path: FIREWALL_FILE, content: this.firewall.ruleset, kind: "file" }, { path: `/etc/systemd/system/${FIREWALL_UNIT}`, content: this.firewall.unit, kind: "file" }] : [],
     });
     this.drift = driftExpectation(config, this.hostFiles, [...(this.monitoring?.unitSet?.enable ?? []), ...(this.backup?.unitSet.enable ?? [])]);
     this.registerOutputs({ daemonJsonHash: this.daemon.fragmentHash, sysctlFile: this.kernel.path });

@@ -1,6 +1,6 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import type { MigrationConfig, ServiceConfig } from "./config";
+import type { MigrationConfig, ServiceConfig, ServiceSecretKey } from "./config";
 import { hostCommand, type HostAccess } from "./host-command";
 import { DataMigration, type BorgTarget } from "./migration";
 import { sha256 } from "./render/command";
@@ -10,6 +10,8 @@ export interface ContainerServiceArgs {
   /** The host's Docker provider. */
   readonly provider: docker.Provider;
   readonly service: ServiceConfig;
+  /** The values of the secrets the service's `secretEnv` names, as Pulumi secrets. */
+  readonly secrets?: Readonly<Partial<Record<ServiceSecretKey, pulumi.Output<string>>>>;
   /** Volumes of this host, by name (a mount whose source is not an absolute path names one). */
   readonly volumes: ReadonlyMap<string, docker.Volume>;
   /** Overlay network to attach to (when the service is on the overlay). */
@@ -81,6 +83,20 @@ export class ContainerService extends pulumi.ComponentResource {
             : { driver: "nvidia", count: s.gpus.count, capabilities: ["gpu"] },
         ]
       : undefined;
+    // The tokens join the environment as Pulumi secrets: the whole `envs` list is then a secret
+    // (encrypted in the state, hidden in the diff), and they are never in a command string.
+    const secretEnv = Object.entries(s.secretEnv).map(([k, key]) => {
+      const value = args.secrets?.[key];
+      if (!value) throw new Error(`services.${s.containerName}.secretEnv.${k}: the secret ${key} is not set (the config door checks this)`);
+      return pulumi.secret(value).apply((v) => `${k}=${v}`);
+    });
+    const plainEnv = Object.entries(s.env).map(([k, v]) => `${k}=${v}`);
+    const envs = secretEnv.length > 0 ? pulumi.secret(pulumi.all(secretEnv).apply((sec) => [...plainEnv, ...sec])) : plainEnv;
+    // A new token must replace the container (Docker cannot change a container's environment),
+    // so the configuration hash below covers the tokens: as a SHA-256 of each, from which a token
+    // of 32+ random characters (the door's minimum) cannot be recovered. The label stays
+    // readable in the diff and the adopt command's string stays reviewable.
+    const secretDigest = pulumi.unsecret(pulumi.all(secretEnv).apply((sec) => sec.map((e) => sha256(e))));
     const containerArgs: docker.ContainerArgs = {
       name: s.containerName,
       image: this.image,
@@ -91,7 +107,7 @@ export class ContainerService extends pulumi.ComponentResource {
       mustRun: false,
       destroyGraceSeconds: s.stopGraceSeconds,
       ...(s.command ? { command: [...s.command] } : {}),
-      envs: Object.entries(s.env).map(([k, v]) => `${k}=${v}`),
+      envs,
       ports: s.ports.map((p) => ({ internal: p.target, external: p.published, protocol: p.protocol, ip: p.ip })),
       mounts,
       ...(gpus ? { deviceRequests: gpus } : {}),
@@ -113,12 +129,16 @@ export class ContainerService extends pulumi.ComponentResource {
     // project's container of another configuration) from the container it is about to create.
     // Of the declared service (its pinned image, not the pulled id) and the network: known in a
     // preview, so `pulumi preview --diff` shows the adopt command as it will run.
-    const configHash = pulumi.output(args.networkName ?? "").apply((network) => sha256(JSON.stringify({ service: s, network })));
+    const configHash = pulumi
+      .all([pulumi.output(args.networkName ?? ""), secretDigest])
+      .apply(([network, secrets]) => sha256(JSON.stringify(secrets.length > 0 ? { service: s, network, secrets } : { service: s, network })));
     const labelled: docker.ContainerArgs = {
       ...containerArgs,
       labels: [
         { label: "managed-by", value: "dgx-storage" },
         { label: "dgx-storage/config", value: configHash },
+        // the policy pack's container-port-bound rule lets such a container publish on every interface
+        ...(s.exposeToAll ? [{ label: "dgx-storage/expose-to-all", value: "true" }] : []),
       ],
     };
 

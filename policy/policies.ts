@@ -191,6 +191,33 @@ export const containerOneSourcePerTarget: ResourceValidationPolicy = {
   },
 };
 
+/** A container label that allows a published port on every interface (the config's `exposeToAll`). */
+export const EXPOSE_TO_ALL_LABEL = "dgx-storage/expose-to-all";
+
+/**
+ * Every published port names a host address: Docker's default is every interface, which a new
+ * interface (a VPN, a second NIC) would expose without anyone deciding it.
+ */
+export const containerPortBound: ResourceValidationPolicy = {
+  name: "container-port-bound",
+  description: `A docker Container publishes each port on a named host address (ports[].ip, not 0.0.0.0), unless it carries the label ${EXPOSE_TO_ALL_LABEL}=true.`,
+  enforcementLevel: "mandatory",
+  validateResource: (args: ResourceValidationArgs, reportViolation: ReportViolation) => {
+    if (args.type !== CONTAINER_TYPE) return;
+    const props = args.props as Props;
+    const labels = Array.isArray(props.labels) ? props.labels : [];
+    // only the one label's value is read: the configuration label's may be unknown at preview
+    if (labels.some((l: unknown) => isObject(l) && l.label === EXPOSE_TO_ALL_LABEL && l.value === "true")) return;
+    const ports = Array.isArray(props.ports) ? props.ports : [];
+    ports.forEach((p: unknown, i) => {
+      if (!isObject(p)) return;
+      if (p.ip === undefined || p.ip === "" || p.ip === "0.0.0.0") {
+        reportViolation(`ports[${i}] (external ${String(p.external)}) is published on every interface: bind it to an address of the host (ports[].ip), or label the container ${EXPOSE_TO_ALL_LABEL}=true.`);
+      }
+    });
+  },
+};
+
 /** The pack's rules, in the order they are reported. */
 export const policies: readonly ResourceValidationPolicy[] = [
   remoteCommandPinsHostKey,
@@ -198,4 +225,5 @@ export const policies: readonly ResourceValidationPolicy[] = [
   bindVolumeAbsoluteDevice,
   dataVolumeProtected,
   containerOneSourcePerTarget,
+  containerPortBound,
 ];

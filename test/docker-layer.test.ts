@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { loadStackFile, parseHostConfig } from "../components/config";
 import { sha256 } from "../components/render/command";
 import { FIXTURE_HOST_KEY } from "./fixtures";
-import { expectConfigProblem, pinnedStackConfig, REPO, runStack, SENTINEL_JOIN_TOKEN, stackFileConfig, UNKNOWN, type Registration, type StackRun } from "./harness";
+import { expectConfigProblem, pinnedStackConfig, REPO, runStack, SENTINEL_CHROMA_TOKEN, SENTINEL_JOIN_TOKEN, stackFileConfig, UNKNOWN, type Registration, type StackRun } from "./harness";
 
 const VOLUME = "docker:index/volume:Volume";
 
@@ -127,8 +127,13 @@ describe("services", () => {
     expect(c.inputs.mounts).toEqual([{ type: "bind", source: "/data/enhanced/chromadb", target: "/chroma/chroma", readOnly: false }]);
     expect(c.inputs.networksAdvanced).toEqual([{ name: "optimized-swarm", aliases: ["chromadb"] }]);
     expect(c.inputs.restart).toBe("unless-stopped");
-    expect(c.inputs.ports).toEqual([{ internal: 8000, external: 8000, protocol: "tcp", ip: "0.0.0.0" }]);
-    expect(c.inputs.envs).toEqual(["IS_PERSISTENT=TRUE", "ANONYMIZED_TELEMETRY=FALSE"]);
+    expect(c.inputs.ports).toEqual([{ internal: 8000, external: 8000, protocol: "tcp", ip: "192.168.68.69" }]);
+    expect(c.inputs.envs).toEqual([
+      "IS_PERSISTENT=TRUE",
+      "ANONYMIZED_TELEMETRY=FALSE",
+      "CHROMA_SERVER_AUTHN_PROVIDER=chromadb.auth.token_authn.TokenAuthenticationServerProvider",
+      `CHROMA_SERVER_AUTHN_CREDENTIALS=${SENTINEL_CHROMA_TOKEN}`,
+    ]);
     expect((c.inputs.healthcheck as Record<string, unknown>).tests).toEqual(expect.arrayContaining(["CMD", "python"]));
     // created stopped: the switch starts it and waits for its health check (waitTimeout: 180)
     expect(c.inputs).toMatchObject({ start: false, mustRun: false, destroyGraceSeconds: 30 });
@@ -141,7 +146,9 @@ describe("services", () => {
     // a replaced or deleted container is not stopped by the provider: the switch retires it
     expect(c.retainOnDelete).toBe(true);
     // the configuration's hash: in a label, and the adopt step's argument and trigger
-    const hash = sha256(JSON.stringify({ service: loadStackFile(path.join(REPO, "Pulumi.sark.yaml")).services.chromadb, network: "optimized-swarm" }));
+    // the hash covers the token as its SHA-256 only (a new token replaces the container)
+    const secrets = [sha256(`CHROMA_SERVER_AUTHN_CREDENTIALS=${SENTINEL_CHROMA_TOKEN}`)];
+    const hash = sha256(JSON.stringify({ service: loadStackFile(path.join(REPO, "Pulumi.sark.yaml")).services.chromadb, network: "optimized-swarm", secrets }));
     expect(c.inputs.labels).toEqual([
       { label: "managed-by", value: "dgx-storage" },
       { label: "dgx-storage/config", value: hash },
@@ -231,7 +238,7 @@ describe("config door: the Docker layer", () => {
   it("rejects two services publishing one host port", () => {
     const c = chroma({});
     const services = c.services as Record<string, unknown>;
-    services.other = { host: "sark", image: "busybox:1.36", ports: [{ published: 8000, target: 80 }] };
+    services.other = { host: "sark", image: "busybox:1.36", ports: [{ published: 8000, target: 80, ip: "192.168.68.69" }] };
     reject(c, "services.other.ports.0.published", "a host port no other service publishes");
   });
   it("rejects a network on a worker", () =>

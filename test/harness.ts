@@ -36,10 +36,12 @@ export interface RunOptions {
   readonly stack: string;
   /** Config values without the project prefix. */
   readonly config: Record<string, unknown>;
-  /** Secret config values. @default the sentinel SSH key; the sentinel borg passphrase is added unless given or `withoutBorgPassphrase` */
+  /** Secret config values. @default the sentinel SSH key; the sentinel borg passphrase and service tokens are added unless given or left out */
   readonly secrets?: Record<string, string>;
   /** Leave the borg passphrase out (a test of the door's rule). @default false */
   readonly withoutBorgPassphrase?: boolean;
+  /** Leave the service tokens (chromaToken, vllmApiKey) out. @default false: their sentinels are set */
+  readonly withoutServiceTokens?: boolean;
   /** @default true */
   readonly preview?: boolean;
   /** Outputs returned by StackReferences, by referenced stack name. @default MANAGER_OUTPUTS for sark */
@@ -58,6 +60,10 @@ export const SENTINEL_BORG_PASSPHRASE = "sentinel-borg-passphrase-0b9e";
 
 /** What `borg-repo.sh ssh-key` prints on an up: the off-site public key (a key made for these tests). */
 export const OFFSITE_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJNuR60GMH3cwtKterh+Fd545OGEz0pvHhvFBXSfHzv+ dgx-backup@sark";
+
+/** Sentinel service tokens (32+ characters, as the door asks): tests assert they appear only inside secrets. */
+export const SENTINEL_CHROMA_TOKEN = "sentinel-chroma-token-0000000000000000-3c7a";
+export const SENTINEL_VLLM_API_KEY = "sentinel-vllm-api-key-0000000000000000-9e41";
 
 /** Sentinel swarm join token: tests assert it appears only inside secret inputs. */
 export const SENTINEL_JOIN_TOKEN = "SWMTKN-1-sentinel0join0token-5f1d";
@@ -114,6 +120,7 @@ export async function runStack(opts: RunOptions): Promise<StackRun> {
     config: opts.config,
     secrets: {
       ...(opts.withoutBorgPassphrase ? {} : { borgPassphrase: SENTINEL_BORG_PASSPHRASE }),
+      ...(opts.withoutServiceTokens ? {} : { chromaToken: SENTINEL_CHROMA_TOKEN, vllmApiKey: SENTINEL_VLLM_API_KEY }),
       ...(opts.secrets ?? { sshPrivateKey: SENTINEL_SSH_KEY }),
     },
     preview: opts.preview ?? true,

@@ -55,8 +55,9 @@ describe.each(["sark", "clu"] as const)("%s: the Monitoring component", (stack) 
   it("has the host install smartmontools, sysstat and fio with apt-ensure (no delete: packages stay), before any of its commands", async () => {
     const r = await run(stack);
     const c = r.byName(`${stack}-packages`);
-    expect(c.inputs.create).toBe(tail("apt-ensure", ["python3", "rsync", "inotify-tools", "borgbackup", "smartmontools", "sysstat", "fio"]));
-    expect(c.inputs.triggers).toEqual(["python3 rsync inotify-tools borgbackup smartmontools sysstat fio"]);
+    // nftables: the firewall of the stack's network section
+    expect(c.inputs.create).toBe(tail("apt-ensure", ["python3", "rsync", "inotify-tools", "borgbackup", "smartmontools", "sysstat", "fio", "nftables"]));
+    expect(c.inputs.triggers).toEqual(["python3 rsync inotify-tools borgbackup smartmontools sysstat fio nftables"]);
     expect(c.inputs).not.toHaveProperty("delete");
     expect(c.dependsOn).toEqual([r.byName(`${stack}-preflight`).urn]);
     for (const role of ["units", "fstrim", "smartd", "fio-data", "df"]) expect(waitsFor(r, `${stack}-monitoring-${role}`, `${stack}-packages`), role).toBe(true);

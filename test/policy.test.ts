@@ -17,7 +17,9 @@ import {
   COMMAND_TYPE,
   CONTAINER_TYPE,
   containerOneSourcePerTarget,
+  containerPortBound,
   dataVolumeProtected,
+  EXPOSE_TO_ALL_LABEL,
   HOLDS_DATA_LABEL,
   policies,
   remoteCommandPinsHostKey,
@@ -107,13 +109,14 @@ function container(over: Record<string, unknown>): FakeResource {
 }
 
 describe("policy pack", () => {
-  it("has the five rules, each mandatory and with a validateResource", () => {
+  it("has the six rules, each mandatory and with a validateResource", () => {
     expect(policies.map((p) => p.name)).toEqual([
       "remote-command-pins-host-key",
       "secret-stdin-no-logging",
       "bind-volume-absolute-device",
       "data-volume-protected",
       "container-one-source-per-target",
+      "container-port-bound",
     ]);
     for (const p of policies) {
       expect(p.enforcementLevel).toBe("mandatory");
@@ -250,6 +253,35 @@ describe("container-one-source-per-target", () => {
   });
 });
 
+describe("container-port-bound", () => {
+  const check = (r: FakeResource) => violations(containerPortBound, r);
+
+  it("accepts a port bound to an address, and no port at all", async () => {
+    expect(await check(container({ ports: [{ internal: 8000, external: 8000, protocol: "tcp", ip: "192.168.68.69" }] }))).toEqual([]);
+    expect(await check(container({}))).toEqual([]);
+  });
+
+  it("refuses a port without an address or on 0.0.0.0, naming it", async () => {
+    expect(await check(container({ ports: [{ internal: 8000, external: 8000 }, { internal: 53, external: 53, ip: "0.0.0.0" }] }))).toEqual([
+      expect.stringMatching(/^ports\[0\] \(external 8000\) is published on every interface/),
+      expect.stringMatching(/^ports\[1\] \(external 53\) is published on every interface/),
+    ]);
+  });
+
+  it(`accepts every interface on purpose, through the ${EXPOSE_TO_ALL_LABEL} label the component sets for exposeToAll`, async () => {
+    const config = pinnedStackConfig("sark");
+    const services = structuredClone(config.services) as Record<string, Record<string, unknown>>;
+    services.chromadb!.exposeToAll = true;
+    services.chromadb!.ports = [{ published: 8000, target: 8000 }];
+    const run = await runStack({ stack: "sark", config: { ...config, services } });
+    const c = run.byName("sark-chromadb-container");
+    expect(c.inputs.labels).toContainEqual({ label: EXPOSE_TO_ALL_LABEL, value: "true" });
+    expect(await check({ type: c.type, name: c.name, inputs: asEngineInputs(c) })).toEqual([]);
+    const { labels, ...unlabelled } = asEngineInputs(c);
+    expect(labels).toBeDefined();
+    expect(await check({ type: c.type, name: c.name, inputs: unlabelled })).toEqual([expect.stringMatching(/is published on every interface/)]);
+  });
+});
 
 describe("the program's own resources", () => {
   it.each(["sark", "clu"] as const)("%s: every registration passes every rule", async (stack) => {

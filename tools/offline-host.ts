@@ -35,6 +35,9 @@ export async function buildHostOffline(stack: string, config: HostConfig, manage
     config,
     sshPrivateKey: pulumi.secret("offline: no credentials"),
     ...(config.backup ? { borgPassphrase: pulumi.secret("offline: no credentials") } : {}),
+    serviceSecrets: Object.fromEntries(
+      Object.values(config.services).flatMap((s) => Object.values(s.secretEnv).map((k) => [k, pulumi.secret("offline: no credentials")])),
+    ),
   });
   await capture.settled();
   return { host, capture };

@@ -30,9 +30,11 @@ export {
   type MaintenanceConfig,
   type MigrationConfig,
   type MonitoringConfig,
+  type NetworkConfig,
   type ServiceConfig,
   type SwarmConfig,
   type VolumeConfig,
 } from "./schema";
-export { checkSecretFormat, SECRET_DOCS, SECRET_KEYS, type SecretKey } from "./secrets";
+export { checkSecretFormat, SECRET_DOCS, SECRET_KEYS, SERVICE_SECRET_KEYS, type SecretKey, type ServiceSecretKey } from "./secrets";
+export { ALL_INTERFACES } from "./sections/services";
 export { automaticBackupPaths } from "./sections/backup";

@@ -11,6 +11,7 @@ import { hostConfigSchema, type HostConfig } from "./schema";
 import { checkSecretFormat, isSecretKey, secretProblems, type SecretKey } from "./secrets";
 import { automaticBackupPaths, outermostPaths } from "./sections/backup";
 import { DEFAULT_NETWORK } from "./sections/swarm";
+import { ALL_INTERFACES } from "./sections/services";
 
 /** The Pulumi project name, which is also the config namespace (`dgx-storage:<key>`). */
 export const PROJECT = "dgx-storage";
@@ -86,7 +87,9 @@ function normalise(data: ReturnType<typeof hostConfigSchema.parse>) {
       Object.entries(data.services).map(([key, svc]) => {
         const moves = data.migrations.filter((m) => m.service === key);
         const mounts = svc.mounts.map((mt) => ({ ...mt, source: moves.find((m) => m.source === mt.source)?.destination ?? mt.source }));
-        return [key, { ...svc, containerName: svc.containerName ?? key, mounts }];
+        // the door refused a port without an address unless the service is exposed on purpose
+        const ports = svc.ports.map((p) => ({ ...p, ip: p.ip ?? ALL_INTERFACES }));
+        return [key, { ...svc, containerName: svc.containerName ?? key, mounts, ports }];
       }),
     ),
     ...(data.backup

@@ -27,6 +27,40 @@ export const address = z
   })
   .meta({ title: "IPv4 address or DNS name" });
 
+/**
+ * An IPv4 network in CIDR form (`192.168.68.0/24`; a single address is `/32`), with no host bits
+ * set: nftables would silently widen `192.168.68.5/24` to the whole /24, so the door names it.
+ */
+export const cidr = z
+  .string()
+  .refine((s) => /^[\d.]+\/(3[0-2]|[12]?\d)$/.test(s) && ipv4.test(s.split("/")[0]!), { message: "an IPv4 network in CIDR form such as '192.168.68.0/24'" })
+  .refine(
+    (s) => {
+      const m = /^([\d.]+)\/(\d+)$/.exec(s);
+      if (!m || !ipv4.test(m[1]!)) return true; // the first refinement reports it
+      return (ipv4Number(m[1]!) & ~cidrMask(Number(m[2]))) >>> 0 === 0;
+    },
+    { message: "a network address with no host bits set (e.g. '192.168.68.0/24', not '192.168.68.5/24')" },
+  )
+  .meta({ title: "IPv4 CIDR" });
+
+/** An IPv4 address as an unsigned 32-bit number. */
+export function ipv4Number(a: string): number {
+  return a.split(".").reduce((n, o) => ((n << 8) | Number(o)) >>> 0, 0);
+}
+
+/** The netmask of a prefix length, as an unsigned 32-bit number. */
+export function cidrMask(bits: number): number {
+  return bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+}
+
+/** `address` lies in the network `net` (CIDR). */
+export function inCidr(address: string, net: string): boolean {
+  const [base, bits] = net.split("/");
+  const mask = cidrMask(Number(bits));
+  return ((ipv4Number(address) & mask) >>> 0) === ((ipv4Number(base!) & mask) >>> 0);
+}
+
 export const port = z
   .number()
   .int("a whole number")
@@ -114,11 +148,19 @@ export const EVEN_IF_INVALID = { when: () => true };
 export interface RawConfig {
   host?: { name?: unknown; address?: unknown; ssh?: { port?: unknown } };
   docker?: { daemon?: { liveRestore?: unknown } };
-  swarm?: { role?: unknown; network?: unknown; managerStack?: unknown };
+  swarm?: { role?: unknown; network?: unknown; managerStack?: unknown; peer?: unknown; advertiseAddress?: unknown };
+  network?: { clients?: unknown[] };
   volumes?: { name?: unknown; host?: unknown; bind?: { device?: unknown } }[];
   services?: Record<
     string,
-    { host?: unknown; ports?: { published?: unknown; protocol?: unknown; ip?: unknown }[]; mounts?: { source?: unknown; target?: unknown; readOnly?: unknown }[]; overlay?: unknown }
+    {
+      host?: unknown;
+      ports?: { published?: unknown; protocol?: unknown; ip?: unknown }[];
+      exposeToAll?: unknown;
+      secretEnv?: Record<string, unknown>;
+      mounts?: { source?: unknown; target?: unknown; readOnly?: unknown }[];
+      overlay?: unknown;
+    }
   >;
   migrations?: { name?: unknown; service?: unknown; source?: unknown; destination?: unknown; mount?: unknown; snapshot?: unknown }[];
   capacity?: { disks?: { mount?: unknown }[] };

@@ -5,7 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
 import { ConfigError } from "./errors";
-import { parseStackConfig, PROJECT, type HostConfig } from "./index";
+import { parseStackConfig, PROJECT, type HostConfig, type ServiceSecretKey } from "./index";
 
 export interface StackConfig {
   readonly config: HostConfig;
@@ -14,6 +14,8 @@ export interface StackConfig {
   readonly alertWebhook?: pulumi.Output<string>;
   /** The borg repository passphrase, as a secret; set when the stack has a `backup` section. */
   readonly borgPassphrase?: pulumi.Output<string>;
+  /** The tokens the services' `secretEnv` names, as secrets (only those named). */
+  readonly serviceSecrets: Readonly<Partial<Record<ServiceSecretKey, pulumi.Output<string>>>>;
 }
 
 /**
@@ -56,8 +58,12 @@ export function loadStackConfig(): StackConfig {
   // spaces are part of a passphrase
   const borgPassphrase =
     config.backup && secretsPresent.includes("borgPassphrase") ? cfg.requireSecret("borgPassphrase").apply((p) => p.replace(/\r?\n$/, "")) : undefined;
+  // the tokens the services name (the door has checked that each is set, as a secret)
+  const named = new Set(Object.values(config.services).flatMap((s) => Object.values(s.secretEnv)));
+  const serviceSecrets = Object.fromEntries([...named].map((k) => [k, cfg.requireSecret(k).apply((v) => v.trim())]));
   return {
     config,
+    serviceSecrets,
     sshPrivateKey: cfg.requireSecret("sshPrivateKey"),
     ...(alertWebhook ? { alertWebhook } : {}),
     ...(borgPassphrase ? { borgPassphrase } : {}),

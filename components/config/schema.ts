@@ -12,13 +12,14 @@ import { hostSection } from "./sections/host";
 import { maintenanceRule, maintenanceSection } from "./sections/maintenance";
 import { migrationsRule, migrationsSection } from "./sections/migrations";
 import { monitoringRule, monitoringSection } from "./sections/monitoring";
+import { networkRule, networkSection } from "./sections/network";
 import { servicesRule, servicesSection } from "./sections/services";
 import { swarmRule, swarmSection } from "./sections/swarm";
 import { sysctlSection } from "./sections/sysctl";
 import { volumesRule, volumesSection } from "./sections/volumes";
 
 /** The rules one field cannot check alone, each beside its section. */
-const CROSS_RULES: readonly CrossRule[] = [volumesRule, servicesRule, migrationsRule, maintenanceRule, monitoringRule, capacityRule, backupRule, dockerRule, swarmRule];
+const CROSS_RULES: readonly CrossRule[] = [volumesRule, servicesRule, migrationsRule, maintenanceRule, monitoringRule, capacityRule, backupRule, dockerRule, swarmRule, networkRule];
 
 export const hostConfigSchema = z
   .strictObject({
@@ -26,6 +27,7 @@ export const hostConfigSchema = z
     docker: dockerSection.default(dockerSection.parse({})),
     sysctl: sysctlSection,
     swarm: swarmSection.optional(),
+    network: networkSection.optional(),
     volumes: volumesSection,
     services: servicesSection,
     migrations: migrationsSection,
@@ -46,7 +48,8 @@ type Parsed = z.output<typeof hostConfigSchema>;
 export type HostConfig = DeepReadonly<
   Omit<Parsed, "host" | "services" | "backup"> & {
     host: Parsed["host"] & { sudo: boolean };
-    services: Record<string, Parsed["services"][string] & { containerName: string }>;
+    /** Each port with its address (`0.0.0.0` only with `exposeToAll`). */
+    services: Record<string, Omit<Parsed["services"][string], "ports"> & { containerName: string; ports: (Parsed["services"][string]["ports"][number] & { ip: string })[] }>;
     /** `paths.daily`: the configured paths plus the automatic ones, outermost only, sorted. */
     backup?: NonNullable<Parsed["backup"]>;
   }
@@ -60,3 +63,4 @@ export type CapacityConfig = NonNullable<HostConfig["capacity"]>;
 export type MaintenanceConfig = NonNullable<HostConfig["maintenance"]>;
 export type MonitoringConfig = NonNullable<HostConfig["monitoring"]>;
 export type BackupConfig = NonNullable<HostConfig["backup"]>;
+export type NetworkConfig = NonNullable<HostConfig["network"]>;

@@ -9,15 +9,22 @@
  * reads them with `requireSecret` (or `getSecret`), so they stay wrapped as Pulumi secrets end
  * to end.
  */
-export const SECRET_KEYS = ["sshPrivateKey", "alertWebhook", "borgPassphrase"] as const;
+export const SECRET_KEYS = ["sshPrivateKey", "alertWebhook", "borgPassphrase", "chromaToken", "vllmApiKey"] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
+
+/**
+ * The secrets a service may take into its environment (`services.<s>.secretEnv`): the tokens its
+ * clients authenticate with. Each is required once a service names it.
+ */
+export const SERVICE_SECRET_KEYS = ["chromaToken", "vllmApiKey"] as const satisfies readonly SecretKey[];
+export type ServiceSecretKey = (typeof SERVICE_SECRET_KEYS)[number];
 
 /**
  * Secret keys a stack may leave unset: without `alertWebhook`, alerts go to the journal only;
  * `borgPassphrase` is required only with a `backup` section. Every other key of `SECRET_KEYS`
  * is required when the caller says which secrets are set.
  */
-const OPTIONAL_SECRET_KEYS: readonly SecretKey[] = ["alertWebhook", "borgPassphrase"];
+const OPTIONAL_SECRET_KEYS: readonly SecretKey[] = ["alertWebhook", "borgPassphrase", ...SERVICE_SECRET_KEYS];
 
 /** What each secret is, for the generated config reference. */
 export const SECRET_DOCS: Readonly<Record<SecretKey, { readonly type: string; readonly default: string; readonly description: string }>> = {
@@ -36,7 +43,20 @@ export const SECRET_DOCS: Readonly<Record<SecretKey, { readonly type: string; re
     default: "required with `backup`",
     description: "The borg repository passphrase: `pulumi config set --secret borgPassphrase`; keep a copy off the hosts.",
   },
+  chromaToken: {
+    type: "secret: 32+ characters, no spaces",
+    default: "required when a service's `secretEnv` names it",
+    description:
+      "ChromaDB's token (SARK): `openssl rand -hex 32 | pulumi config set --secret chromaToken`. Clients send `Authorization: Bearer <token>` (docs/reach.md).",
+  },
+  vllmApiKey: {
+    type: "secret: 32+ characters, no spaces",
+    default: "required when a service's `secretEnv` names it",
+    description: "vLLM's API key (CLU): `openssl rand -hex 32 | pulumi config set --secret vllmApiKey`. Clients send `Authorization: Bearer <key>` (docs/reach.md).",
+  },
 };
+
+const TOKEN_FORMAT = { test: /^[A-Za-z0-9._~+/=-]{32,}$/, expected: "at least 32 characters of letters, digits and ._~+/=- on one line (e.g. openssl rand -hex 32)" };
 
 /** What a secret's value must look like (the value is never shown in a problem). */
 const SECRET_FORMATS: Readonly<Partial<Record<SecretKey, { readonly test: RegExp; readonly expected: string }>>> = {
@@ -44,6 +64,10 @@ const SECRET_FORMATS: Readonly<Partial<Record<SecretKey, { readonly test: RegExp
   alertWebhook: { test: /^https?:\/\/[^\s'"\\`$]+$/, expected: "an http(s) URL on one line (e.g. https://ntfy.sh/<topic>)" },
   // borg-repo.sh reads one line from stdin into the pass file; a short passphrase guards little
   borgPassphrase: { test: /^[^\n\r]{12,}$/, expected: "a passphrase of at least 12 characters on one line" },
+  // sent as an HTTP header value (`Authorization: Bearer <token>`), and long enough that the
+  // configuration hash the container is labelled with (which covers it) cannot be searched
+  chromaToken: TOKEN_FORMAT,
+  vllmApiKey: TOKEN_FORMAT,
 };
 
 /** The names of the secrets whose values do not have the form `SECRET_FORMATS` expects. */
@@ -77,6 +101,11 @@ export function secretProblems(
         problems.push(`${k}: (missing) secret; set it with: pulumi config set --secret ${k} < ~/.ssh/<key> (Pulumi stores it encrypted)`);
       }
     }
+    for (const [env, key] of namedServiceSecrets(values)) {
+      if (!present.includes(key)) {
+        problems.push(`${env}: (missing) secret ${key}; set it with: openssl rand -hex 32 | pulumi config set --secret ${key}`);
+      }
+    }
     if (values.backup !== undefined && !present.includes("borgPassphrase")) {
       problems.push("borgPassphrase: (missing) secret, required with a backup section; set it with: pulumi config set --secret borgPassphrase (keep a copy off the hosts)");
     }
@@ -85,4 +114,19 @@ export function secretProblems(
     problems.push(`${k}: (secret, not shown) is invalid; expected ${SECRET_FORMATS[k]?.expected ?? "another value"}`);
   }
   return problems;
+}
+
+/** `[key path, secret]` for each `services.<s>.secretEnv.<VAR>` that names a service secret. */
+function namedServiceSecrets(values: Readonly<Record<string, unknown>>): [string, ServiceSecretKey][] {
+  const services = values.services;
+  if (!services || typeof services !== "object") return [];
+  const out: [string, ServiceSecretKey][] = [];
+  for (const [svc, s] of Object.entries(services as Record<string, unknown>)) {
+    const env = (s as { secretEnv?: unknown } | null)?.secretEnv;
+    if (!env || typeof env !== "object") continue;
+    for (const [k, v] of Object.entries(env as Record<string, unknown>)) {
+      if ((SERVICE_SECRET_KEYS as readonly unknown[]).includes(v)) out.push([`services.${svc}.secretEnv.${k}`, v as ServiceSecretKey]);
+    }
+  }
+  return out;
 }

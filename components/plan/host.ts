@@ -4,6 +4,7 @@
  * files the host receives and what the read-only drift probe expects.
  */
 import type { HostConfig } from "../config";
+import type { FirewallSpec } from "../render/firewall";
 import type { DriftExpectation } from "../render/drift";
 import type { UnitSet } from "../render/systemd";
 
@@ -31,6 +32,8 @@ export interface HostFileParts {
   readonly monitoring?: readonly HostFile[];
   /** Files of the backup component (its unit set). @default [] */
   readonly backup?: readonly HostFile[];
+  /** The firewall's ruleset and unit. @default [] */
+  readonly firewall?: readonly HostFile[];
 }
 
 /** Every file the host receives, in the order synth writes and the drift probe checks them. */
@@ -40,6 +43,7 @@ export function hostFiles(parts: HostFileParts): HostFile[] {
     { path: parts.sysctl.path, content: parts.sysctl.content, kind: "file" },
     ...(parts.monitoring ?? []),
     ...(parts.backup ?? []),
+    ...(parts.firewall ?? []),
   ];
 }
 
@@ -74,12 +78,24 @@ export function hostPackages(config: HostConfig): string[] {
     ...(config.migrations.length > 0 ? ["rsync", "inotify-tools"] : []),
     ...(config.backup ? ["borgbackup"] : []),
     ...(config.monitoring ? MONITORING_PACKAGES : []),
+    // the firewall's `nft` (DGX OS has it already: Ubuntu's iptables is its nft backend)
+    ...(config.network ? ["nftables"] : []),
   ];
+}
+
+/** The firewall of a host with a `network` section: its clients, the swarm peer, every published port. */
+export function firewallSpec(config: HostConfig): FirewallSpec {
+  return {
+    clients: [...(config.network?.clients ?? [])],
+    ...(config.swarm?.peer ? { peer: config.swarm.peer } : {}),
+    published: Object.values(config.services).flatMap((s) => s.ports.map((p) => ({ ip: p.ip, port: p.published, protocol: p.protocol }))),
+  };
 }
 
 /**
  * preflight.sh's checks: every volume (bind device or `-`), the overlay network on the manager
- * (name, encrypted), every service container's name.
+ * (name, encrypted), every service container's name, every address a port is bound to (once;
+ * not `0.0.0.0`).
  */
 export function preflightChecks(config: HostConfig): string[] {
   const network = config.swarm?.role === "manager" ? config.swarm.network : undefined;
@@ -88,5 +104,6 @@ export function preflightChecks(config: HostConfig): string[] {
     ...config.volumes.map((v) => `volume:${v.name}:${v.bind?.device ?? "-"}`),
     ...(network ? [`network:${network.name}:${network.encrypted ? 1 : 0}`] : []),
     ...Object.values(config.services).map((s) => `container:${s.containerName}`),
+    ...[...new Set(Object.values(config.services).flatMap((s) => s.ports.map((p) => p.ip)))].filter((ip) => ip !== "0.0.0.0").map((ip) => `address:${ip}`),
   ];
 }

@@ -25,6 +25,7 @@ export type ScriptName =
   | "docker-restart"
   | "drift-probe"
   | "ensure-dir"
+  | "firewall"
   | "fio-baseline"
   | "fstrim-once"
   | "install-units"

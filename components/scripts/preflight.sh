@@ -5,6 +5,7 @@
 #     volume:<name>:<device or ->     a Docker volume the stack declares (bind device, or a plain one)
 #     network:<name>:<0|1>            the overlay network (manager only) and whether it is encrypted
 #     container:<name>                a service container the stack declares
+#     address:<ipv4>                  an address a published port is bound to: one of the host's own
 #
 # Every problem is listed at once, then the command fails and nothing else of the apply runs
 # (every other command of the host depends on this one). The report of what exists (volumes used
@@ -22,7 +23,7 @@ if ! declare -F dgx_lib_loaded >/dev/null; then
 	. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 fi
 
-[[ $# -ge 1 ]] || die "usage: preflight.sh <host> <volume:NAME:DEVICE|network:NAME:0|1|container:NAME>..."
+[[ $# -ge 1 ]] || die "usage: preflight.sh <host> <volume:NAME:DEVICE|network:NAME:0|1|container:NAME|address:IPV4>..."
 host="$1"
 shift
 require_cmd docker
@@ -73,12 +74,29 @@ check_container() {
 	fi
 }
 
+# Docker binds a published port to an address the host does not have only to fail when the
+# container starts ("cannot assign requested address"), long after the old container was stopped.
+host_addresses=""
+check_address() {
+	if [[ -z "$host_addresses" ]]; then
+		require_cmd ip
+		# "2: eth0    inet 192.168.68.69/24 brd ..." -> 192.168.68.69
+		host_addresses="$(ip -o -4 addr show | awk '{ split($4, a, "/"); print a[1] }' | sort -u | tr '\n' ' ')"
+	fi
+	if [[ " $host_addresses" == *" $1 "* ]]; then
+		log "address $1: an address of this host"
+	else
+		problem "a published port is bound to $1 (services.<s>.ports[].ip), but $host has no such address (ip -o -4 addr: ${host_addresses% }); set the address of one of its interfaces"
+	fi
+}
+
 for check in "$@"; do
 	IFS=: read -r kind a b <<<"$check"
 	case "$kind" in
 	volume) check_volume "$a" "$b" ;;
 	network) check_network "$a" "$b" ;;
 	container) check_container "$a" ;;
+	address) check_address "$a" ;;
 	*) die "unknown check '$check'" ;;
 	esac
 done

@@ -14,6 +14,10 @@
 # heartbeat) answers 503 while that file exists: a service that starts but never becomes healthy,
 # the fault the rehearsal of the first apply needs. The other endpoints still answer.
 #
+# With the real services' authentication variables (CHROMA_SERVER_AUTHN_PROVIDER with
+# CHROMA_SERVER_AUTHN_CREDENTIALS, or VLLM_API_KEY) it asks for `Authorization: Bearer <token>` as
+# they do: everywhere but chroma's heartbeat, on vLLM's /v1/... only; 401 otherwise.
+#
 # SIGTERM stops it cleanly (the writer finishes its transaction, the database is closed): what
 # `docker stop` sends first.
 import argparse
@@ -61,7 +65,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def authorized(self):
+        # as the real services check their token: ChromaDB's token provider everywhere but the
+        # heartbeat (chromadb/server/fastapi: heartbeat authenticates nothing), vLLM's API key on
+        # /v1/... only (vllm/entrypoints/openai/api_server.py: the authentication middleware)
+        if args.mode == "chroma" and os.environ.get("CHROMA_SERVER_AUTHN_PROVIDER", "").endswith("TokenAuthenticationServerProvider"):
+            token, public = os.environ.get("CHROMA_SERVER_AUTHN_CREDENTIALS", ""), self.path == "/api/v1/heartbeat"
+        elif args.mode == "vllm" and os.environ.get("VLLM_API_KEY"):
+            token, public = os.environ["VLLM_API_KEY"], not self.path.startswith("/v1")
+        else:
+            return True
+        return public or self.headers.get("Authorization") == f"Bearer {token}"
+
     def do_GET(self):
+        if not self.authorized():
+            self.reply(401, {"error": "Unauthorized"})
+            return
         routes = {
             "chroma": {"/api/v1/heartbeat": lambda: {"nanosecond heartbeat": time.time_ns()}, "/api/v1/last": lambda: {"last": last_id}},
             "memory": {"/health": lambda: {"status": "ok"}},

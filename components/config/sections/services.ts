@@ -1,6 +1,10 @@
 /** `services`: the containers this host runs, by key. */
 import { z } from "zod";
 import { absolutePath, checkUnique, dockerName, duration, hostName, ipv4, listOf, listOrNone, port, type CrossRule } from "../primitives";
+import { SERVICE_SECRET_KEYS } from "../secrets";
+
+/** The address Docker publishes on when none is given: every interface of the host. */
+export const ALL_INTERFACES = "0.0.0.0";
 
 export const serviceSection = z.strictObject({
   host: hostName.meta({ description: "The host that runs it: must be this stack's host." }),
@@ -17,18 +21,40 @@ export const serviceSection = z.strictObject({
   env: z
     .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name"), z.string())
     .default({})
-    .meta({ description: "Environment variables. No secrets here: they are plaintext in the state." }),
+    .meta({ description: "Environment variables. No secrets here: they are plaintext in the state (see `secretEnv`)." }),
+  secretEnv: z
+    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name"), z.enum(SERVICE_SECRET_KEYS))
+    .default({})
+    .meta({
+      description:
+        "Environment variables whose value is a stack secret, by the secret's name (e.g. `CHROMA_SERVER_AUTHN_CREDENTIALS: chromaToken`): handed to the container as a Pulumi secret, encrypted in the state, never in a command.",
+    }),
   ports: z
     .array(
       z.strictObject({
         published: port.meta({ description: "Host port; published once per host address and protocol." }),
         target: port.meta({ description: "Container port." }),
         protocol: z.enum(["tcp", "udp"]).default("tcp").meta({ description: "Protocol of the published port." }),
-        ip: z.string().regex(ipv4, "an IPv4 address").default("0.0.0.0").meta({ title: "IPv4 address", description: "Host address to publish on." }),
+        ip: z
+          .string()
+          .regex(ipv4, "an IPv4 address")
+          .optional()
+          .meta({
+            title: "IPv4 address",
+            description: "Host address to publish on: one of the host's own addresses (preflight checks it). Required unless the service sets `exposeToAll`.",
+            defaultText: "required; `0.0.0.0` with `exposeToAll`",
+          }),
       }),
     )
     .default([])
-    .meta({ description: "Published ports." }),
+    .meta({ description: "Published ports. Services that only talk to each other use the overlay network and publish nothing." }),
+  exposeToAll: z
+    .boolean()
+    .default(false)
+    .meta({
+      description:
+        "Publish a port without an `ip` on every interface of the host (Docker's default) on purpose. Without it each port names its address, so that a new interface (a VPN, a second NIC) never exposes the service by itself.",
+    }),
   mounts: z
     .array(
       z.strictObject({
@@ -129,9 +155,23 @@ export const servicesRule: CrossRule = (c, ctx) => {
       ctx.addIssue({ code: "custom", path: ["services", svc, "overlay"], message: "false, or a swarm section: the overlay network needs a swarm", input: s?.overlay ?? true });
     }
   }
+  // a published port names its address, unless the service is exposed on every interface on purpose
+  for (const [svc, s] of services) {
+    listOf(s?.ports).forEach((p, i) => {
+      if (s?.exposeToAll === true) return;
+      if (p?.ip === undefined || p.ip === ALL_INTERFACES) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["services", svc, "ports", i, "ip"],
+          message: `an address of this host to publish on (e.g. ${typeof c.host?.address === "string" && ipv4.test(c.host.address) ? c.host.address : "192.168.68.69"}); or exposeToAll: true on the service to publish on every interface on purpose`,
+          input: p?.ip,
+        });
+      }
+    });
+  }
   // one host port per address and protocol, across every service of the host
   const published = services.flatMap(([svc, s]) => listOf(s?.ports).map((p, i) => ({ svc, i, p })));
-  const portKey = (p: (typeof published)[number]["p"]) => `${String(p?.ip ?? "0.0.0.0")}:${String(p?.published)}/${String(p?.protocol ?? "tcp")}`;
+  const portKey = (p: (typeof published)[number]["p"]) => `${String(p?.ip ?? ALL_INTERFACES)}:${String(p?.published)}/${String(p?.protocol ?? "tcp")}`;
   checkUnique(ctx, published, {
     key: (x) => portKey(x.p),
     at: (_, x) => ["services", x.svc, "ports", x.i, "published"],

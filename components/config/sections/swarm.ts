@@ -1,6 +1,6 @@
 /** `swarm`: the host's role in the Docker swarm of the two servers. */
 import { z } from "zod";
-import { address, dockerName, type CrossRule } from "../primitives";
+import { address, dockerName, ipv4, type CrossRule } from "../primitives";
 
 /** The overlay network's name when the manager's stack does not set one. */
 export const DEFAULT_NETWORK = "optimized-swarm";
@@ -9,6 +9,15 @@ export const swarmSection = z
   .strictObject({
     role: z.enum(["manager", "worker"]).meta({ description: "`manager` initialises the swarm; `worker` joins the manager's." }),
     advertiseAddress: address.meta({ description: "Address other nodes reach this one on (the LAN address)." }),
+    peer: z
+      .string()
+      .regex(ipv4, "an IPv4 address")
+      .optional()
+      .meta({
+        title: "IPv4 address",
+        description:
+          "The other swarm node's address: with a `network` section, the only source the firewall lets in on the swarm ports (2377/tcp, 7946/tcp+udp, 4789/udp, ESP). Required there.",
+      }),
     managerStack: z
       .string()
       .regex(/^[\w.-]+\/[\w.-]+\/[\w.-]+$/, "a stack reference 'organization/project/stack'")
