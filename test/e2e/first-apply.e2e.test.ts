@@ -13,6 +13,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApplyFailed, type ApplyResult, type Engine } from "./engine";
 import { addOperator, asRoot, asRootAsync, engineFor, makeDgxLike, mustRoot, startHosts, stopHosts, testStackConfig, type HostName, type TestHosts } from "./hosts";
+import { stackFileConfig } from "../harness";
 
 /** The passphrase of the repository made by hand, which the stack's borgPassphrase secret must open. */
 const PASSPHRASE = "rehearsal-borg-passphrase-7e1c";
@@ -58,10 +59,22 @@ services:
 `,
 };
 
+/**
+ * The address a service's published port is bound to in the test stack (its host's address on the
+ * test network): the compose containers of today publish on every interface, this project's
+ * containers only there, so a client that goes on working through the switch uses it.
+ */
+function boundAddress(name: HostName, service: string): string {
+  const services = stackFileConfig(`test/e2e/Pulumi.test-${name}.yaml`).services as Record<string, { ports: { ip: string }[] }>;
+  return services[service]!.ports[0]!.ip;
+}
+const chromaUrl = () => `http://${boundAddress("sark", "chromadb")}:8000/api/v1/heartbeat`;
+const vllmUrl = () => `http://${boundAddress("clu", "vllm")}:8000/v1/models`;
+
 /** What the probers watch: a client of each service (published ports) and the memory service from inside. */
-const PROBES: Record<HostName, string[]> = {
-  sark: ["chromadb=http://127.0.0.1:8000/api/v1/heartbeat"],
-  clu: ["memory-service=exec:memory-service|memory-service-pre-dgx-storage:http://127.0.0.1:8080/health", "memory-records=remember:memory-service|memory-service-pre-dgx-storage", "vllm=http://127.0.0.1:8000/v1/models"],
+const PROBES: Record<HostName, () => string[]> = {
+  sark: () => [`chromadb=${chromaUrl()}`],
+  clu: () => ["memory-service=exec:memory-service|memory-service-pre-dgx-storage:http://127.0.0.1:8080/health", "memory-records=remember:memory-service|memory-service-pre-dgx-storage", `vllm=${vllmUrl()}`],
 };
 
 let hosts: TestHosts;
@@ -101,8 +114,8 @@ docker volume create --name memory-persistent --opt type=none --opt device=/data
     // as the operator: docker compose up in the project directory
     on(name, "cd /home/maxvamp/dgx && runuser -u maxvamp -- docker-compose up -d 2>&1");
   }
-  sark("timeout 60 sh -c 'until python3 -c \"import urllib.request; urllib.request.urlopen(\\\"http://127.0.0.1:8000/api/v1/heartbeat\\\")\" 2>/dev/null; do sleep 1; done'");
-  clu("timeout 60 sh -c 'until python3 -c \"import urllib.request; urllib.request.urlopen(\\\"http://127.0.0.1:8000/v1/models\\\")\" 2>/dev/null; do sleep 1; done'");
+  sark(`timeout 60 sh -c 'until python3 -c \"import urllib.request; urllib.request.urlopen(\\\"${chromaUrl()}\\\")\" 2>/dev/null; do sleep 1; done'`);
+  clu(`timeout 60 sh -c 'until python3 -c \"import urllib.request; urllib.request.urlopen(\\\"${vllmUrl()}\\\")\" 2>/dev/null; do sleep 1; done'`);
 }
 
 /** The test stacks with what the real ones add for these services: the migrations, archived first, and the repository made by hand. */
@@ -134,7 +147,7 @@ const apply = (name: HostName, extra: Partial<Parameters<Engine["up"]>[0]> = {})
 
 function startProbes(name: HostName): void {
   on(name, "cat > /usr/local/bin/e2e-prober.py && rm -f /var/tmp/probe.log", PROBER);
-  on(name, `systemd-run --unit e2e-prober python3 /usr/local/bin/e2e-prober.py --interval 0.2 --log /var/tmp/probe.log ${PROBES[name].map((p) => `'${p}'`).join(" ")}`);
+  on(name, `systemd-run --unit e2e-prober python3 /usr/local/bin/e2e-prober.py --interval 0.2 --log /var/tmp/probe.log ${PROBES[name]().map((p) => `'${p}'`).join(" ")}`);
 }
 
 interface ProbeLine {
@@ -331,7 +344,7 @@ describe("faults of the first apply: each leaves every service running on whole 
     });
     expect(r.killed).toBe(true);
     // whatever the host-side script did after losing its session, a service answers within its health timeout
-    sark("timeout 90 sh -c 'until python3 -c \"import urllib.request; urllib.request.urlopen(\\\"http://127.0.0.1:8000/api/v1/heartbeat\\\")\" 2>/dev/null; do sleep 1; done'");
+    sark(`timeout 90 sh -c 'until python3 -c \"import urllib.request; urllib.request.urlopen(\\\"${chromaUrl()}\\\")\" 2>/dev/null; do sleep 1; done'`);
     const again = await apply("sark");
     const lines = stopProbes("sark");
     expect(again.step("sark-chromadb-switch").status).toBe("ok");
@@ -356,7 +369,7 @@ describe("faults of the first apply: each leaves every service running on whole 
     expect(r.step("clu-vllm-switch").error).toContain("did not become healthy within 20 s");
     // the old one: its name, its restart policy, running, answering
     expect(clu("docker inspect -f '{{index .Config.Labels \"com.docker.compose.project\"}} {{.HostConfig.RestartPolicy.Name}} {{.State.Running}}' vllm").trim()).toBe("dgx always true");
-    clu("python3 -c \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/v1/models')\"");
+    clu(`python3 -c \"import urllib.request; urllib.request.urlopen('${vllmUrl()}')\"`);
     expect(clu("docker inspect -f '{{.State.Running}} {{index .Config.Labels \"managed-by\"}}' vllm-unhealthy").trim()).toBe("false dgx-storage");
     // the compose file is still there: the project was not taken over
     expect(clu("ls /home/maxvamp/dgx")).toContain("docker-compose.yml");
