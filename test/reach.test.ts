@@ -130,6 +130,14 @@ describe.each(["sark", "clu"] as const)("stack %s under mocks: reach", (stack) =
         if (x.type === COMMAND) expect(JSON.stringify(x.inputs), x.name).not.toContain(t);
       }
     }
+    // the memory service is ChromaDB's client: it gets ChromaDB's token, as a secret too
+    if (stack === "clu") {
+      const memory = r.byName("clu-memory-service-container");
+      expect(memory.inputs.envs).toContain(`CHROMA_CLIENT_AUTH_CREDENTIALS=${SENTINEL_CHROMA_TOKEN}`);
+      expect(memory.inputs.envs).toContain("CHROMA_CLIENT_AUTH_PROVIDER=chromadb.auth.token_authn.TokenAuthClientProvider");
+      expect(memory.secretPaths).toContain("envs");
+      expect(JSON.stringify(memory.inputs)).not.toContain(SENTINEL_VLLM_API_KEY);
+    }
     // no other container sees the tokens
     for (const c of r.ofType(CONTAINER).filter((c) => c !== svc)) expect(JSON.stringify(c.inputs), c.name).not.toContain(token);
     expect(JSON.stringify(r.exports)).not.toContain(token);
