@@ -21,9 +21,8 @@
  * libraries (a read-only bind of the host's /), since nothing can be pulled here.
  */
 import { spawnSync } from "node:child_process";
-import * as fs from "node:fs";
 import { it } from "vitest";
-import { engineFor, addOperator, makeDgxLike, mustRoot, asRoot, startHosts, stopHosts, testStackConfig, type HostName, type TestHosts } from "../test/e2e/hosts";
+import { mustRoot, asRoot, stopHosts, testStackConfig, type HostName, type TestHosts, startSuite } from "../test/e2e/hosts";
 import { bundledScript, shq } from "../components/render/command";
 
 function option(name: string, fallback: number): number {
@@ -99,14 +98,8 @@ async function main(): Promise<void> {
     );
   }
   const started = Date.now();
-  const hosts = startHosts();
+  const { hosts, key, engine } = startSuite({ dgxLike: true });
   try {
-    const key = fs.readFileSync(hosts.privateKeyPath, "utf8");
-    const engine = engineFor(hosts);
-    for (const name of ["sark", "clu"] as const) {
-      addOperator(hosts, name);
-      makeDgxLike(hosts, name);
-    }
     // the swarm and the plain overlay, as the stacks make them
     for (const name of ["sark", "clu"] as const) await engine.up({ stack: `test-${name}`, config: testStackConfig(hosts, name), secrets: { sshPrivateKey: key } });
     const plain = ((testStackConfig(hosts, "sark").swarm as { network: { name: string } }).network).name;

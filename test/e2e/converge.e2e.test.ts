@@ -10,14 +10,13 @@
  * passes `-s overlay2` to dockerd, clu gets NVIDIA's daemon.json with `default-runtime: nvidia`
  * (its runtime a shim that execs runc, since the hosts have no GPU).
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dockerSshOpts } from "../../components/host";
 import { loadStackFile } from "../../components/config";
 import { renderSysctl } from "../../components/render/sysctl";
 import type { ApplyResult, Engine, Step } from "./engine";
-import { addOperator, asRoot, commandTarget, engineFor, makeDgxLike, mustRoot, NVIDIA_DAEMON_JSON, ssh, startHosts, stopHosts, type HostName, type TestHosts, testStackConfig } from "./hosts";
+import { asRoot, commandTarget, mustRoot, NVIDIA_DAEMON_JSON, ssh, stopHosts, type HostName, type TestHosts, testStackConfig, startSuite } from "./hosts";
 
 
 let hosts: TestHosts;
@@ -74,13 +73,7 @@ function before(r: ApplyResult, a: string, b: string): void {
 const overlap = (a: Step, b: Step) => a.start < b.end && b.start < a.end;
 
 beforeAll(() => {
-  hosts = startHosts();
-  key = fs.readFileSync(hosts.privateKeyPath, "utf8");
-  engine = engineFor(hosts);
-  for (const name of ["sark", "clu"] as const) {
-    addOperator(hosts, name);
-    makeDgxLike(hosts, name);
-  }
+  ({ hosts, key, engine } = startSuite({ dgxLike: true }));
 });
 
 afterAll(() => {

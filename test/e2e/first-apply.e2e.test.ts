@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApplyFailed, type ApplyResult, type Engine } from "./engine";
-import { addOperator, asRoot, asRootAsync, engineFor, makeDgxLike, mustRoot, startHosts, stopHosts, testStackConfig, type HostName, type TestHosts } from "./hosts";
+import { addOperator, asRoot, asRootAsync, makeDgxLike, mustRoot, stopHosts, testStackConfig, type HostName, type TestHosts, startSuite } from "./hosts";
 import { stackFileConfig } from "../harness";
 
 /** The passphrase of the repository made by hand, which the stack's borgPassphrase secret must open. */
@@ -189,9 +189,7 @@ function downtime(lines: readonly ProbeLine[], name: string): number {
 const migrationDowntime = (r: ApplyResult, step: string) => Number(/downtime ([\d.]+) s/.exec(r.stdout(step))?.[1] ?? NaN);
 
 beforeAll(() => {
-  hosts = startHosts();
-  key = fs.readFileSync(hosts.privateKeyPath, "utf8");
-  engine = engineFor(hosts);
+  ({ hosts, key, engine } = startSuite());
   today();
 });
 
@@ -311,9 +309,7 @@ describe("the first apply on the servers as they run today", () => {
 describe("faults of the first apply: each leaves every service running on whole data", () => {
   beforeAll(() => {
     stopHosts();
-    hosts = startHosts();
-    key = fs.readFileSync(hosts.privateKeyPath, "utf8");
-    engine = engineFor(hosts);
+    ({ hosts, key, engine } = startSuite());
     today();
   });
 

@@ -192,6 +192,28 @@ find ${list} -type f -exec sha256sum {} + 2>/dev/null | sort`,
   );
 }
 
+/** What a suite starts with: both hosts, the suite's private key (the stacks' sshPrivateKey) and its engine. */
+export interface Suite {
+  readonly hosts: TestHosts;
+  readonly key: string;
+  readonly engine: Engine;
+}
+
+/**
+ * Starts both hosts for a suite; with `dgxLike`, each host also gets the operator account and
+ * DGX OS's dockerd settings (addOperator, makeDgxLike), as the servers have them.
+ */
+export function startSuite(opts: { readonly dgxLike?: boolean } = {}): Suite {
+  const hosts = startHosts();
+  if (opts.dgxLike) {
+    for (const name of ["sark", "clu"] as const) {
+      addOperator(hosts, name);
+      makeDgxLike(hosts, name);
+    }
+  }
+  return { hosts, key: fs.readFileSync(hosts.privateKeyPath, "utf8"), engine: engineFor(hosts) };
+}
+
 /** The engine for a suite: state JSON in the hosts' workdir, the Docker provider's ssh with the suite's key. */
 export function engineFor(hosts: TestHosts): Engine {
   return new Engine({ workdir: hosts.workdir, keyPath: hosts.privateKeyPath });

@@ -6,10 +6,9 @@
  * restart and after a reboot of a test host, and a second apply must find nothing to do.
  */
 import { spawnSync } from "node:child_process";
-import * as fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ApplyResult, Engine } from "./engine";
-import { addOperator, asRoot, engineFor, makeDgxLike, mustRoot, startHosts, stopHosts, testStackConfig, type HostName, type TestHosts } from "./hosts";
+import { asRoot, mustRoot, stopHosts, testStackConfig, type HostName, type TestHosts, startSuite } from "./hosts";
 
 const CLIENT = { name: "dgxtest-reach-client", ip: "172.31.250.20" };
 const STRANGER = { name: "dgxtest-reach-stranger", ip: "172.31.250.21" };
@@ -119,13 +118,7 @@ const servicesUp = () =>
   asRoot(hosts, "sark", "docker node ls --format '{{.Status}}' | sort -u").stdout.trim() === "Ready";
 
 beforeAll(() => {
-  hosts = startHosts();
-  key = fs.readFileSync(hosts.privateKeyPath, "utf8");
-  engine = engineFor(hosts);
-  for (const name of ["sark", "clu"] as const) {
-    addOperator(hosts, name);
-    makeDgxLike(hosts, name);
-  }
+  ({ hosts, key, engine } = startSuite({ dgxLike: true }));
   lanContainer(CLIENT);
   lanContainer(STRANGER);
 });
