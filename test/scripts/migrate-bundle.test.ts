@@ -21,7 +21,7 @@ describe("the migrate bundle", () => {
 
   it("carries every .py file migrate.sh runs, each once, byte for byte", () => {
     const script = fs.readFileSync(path.join(SCRIPTS_DIR, "migrate.sh"), "utf8");
-    const used = [...new Set([...script.matchAll(/run_py (\S+\.py)/g)].map((m) => m[1]!))].sort();
+    const used = [...new Set([...script.matchAll(/(?:run_py|exec_py) (\S+\.py)/g)].map((m) => m[1]!))].sort();
     expect([...(CARRIED_FILES.migrate ?? [])].sort()).toEqual(used);
     // what bash assigns is the file's text, quotes and all
     const bundle = bundledScript("migrate");
