@@ -25,10 +25,10 @@ describe("plan and config: pure, no SDK", () => {
     expect(offending).toEqual([]);
   });
 
-  it("GIVEN the components THEN none imports host.ts (HostFile lives in the plan: no cycle)", () => {
+  it("GIVEN the components THEN none imports dgx-host.ts (HostFile lives in the plan: no cycle)", () => {
     const importers = filesUnder("components")
-      .filter((f) => !f.startsWith("components/plan") && f !== "components/host.ts")
-      .filter((f) => importsOf(path.join(REPO, f)).some((s) => s === "./host" || s === "../host"));
+      .filter((f) => !f.startsWith("components/plan") && f !== "components/dgx-host.ts")
+      .filter((f) => importsOf(path.join(REPO, f)).some((s) => s === "./dgx-host" || s === "../dgx-host"));
     expect(importers).toEqual([]);
   });
 });

@@ -12,7 +12,7 @@
  */
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dockerSshOpts } from "../../components/host";
+import { dockerSshOpts } from "../../components/dgx-host";
 import { loadStackFile } from "../../components/config";
 import { renderSysctl } from "../../components/render/sysctl";
 import type { ApplyResult, Engine, Step } from "./engine";
