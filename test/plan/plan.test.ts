@@ -1,10 +1,10 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadStackFile } from "../components/config";
-import { capacityInputs, capacitySeries, plannedCapacity } from "../components/plan/monitoring";
-import { projectCapacity } from "../components/render/capacity";
-import { REPO } from "./harness";
+import { loadStackFile } from "../../components/config";
+import { capacityInputs, capacitySeries, plannedCapacity } from "../../components/plan/monitoring";
+import { projectCapacity } from "../../components/render/capacity";
+import { REPO } from "../harness";
 
 /** The import specifiers of a TypeScript file. */
 function importsOf(file: string): string[] {
