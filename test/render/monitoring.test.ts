@@ -7,6 +7,7 @@ import { CAPACITY_THRESHOLDS, parseDf, projectCapacity, projectFromDf, yearsUnti
 import { renderCapacityChart } from "../../components/render/chart";
 import { compareWithTargets, FIO_JOBS, parseFioJson, parseFioSummary } from "../../components/render/fio";
 import { bundledScript } from "../../components/render/command";
+import { hostPathEnv } from "../../components/render/host-paths";
 import {
   ALERT_SERVICE,
   ALERT_TIMER,
@@ -174,7 +175,7 @@ describe("fio JSON parsing and the plan's targets", () => {
   });
 
   it("agrees with the host script's own summary of the same output", () => {
-    const r = spawnSync("bash", [path.join(__dirname, "..", "..", "components", "scripts", "fio-baseline.sh"), "summarize", FIXTURE], { encoding: "utf8" });
+    const r = spawnSync("bash", [path.join(__dirname, "..", "..", "components", "scripts", "fio-baseline.sh"), "summarize", FIXTURE], { encoding: "utf8", env: { ...process.env, ...hostPathEnv() } });
     expect(r.stderr).toBe("");
     const fromScript = parseFioSummary(r.stdout);
     expect(fromScript).toEqual(parseFioJson(raw));
