@@ -39,7 +39,7 @@ import threading
 import time
 import traceback
 
-LIST, SPARSE, CARRY, INODES, CURSOR, UNTRUSTED, RECORD = b"list", b"sparse", b"carry", b"inodes", b"cursor", b"untrusted", b"record"
+LIST, SPARSE, TOP, CARRY, INODES, CURSOR, UNTRUSTED, RECORD = b"list", b"sparse", b"top", b"carry", b"inodes", b"cursor", b"untrusted", b"record"
 SPARSE_MIN = 64 << 20  # below this, rsync's reading of the holes costs less than a second
 PREFETCH_MAX = 64 << 20  # of each changed file, read ahead before rsync copies it
 # inotifywait cuts an event's text at about 4000 characters (inotifywait(1), --format): a path
@@ -240,8 +240,12 @@ def prepare(S, D, work, rels, newdirs, groups):
             except (FileNotFoundError, NotADirectoryError):
                 retry.append(rel)
     prefetch(S, listed - sparse)
-    write_list(work + b"/" + LIST, sorted(listed - sparse))
+    # rsync takes "." in a file list as the directory and everything in it (rsync(1), --dirs):
+    # with -I it would copy every file at the top again. Its attributes go on their own (WORK/top).
+    top = listed & {b"."}
+    write_list(work + b"/" + LIST, sorted(listed - sparse - top))
     write_list(work + b"/" + SPARSE, sorted(sparse))
+    write_list(work + b"/" + TOP, sorted(top))
     write_list(work + b"/" + CARRY, retry)
     print(len(listed), deleted)
 
@@ -354,6 +358,7 @@ def walk_verify(S, D, since_ns, work):
     write_list(work + b"/" + CARRY, changed + differ)
     save_inodes(work, groups)
     write_list(work + b"/" + LIST, [])
+    write_list(work + b"/" + TOP, [])
     regular = {st.st_ino: st for st in src.values() if stat.S_ISREG(st.st_mode)}
     print(len(src), deleted, sum(data_bytes(st) for st in regular.values()), sum(st.st_size for st in regular.values()))
 
@@ -445,7 +450,7 @@ def scan(S, D, work, since_ns):
 
 
 def verify(S, D, work, mode):
-    rels = read_list(work + b"/" + LIST) + read_list(work + b"/" + SPARSE)
+    rels = read_list(work + b"/" + LIST) + read_list(work + b"/" + SPARSE) + read_list(work + b"/" + TOP)
     src_dirs, dst_dirs = RealDirs(S), RealDirs(D)
     bad, links, regular = [], {}, {}
     for rel in rels:

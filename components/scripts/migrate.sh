@@ -18,8 +18,9 @@
 #      partial run of this same migration;
 #   2. a borg archive of the source (snapshot=borg:...), or nothing (snapshot=none);
 #   3. the change record: inotifywait watches the source from here on (migrate-tree.py delta);
-#   4. pass 1 while the service runs: rsync -aHAX --numeric-ids --sparse, --checksum when an
-#      earlier run left a partial copy (its content is not trusted on size and mtime);
+#   4. pass 1 while the service runs: cp -a into the empty destination, or rsync -aHAX
+#      --numeric-ids --sparse --checksum when an earlier run left a partial copy (its content is
+#      not trusted on size and mtime); then synced to the disk;
 #   5. verification of pass 1 while the service runs (migrate-tree.py walk-verify): every entry
 #      whose ctime predates pass 1 is equal in both trees; the rest goes to the live passes;
 #   6. live passes while the service runs: the entries the record names are copied (rsync -I, by
@@ -349,6 +350,18 @@ else
 	echo "inotifywait is not installed (Debian package inotify-tools)" >"$work/untrusted"
 fi
 
+# progress_df : every 5% of the source's size, what the destination's filesystem has gained since
+# (cp has no progress of its own); until killed
+progress_df() {
+	local start used pct last=0
+	start=$(df -B1 --output=used "$parent" | tail -1)
+	while sleep 2; do
+		used=$(df -B1 --output=used "$parent" | tail -1)
+		pct=$((need > 0 ? (used - start) * 100 / need : 100))
+		((pct < last + 5)) || { log "  $pct% ($(human $((used - start))) of $(human "$need"))"; last=$pct; }
+	done
+}
+
 # 4. pass 1, service running
 log "pass 1 (service running): $src -> $dst ($(human "$need"))"
 RSYNC=(rsync -aHAX --numeric-ids --sparse --modify-window=-1)
@@ -359,10 +372,28 @@ RSYNC=(rsync -aHAX --numeric-ids --sparse --modify-window=-1)
 pass1_opts=(--delete --force)
 ((resume)) && pass1_opts+=(--checksum)
 t0="$(now)" rc=0
-# progress (bytes, %, rate, files) every 5%; the process substitution keeps rsync's exit status
-"${RSYNC[@]}" "${pass1_opts[@]}" --info=progress2 "$S/" "$D/" > >(tr '\r' '\n' | awk '/(to|ir)-chk/ { p = $2 + 0; if (p >= last + 5 || p == 100) { print "  " $0; last = p } }') || rc=$?
-# 24: files vanished while rsync ran (the service removed them); the record and the walk know
-((rc == 0 || rc == 24)) || die "pass 1 (rsync) failed with exit $rc; the service still runs on $src and a re-run resumes"
+if ((resume)); then
+	# progress (bytes, %, rate, files) every 5%; the process substitution keeps rsync's exit status
+	"${RSYNC[@]}" "${pass1_opts[@]}" --info=progress2 "$S/" "$D/" > >(tr '\r' '\n' | awk '/(to|ir)-chk/ { p = $2 + 0; if (p >= last + 5 || p == 100) { print "  " $0; last = p } }') || rc=$?
+	# 24: files vanished while rsync ran (the service removed them); the record and the walk know
+	((rc == 0 || rc == 24)) || die "pass 1 (rsync) failed with exit $rc; the service still runs on $src and a re-run resumes"
+else
+	# An empty destination: GNU cp -a makes the bulk copy with under half of rsync's CPU (no
+	# sender/receiver protocol): owners by number, modes and ACLs, times to the nanosecond, hard
+	# links, sparse files, devices, xattrs (named, so that a failure to copy them is an error, which
+	# -a alone does not report: cp(1)). What it misses or what changes meanwhile, the verification
+	# below finds and the live passes copy with rsync.
+	progress_df 9<&- &
+	progress=$!
+	cp -a --preserve=xattr --sparse=auto -T "$S" "$D" 2>"$work/cp.err" || rc=$?
+	kill "$progress" 2>/dev/null || true
+	wait "$progress" 2>/dev/null || true
+	# files the service removed while cp ran are the only failure let through, as rsync's 24
+	if ((rc != 0)) && grep -qv ': No such file or directory$' "$work/cp.err"; then
+		head -20 "$work/cp.err" >&2
+		die "pass 1 (cp -a) failed; the service still runs on $src and a re-run resumes"
+	fi
+fi
 log "pass 1 done in $(elapsed "$t0") s"
 hook MIGRATE_AFTER_PASS1
 
@@ -373,6 +404,11 @@ tree walk-verify "$S" "$D" "$pass1_since" "$work" ||
 	die "the verification of pass 1 failed; the service still runs on $src and a re-run resumes"
 read -r entries deleted data apparent <<<"$tree_out"
 log "pass 1 verified: $entries entries ($(human "$data") of data, $(human "$apparent") apparent), $deleted removed from $dst"
+# pass 1's data to the disk now, while the service runs (syncfs of the destination's filesystem):
+# its writeback would otherwise compete with the final pass, inside the downtime
+t="$(now)"
+sync -f "$D/" || die "could not sync $dst to its disk"
+log "pass 1 on the disk ($(elapsed "$t") s)"
 
 # changes MARK [--stopped PID] : the changed entries into $work/list, from the record, or from a
 # walk of the whole source (ctime newer than $since) when the record cannot be trusted; sets
@@ -400,6 +436,8 @@ copy() {
 	if [[ -s "$work/list" ]]; then "${RSYNC[@]}" -I --force --from0 --files-from="$work/list" "$S/" "$D/" || rc=$?; fi
 	# large sparse files: their data is in place already (migrate-tree.py), only attributes left
 	if [[ -s "$work/sparse" ]] && ((rc == 0)); then "${RSYNC[@]}" --from0 --files-from="$work/sparse" "$S/" "$D/" || rc=$?; fi
+	# the top directory's own attributes, last (the copies above renamed files into it)
+	if [[ -s "$work/top" ]] && ((rc == 0)); then "${RSYNC[@]}" --exclude='/*' "$S/" "$D/" || rc=$?; fi
 	# live: 23/24 are entries the service changed or removed meanwhile; they fail the comparison
 	# and are copied again
 	((rc == 0)) || [[ "$1" == live && ($rc == 23 || $rc == 24) ]] ||

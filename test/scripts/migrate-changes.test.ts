@@ -133,6 +133,23 @@ describeWith({ tools: MIGRATE_TOOLS, root: true }, "migrate.sh: a change at any 
     expectIdentical(root);
   });
 
+  it("GIVEN a file at the top of the source changed just before the stop THEN the final pass copies it alone, not every file beside it", () => {
+    const root = newRoot();
+    fs.mkdirSync(path.join(root, "src"));
+    sh(root, `echo a > src/changed; head -c 1M /dev/urandom > src/untouched; touch -d '-1 hour' src/changed src/untouched src; sleep 2.5`);
+    // the inode the destination's copy of the untouched file has when the final pass starts
+    const r = migrate(root, {
+      MIGRATE_BEFORE_STOP: `echo b >> "${root}/src/changed"; touch -d '-2 hour' "${root}/src"`,
+      MIGRATE_AT_STOP: `stat -c %i "${root}/dst/untouched" > "${root}/inode"`,
+    });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    // rsync takes "." in a file list as the directory and its files: -I would have rewritten it
+    expect(sh(root, "stat -c %i dst/untouched")).toBe(fs.readFileSync(path.join(root, "inode"), "latin1"));
+    expect(r.stdout).toMatch(/final pass \(service stopped\): 2 changed entries copied/);
+    expectIdentical(root);
+  });
+
   it("GIVEN a large sparse file changed just before the stop THEN the final pass neither reads nor counts its holes", () => {
     const root = newRoot();
     fs.mkdirSync(path.join(root, "src"));
