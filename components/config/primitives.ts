@@ -222,3 +222,15 @@ export function checkUnique<T>(
 export function checkListedOnce(ctx: z.RefinementCtx, list: unknown, path: readonly PropertyKey[], what: string): void {
   checkUnique(ctx, listOf(list), { at: (i) => [...path, i], message: (first) => `${what} listed once (it is already at [${first}])` });
 }
+
+/**
+ * A volume or a service names the host it is on, and a stack file holds only its own host's: one
+ * issue at `path` when `placed` is not this stack's host `here` (none while `here` itself is
+ * invalid: that is its own problem). `what`: "a volume belongs in the stack file of the host that
+ * keeps it".
+ */
+export function checkOnThisHost(ctx: z.RefinementCtx, here: unknown, placed: unknown, path: readonly PropertyKey[], what: string): void {
+  if (typeof here === "string" && placed !== here) {
+    ctx.addIssue({ code: "custom", path: [...path], message: `this stack's host '${here}': ${what}`, input: placed });
+  }
+}

@@ -59,15 +59,25 @@ export function scriptText(name: ScriptName): string {
 }
 
 /**
- * The Python files a script runs through lib.sh's `run_py`. They travel inside the script's
- * command, one shell variable each (see `bundledScript`), so a host never runs a file that an
- * older `pulumi up` left behind.
+ * The files a script needs beside lib.sh: the bash files it sources (a shared library, one file
+ * per command) and the Python files it runs through lib.sh's `run_py`. They travel inside the
+ * script's command (see `bundledScript`), so a host never runs a file that an older `pulumi up`
+ * left behind.
  */
 export const CARRIED_FILES: Partial<Record<ScriptName, readonly string[]>> = {
   migrate: ["migrate-state.py", "migrate-tree.py"],
   "container-switch": ["migrate-state.py"],
   "storage-alert": ["storage-alert.py"],
-  "borg-run": ["borg-run.py"],
+  "borg-run": [
+    "borg-run-lib.sh",
+    "borg-run-create.sh",
+    "borg-run-prune.sh",
+    "borg-run-check.sh",
+    "borg-run-drill.sh",
+    "borg-run-copy-offsite.sh",
+    "borg-run-watch.sh",
+    "borg-run.py",
+  ],
   "fio-baseline": ["fio-summary.py"],
 };
 
@@ -85,19 +95,23 @@ export function hostPathAssignments(): string {
 
 /**
  * The script as it is sent: lib.sh's shebang, the host paths (`hostPathAssignments`), the rest of
- * lib.sh, then each carried file as `DGX_PY_<file>='<text>'`, then the script with its own
- * shebang and the lines that source lib.sh from disk dropped (the function they test for is
+ * lib.sh, then each carried bash file as it is (shebang dropped: it only defines functions, and
+ * its guarded `. lib.sh` is skipped since lib.sh is already loaded), each carried Python file as
+ * `DGX_PY_<file>='<text>'`, then the script with its own shebang dropped (the guarded lines that
+ * source lib.sh and the carried bash files from disk do nothing: the functions they test for are
  * already defined).
  */
 export function bundledScript(name: ScriptName): string {
   const lib = fs.readFileSync(path.join(SCRIPTS_DIR, "lib.sh"), "utf8");
   const shebang = /^#!.*\n/.exec(lib)?.[0] ?? "";
-  const carried = (CARRIED_FILES[name] ?? []).map((file) => {
-    const text = fs.readFileSync(path.join(SCRIPTS_DIR, file), "utf8");
-    return `${carriedVariable(file)}='${text.replace(/'/g, `'\\''`)}'\n`;
-  });
+  const files = CARRIED_FILES[name] ?? [];
+  const read = (file: string) => fs.readFileSync(path.join(SCRIPTS_DIR, file), "utf8");
+  const sourced = files.filter((f) => f.endsWith(".sh")).map((file) => read(file).replace(/^#!.*\n/, ""));
+  const carried = files
+    .filter((f) => !f.endsWith(".sh"))
+    .map((file) => `${carriedVariable(file)}='${read(file).replace(/'/g, `'\\''`)}'\n`);
   const body = scriptText(name).replace(/^#!.*\n/, "");
-  return shebang + hostPathAssignments() + lib.slice(shebang.length) + carried.join("") + body;
+  return shebang + hostPathAssignments() + lib.slice(shebang.length) + sourced.join("") + carried.join("") + body;
 }
 
 /**

@@ -56,33 +56,6 @@ field() { docker container inspect --format "$2" "$1" 2>/dev/null || true; }
 ours() { [[ "$(field "$1" '{{index .Config.Labels "managed-by"}}')" == dgx-storage ]]; }
 now() { date +%s.%N; }
 
-# health ID : healthy, starting, unhealthy, none (no health check) or exited.
-health() {
-	local s
-	s="$(field "$1" '{{.State.Running}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}')"
-	case "$s" in
-	"true "*) echo "${s#true }" ;;
-	*) echo exited ;;
-	esac
-}
-
-# wait_healthy ID SECONDS : 0 once healthy (or, without a health check, running for 10 s).
-wait_healthy() {
-	local id="$1" deadline=$((SECONDS + $2)) up_since="" h
-	while ((SECONDS < deadline)); do
-		h="$(health "$id")"
-		case "$h" in
-		healthy) return 0 ;;
-		exited) return 1 ;;
-		none)
-			up_since="${up_since:-$SECONDS}"
-			((SECONDS - up_since >= 10)) && return 0
-			;;
-		esac
-		sleep 1
-	done
-	return 1
-}
 
 # The switch proper: run in the transient unit (or directly in tests, ROOT set).
 switch() {
@@ -95,7 +68,7 @@ switch() {
 	holder="$(field "$name" '{{.Id}}')"
 	kept="$(state_get "$adoption" kept)"
 
-	if [[ "$new_name" == "$name" && "$(health "$new")" == healthy ]] || { [[ "$new_name" == "$name" && "$(health "$new")" == none ]] && wait_healthy "$new" 11; }; then
+	if [[ "$new_name" == "$name" && "$(container_health "$new")" == healthy ]] || { [[ "$new_name" == "$name" && "$(container_health "$new")" == none ]] && wait_healthy "$new" 11; }; then
 		log "$name (${new:0:12}) runs and is healthy; nothing to switch"
 		finish 0
 		return 0
@@ -136,7 +109,7 @@ switch() {
 		finish 1
 		return 0
 	fi
-	rollback "$(health "$new")"
+	rollback "$(container_health "$new")"
 }
 
 # finish SWITCHED : the bookkeeping once the new container serves the name.

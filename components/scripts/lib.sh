@@ -163,6 +163,45 @@ state_set() {
 	state_write "$file" "${fields[@]}" "$@"
 }
 
+# container_health ID : healthy, starting, unhealthy, none (no health check) or exited (also when
+# there is no such container).
+container_health() {
+	local s
+	s="$(docker container inspect --format '{{.State.Running}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$1" 2>/dev/null || true)"
+	case "$s" in
+	"true "*) echo "${s#true }" ;;
+	*) echo exited ;;
+	esac
+}
+
+# wait_healthy [--give-up-unhealthy] ID SECONDS : 0 once the container is healthy (or, without a
+# health check, has run for 10 s); 1 when it stops running or SECONDS pass. Docker goes on probing
+# an unhealthy container and marks it healthy again at the next passing probe (moby
+# daemon/health.go, handleProbeResult), so "unhealthy" is waited out by default;
+# --give-up-unhealthy returns 1 at the first "unhealthy" instead.
+wait_healthy() {
+	local give_up=0 id deadline up_since="" h
+	if [[ "$1" == --give-up-unhealthy ]]; then
+		give_up=1
+		shift
+	fi
+	id="$1" deadline=$((SECONDS + $2))
+	while ((SECONDS < deadline)); do
+		h="$(container_health "$id")"
+		case "$h" in
+		healthy) return 0 ;;
+		exited) return 1 ;;
+		unhealthy) ((give_up == 0)) || return 1 ;;
+		none)
+			up_since="${up_since:-$SECONDS}"
+			((SECONDS - up_since >= 10)) && return 0
+			;;
+		esac
+		sleep 1
+	done
+	return 1
+}
+
 # overlay_network_check NAME ENCRYPTED(0|1) : prints "absent", "match", or a sentence saying how
 # the existing network differs from an attachable swarm overlay network with that encryption.
 overlay_network_check() {

@@ -122,26 +122,6 @@ restart_writers() {
 	done
 }
 
-# wait_healthy CONTAINER TIMEOUT : healthy (or running for 10 s without a health check)
-wait_healthy() {
-	local c="$1" timeout="$2" deadline health up_since=""
-	deadline=$((SECONDS + timeout))
-	while ((SECONDS < deadline)); do
-		[[ "$(docker inspect -f '{{.State.Running}}' "$c" 2>/dev/null)" == true ]] || return 1
-		health="$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$c")"
-		case "$health" in
-		healthy) return 0 ;;
-		unhealthy) return 1 ;;
-		none)
-			up_since="${up_since:-$SECONDS}"
-			((SECONDS - up_since >= 10)) && return 0
-			;;
-		esac
-		sleep 1
-	done
-	return 1
-}
-
 if [[ "$mode" == finalize ]]; then
 	health_timeout="$6"
 	state="$(marker_get state)"
@@ -159,7 +139,7 @@ if [[ "$mode" == finalize ]]; then
 		# first match can fail the pipeline through SIGPIPE
 		grep -qxF "$dst" <<<"$(docker inspect -f '{{range .Mounts}}{{.Source}}{{"\n"}}{{end}}' "$container" 2>/dev/null)" ||
 			die "container $container does not mount $dst; it must be replaced with the destination mount before finalize"
-		wait_healthy "$container" "$health_timeout" ||
+		wait_healthy --give-up-unhealthy "$container" "$health_timeout" ||
 			die "container $container is not healthy on $dst. The source $src is untouched: to go back, remove the migration from the stack config (the service then mounts the source again) and pulumi up"
 	fi
 	healthy_at="$(now)"
@@ -492,7 +472,7 @@ done_fields=(bytes_copied="$((data + extra))" files_verified="$entries" entries_
 if has_container; then
 	log "starting the new container $(docker inspect -f '{{.Name}}' "$container" | cut -c2-) on $dst"
 	docker start "$container" >/dev/null
-	if ! wait_healthy "$container" "$health_timeout"; then
+	if ! wait_healthy --give-up-unhealthy "$container" "$health_timeout"; then
 		logs="$(docker logs --tail 10 "$container" 2>&1 || true)"
 		die "the service did not become healthy on $dst within ${health_timeout}s; last log lines:
 $logs"

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { parseHostConfig } from "../../components/config";
-import { checkListedOnce, checkUnique } from "../../components/config/primitives";
+import { checkListedOnce, checkOnThisHost, checkUnique } from "../../components/config/primitives";
 import { pinnedStackConfig } from "../harness";
 
 /** The issues a rule adds, run as a refinement of an empty object (as the door runs it). */
@@ -29,6 +29,20 @@ describe("checkUnique: the one duplicate check of the cross-field rules", () => 
 
   it("GIVEN something that is not a list THEN it adds nothing (the field's own check reports it)", () => {
     expect(issuesOf((ctx) => checkListedOnce(ctx, "not a list", ["x"], "a path"))).toEqual([]);
+  });
+});
+
+describe("checkOnThisHost: the one placement check of volumes and services", () => {
+  const what = "a volume belongs in the stack file of the host that keeps it";
+  it("GIVEN an item of another host THEN one issue at its path names this stack's host and shows the other", () => {
+    expect(issuesOf((ctx) => checkOnThisHost(ctx, "sark", "clu", ["volumes", 0, "host"], what))).toEqual([
+      { path: ["volumes", 0, "host"], message: `this stack's host 'sark': ${what}`, input: "clu" },
+    ]);
+  });
+
+  it("GIVEN this host's item, or a host name that is itself invalid THEN nothing", () => {
+    expect(issuesOf((ctx) => checkOnThisHost(ctx, "sark", "sark", ["volumes", 0, "host"], what))).toEqual([]);
+    expect(issuesOf((ctx) => checkOnThisHost(ctx, undefined, "clu", ["volumes", 0, "host"], what))).toEqual([]);
   });
 });
 

@@ -1,7 +1,9 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseHostConfig } from "../../components/config";
-import { bundledScript, scriptCommand, shq } from "../../components/render/command";
+import { bundledScript, CARRIED_FILES, SCRIPTS_DIR, scriptCommand, shq } from "../../components/render/command";
 import { daemonJsonFragment, renderJson } from "../../components/render/daemon-json";
 import { MANAGED_HEADER, parseSysctl, renderSysctl } from "../../components/render/sysctl";
 import { validConfig, withValue } from "../fixtures";
@@ -73,5 +75,24 @@ describe("command strings", () => {
     const text = bundledScript("sysctl-apply");
     expect(text.match(/^#!/gm)).toHaveLength(1); // lib.sh's only
     expect(text).toContain("dgx_lib_loaded() { :; }");
+  });
+
+  it("GIVEN borg-run.sh, a file per command over borg-run-lib.sh THEN its bundle carries each once, without their shebangs, and every command it dispatches has its file", () => {
+    const files = fs.readdirSync(SCRIPTS_DIR).filter((f) => /^borg-run-.*\.sh$/.test(f)).sort();
+    expect([...(CARRIED_FILES["borg-run"] ?? [])].filter((f) => f.endsWith(".sh")).sort()).toEqual(files);
+    const text = bundledScript("borg-run");
+    expect(text.match(/^#!/gm)).toHaveLength(1);
+    for (const f of files) expect(text.split(fs.readFileSync(path.join(SCRIPTS_DIR, f), "utf8").replace(/^#!.*\n/, ""))).toHaveLength(2);
+    const commands = ["create", "prune", "check", "drill", "copy-offsite", "watch"];
+    expect(fs.readFileSync(path.join(SCRIPTS_DIR, "borg-run.sh"), "utf8")).toContain(commands.join("|"));
+    expect(files).toEqual(["borg-run-lib.sh", ...commands.map((c) => `borg-run-${c}.sh`)].sort());
+    // the bundle, away from any checkout, defines every command's function before it dispatches
+    const r = spawnSync("bash", ["-c", `${text.replace(/\n"run_\$\{command\/\/-\/_\}" "\$@"\n$/, "\n")}\ndeclare -F ${commands.map((c) => `run_${c.replace(/-/g, "_")}`).join(" ")}`, "borg-run", "--repo", "/r", "--host", "sark", "check"], {
+      env: { ...process.env, BORG_PASSCOMMAND: "true", DRY_RUN: "1" },
+      cwd: "/",
+      encoding: "utf8",
+    });
+    expect(r.stderr).toBe("");
+    expect(r.stdout.trim().split("\n")).toEqual(commands.map((c) => `run_${c.replace(/-/g, "_")}`));
   });
 });

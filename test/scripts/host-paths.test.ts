@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { bundledScript, hostPathAssignments, SCRIPTS_DIR, scriptCommand, type ScriptName } from "../../components/render/command";
+import { bundledScript, CARRIED_FILES, hostPathAssignments, SCRIPTS_DIR, scriptCommand, type ScriptName } from "../../components/render/command";
 import { HOST_PATH_VARIABLES, HOST_PATHS } from "../../components/render/host-paths";
 import { REPO } from "../harness";
 import { makeRoot, runScript } from "./run";
@@ -14,7 +14,7 @@ import { makeRoot, runScript } from "./run";
 const LITERALS = Object.values(HOST_PATHS);
 const SCRIPTS = fs
   .readdirSync(SCRIPTS_DIR)
-  .filter((f) => f.endsWith(".sh") && f !== "lib.sh")
+  .filter((f) => f.endsWith(".sh") && f !== "lib.sh" && !Object.values(CARRIED_FILES).some((files) => files?.includes(f)))
   .map((f) => f.replace(/\.sh$/, "") as ScriptName);
 
 /** Every .ts file under a directory, relative to the repository. */

@@ -1,6 +1,6 @@
 /** `services`: the containers this host runs, by key. */
 import { z } from "zod";
-import { absolutePath, checkUnique, dockerName, duration, hostName, ipv4, listOf, listOrNone, port, type CrossRule } from "../primitives";
+import { absolutePath, checkOnThisHost, checkUnique, dockerName, duration, hostName, ipv4, listOf, listOrNone, port, type CrossRule } from "../primitives";
 import { SERVICE_SECRET_KEYS } from "../secrets";
 
 /** The address Docker publishes on when none is given: every interface of the host. */
@@ -125,14 +125,7 @@ export const servicesRule: CrossRule = (c, ctx) => {
   const volumeNames = new Set(listOf(c.volumes).map((v) => v?.name));
   const services = Object.entries(c.services ?? {});
   for (const [svc, s] of services) {
-    if (typeof here === "string" && s?.host !== here) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["services", svc, "host"],
-        message: `this stack's host '${here}': a service belongs in the stack file of the host that runs it`,
-        input: s?.host,
-      });
-    }
+    checkOnThisHost(ctx, here, s?.host, ["services", svc, "host"], "a service belongs in the stack file of the host that runs it");
     const mounts = listOf(s?.mounts);
     checkUnique(ctx, mounts, {
       key: (m) => m?.target,

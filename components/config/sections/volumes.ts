@@ -1,6 +1,6 @@
 /** `volumes`: the Docker volumes of this host, named or bind-backed. */
 import { z } from "zod";
-import { absolutePath, checkUnique, dockerName, hostName, listOf, type CrossRule } from "../primitives";
+import { absolutePath, checkOnThisHost, checkUnique, dockerName, hostName, listOf, type CrossRule } from "../primitives";
 
 export const volumeSection = z.strictObject({
   name: dockerName.meta({ description: "Docker volume name, unique per host." }),
@@ -31,16 +31,7 @@ export const volumesRule: CrossRule = (c, ctx) => {
     input: (v) => v?.name,
     message: (first) => `a unique volume name (volumes[${first}] has it already)`,
   });
-  volumes.forEach((v, i) => {
-    if (typeof here === "string" && v?.host !== here) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["volumes", i, "host"],
-        message: `this stack's host '${here}': a volume belongs in the stack file of the host that keeps it`,
-        input: v?.host,
-      });
-    }
-  });
+  volumes.forEach((v, i) => checkOnThisHost(ctx, here, v?.host, ["volumes", i, "host"], "a volume belongs in the stack file of the host that keeps it"));
   checkUnique(ctx, volumes, {
     key: (v) => v?.bind?.device,
     at: (i) => ["volumes", i, "bind", "device"],
