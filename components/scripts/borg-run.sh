@@ -68,6 +68,10 @@ export BORG_RELOCATED_REPO_ACCESS_IS_OK=no BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_
 status_dir="${STATE_DIR}/backup-status"
 staging_root="${STATE_DIR}/sqlite-snapshots"
 webhook_file="${ROOT}/etc/dgx-storage/alert-webhook"
+# node_exporter's textfile directory (Debian's default): each run's metrics, when it exists
+metrics_dir="${ROOT}/var/lib/prometheus/node-exporter"
+# the dead-man's-switch URL (healthchecks-style): pinged after each successful run, when set
+heartbeat_file="${ROOT}/etc/dgx-storage/heartbeat-url"
 # How long borg waits for the repository lock (--lock-wait, seconds). borg's default of 1 s fails
 # whenever two jobs meet; the units pass a share of the job's own period, so a job waits out a
 # long daily, check or verify-data run but never into its own next run. Still locked after that:
@@ -114,7 +118,7 @@ finish() {
 	fi
 	mkdir -p "$status_dir"
 	if result="$(run_py borg-run.py record "$status_dir" "$job" "$host" "$started" "$(date +%s)" "$outcome" "${borg_rc:-$rc}" \
-		"$bytes_added" "$archive" "$message" "$growth_factor" "$create_json")"; then
+		"$bytes_added" "$archive" "$message" "$growth_factor" "$create_json" "$metrics_dir")"; then
 		{
 			read -r outcome
 			read -r archive
@@ -136,6 +140,10 @@ finish() {
 	esac
 	alert "$prio" "$host $job $verdict${archive:+: archive $archive}${bytes_added:+, added $bytes_added bytes}${message:+; $message}"
 	[[ -z "$growth" ]] || alert warning "$host $job: abnormal backup size: $growth"
+	if [[ "$outcome" == ok && -s "$heartbeat_file" ]]; then
+		# the URL stays out of argv: python reads it from the file
+		run_py borg-run.py ping "$heartbeat_file" || warn "the heartbeat ping failed"
+	fi
 	[[ "$outcome" == error ]] && exit 2
 	[[ "$outcome" == skipped ]] && exit 3
 	exit 0
