@@ -10,6 +10,7 @@ import { driftExpectation, hostFiles, hostPackages, preflightChecks, type HostFi
 import { knownHostsName, sha256 } from "./render/command";
 import type { DriftExpectation } from "./render/drift";
 import { Monitoring } from "./monitoring";
+import { ALERTMANAGER_WEBHOOK_FILE, Observability } from "./observability";
 import { FIREWALL_FILE, FIREWALL_UNIT } from "./render/firewall";
 import { DEFAULT_WEBHOOK_FILE } from "./render/monitoring";
 import { ContainerService } from "./services";
@@ -59,6 +60,8 @@ export class DgxHost extends pulumi.ComponentResource {
   public readonly firewall?: HostFirewall;
   /** fstrim, SMART, alerts, the fio baseline and capacity; absent without `monitoring` and `maintenance`. */
   public readonly monitoring?: Monitoring;
+  /** node_exporter, textfile metrics; Prometheus and Alertmanager on the manager (`observability`). */
+  public readonly observability?: Observability;
   /** borg: repository, schedules, off-site copy; absent without `backup`. */
   public readonly backup?: Backup;
   public readonly provider: docker.Provider;
@@ -109,17 +112,22 @@ export class DgxHost extends pulumi.ComponentResource {
       { access, script: "apt-ensure", createArgs: packageList, triggers: [packageList.join(" ")] },
       { ...child, dependsOn: [this.preflight] },
     );
-    if (args.alertWebhook !== undefined) {
+    // with `observability` the URL is Alertmanager's alone (a file the checks do not read: one
+    // alerting path), and only the host that runs Alertmanager needs it
+    const webhookFile = config.observability ? ALERTMANAGER_WEBHOOK_FILE : DEFAULT_WEBHOOK_FILE;
+    let webhookHash: pulumi.Output<string> | undefined;
+    if (args.alertWebhook !== undefined && (!config.observability || config.observability.prometheus)) {
       const url = pulumi.secret(args.alertWebhook);
+      webhookHash = url.apply((u) => sha256(`${u}\n`));
       this.webhook = hostCommand(
         `${name}-alert-webhook`,
         {
           access,
           script: "secret-file",
-          createArgs: ["apply", DEFAULT_WEBHOOK_FILE],
-          deleteArgs: ["remove", DEFAULT_WEBHOOK_FILE],
+          createArgs: ["apply", webhookFile],
+          deleteArgs: ["remove", webhookFile],
           // a hash of the URL, still a secret: a changed URL is written again, and the state shows neither
-          triggers: [DEFAULT_WEBHOOK_FILE, url.apply((u) => sha256(`${u}\n`))],
+          triggers: [webhookFile, webhookHash],
           secretStdin: url.apply((u) => `${u}\n`),
         },
         { ...child, dependsOn: [this.preflight] },
@@ -201,7 +209,22 @@ export class DgxHost extends pulumi.ComponentResource {
           ...(config.capacity ? { capacity: config.capacity } : {}),
           containers: Object.values(config.services).map((s) => s.containerName),
           ...(this.webhook ? { webhook: this.webhook } : {}),
+          metrics: config.observability !== undefined,
           after: [this.packages, ...hostReady, ...[...services.values()].flatMap((s) => s.done)],
+        },
+        child,
+      );
+    }
+    if (config.observability) {
+      this.observability = new Observability(
+        `${name}-observability`,
+        {
+          access,
+          config,
+          observability: config.observability,
+          ...(this.webhook && webhookHash ? { webhook: this.webhook, webhookTrigger: webhookHash } : {}),
+          // after the host's own packages (one apt at a time) and the checks' units
+          after: [this.packages, ...(this.monitoring?.units ? [this.monitoring.units] : [])],
         },
         child,
       );
@@ -209,7 +232,7 @@ export class DgxHost extends pulumi.ComponentResource {
     this.hostFiles = hostFiles({
       daemonJson: this.daemon.fragment,
       sysctl: { path: this.kernel.path, content: this.kernel.content },
-      monitoring: this.monitoring?.hostFiles ?? [],
+      monitoring: [...(this.monitoring?.hostFiles ?? []), ...(this.observability?.hostFiles ?? [])],
       backup: this.backup?.hostFiles ?? [],
       firewall: this.firewall ? [{ path: FIREWALL_FILE, content: this.firewall.ruleset, kind: "file" }, { path: `/etc/systemd/system/${FIREWALL_UNIT}`, content: this.firewall.unit, kind: "file" }] : [],
     });
