@@ -41,7 +41,7 @@ describe("the Observability component", () => {
     const files = managerFiles(config, config.observability!, true)!;
     const prom = r.byName("sark-observability-prometheus");
     expect(prom.inputs.create).toBe(scriptCommand("observability-config", ["apply", files.prometheus, files.rules, files.alertmanager, files.console, ALERTMANAGER_WEBHOOK_FILE], { sudo: true }));
-    expect(prom.inputs.triggers[0]).toBe(sha256(files.prometheus + files.rules + files.alertmanager + files.console));
+    expect((prom.inputs.triggers as string[])[0]).toBe(sha256(files.prometheus + files.rules + files.alertmanager + files.console));
     expect(prom.inputs.delete).toBe(scriptCommand("observability-config", ["remove"], { sudo: true }));
     expect(JSON.stringify(r.registrations.map((x) => x.inputs.create ?? ""))).not.toContain("dgx-sentinel-observability");
   });
