@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ALERTMANAGER_WEBHOOK_FILE } from "../../components/observability";
 import { SCRIPTS_DIR } from "../../components/render/command";
 import type { ApplyResult, Engine } from "./engine";
-import { installedFiles, mustRoot, startSuite, startWebhookReceiver, stopHosts, testStackConfig, WEBHOOK_RECEIVER_URL, type HostName, type TestHosts } from "./hosts";
+import { addOperator, installedFiles, mustRoot, startSuite, startWebhookReceiver, stopHosts, testStackConfig, WEBHOOK_RECEIVER_URL, type HostName, type TestHosts } from "./hosts";
 
 const WEBHOOK = `${WEBHOOK_RECEIVER_URL}/alerts/e2e-observability-token`;
 const ALERT_MOUNT = "/mnt/alert-test";
@@ -112,7 +112,10 @@ async function waitForQuery(q: string, ok: (r: Awaited<ReturnType<typeof query>>
 const runCheck = (name: HostName) => mustRoot(hosts, name, "systemctl start dgx-storage-alert.service");
 
 beforeAll(() => {
-  ({ hosts, key, engine } = startSuite({ dgxLike: false }));
+  ({ hosts, key, engine } = startSuite());
+  // the stacks log in as the operator (test stacks: host.ssh.user maxvamp)
+  addOperator(hosts, "sark");
+  addOperator(hosts, "clu");
   mustRoot(hosts, "sark", `set -e; mkdir -p ${ALERT_MOUNT}; truncate -s 64M /var/tmp/alert-test.img; mkfs.ext4 -q -F /var/tmp/alert-test.img; mount -o loop /var/tmp/alert-test.img ${ALERT_MOUNT}`);
   startWebhookReceiver(hosts, "sark");
 });
