@@ -267,10 +267,12 @@ export function renderTextfile(samples: readonly StaticSample[]): string {
  * mount, job or path); the charts are SVG drawn by a few lines of plain script from Prometheus's
  * own HTTP API (`/api/v1/query_range`), since Debian's package ships no console graph libraries.
  */
+const IOPS_QUERY = 'label_replace(dgx_storage_iops_probe, "series", "probe", "", "") or label_replace(dgx_storage_iops_baseline, "series", "baseline", "", "")';
+
 export function renderConsole(t: RuleThresholds, hours: number): string {
   const charts = [
     { id: "usage", title: "Used space per mount, % (lines at the warning and critical levels)", query: "dgx_storage_used_percent", label: ["host", "mount"], lines: [t.usage.warning, t.usage.critical], max: 100 },
-    { id: "iops", title: "Random-read IOPS probe against the fio baseline", query: 'label_replace(dgx_storage_iops_probe, "series", "probe", "", "") or label_replace(dgx_storage_iops_baseline, "series", "baseline", "", "")', label: ["host", "dir", "series"], lines: [], max: 0 },
+    { id: "iops", title: "Random-read IOPS probe against the fio baseline", query: IOPS_QUERY, label: ["host", "dir", "series"], lines: [], max: 0 },
     { id: "backup-age", title: "Hours since each backup job last succeeded", query: "(time() - dgx_backup_last_success_timestamp_seconds) / 3600", label: ["host", "backup_job"], lines: [], max: 0 },
   ];
   const table = (title: string, query: string, cols: readonly string[], value: string) =>
@@ -286,7 +288,8 @@ export function renderConsole(t: RuleThresholds, hours: number): string {
     `<style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}svg{border:1px solid #ccc;background:#fff}.legend span{margin-right:1em}</style></head><body>`,
     `<h1>Storage</h1>`,
     table("Used space now", "dgx_storage_used_percent", ["host", "mount"], `printf "%.1f%%"`),
-    table("IOPS probe and baseline", "dgx_storage_iops_probe or dgx_storage_iops_baseline", ["host", "dir", "__name__"], `printf "%.0f"`),
+    // `or` matches on the labels without the name: a "series" label keeps probe and baseline apart
+    table("IOPS probe and baseline", IOPS_QUERY, ["host", "dir", "series"], `printf "%.0f"`),
     table("Backup age (since the last success)", "time() - dgx_backup_last_success_timestamp_seconds", ["host", "backup_job"], "humanizeDuration"),
     table("Scrape targets", 'up{job="node"}', ["host", "instance"], `printf "%.0f"`),
     ...charts.map((c) => `<h2>${c.title}</h2><svg id="chart-${c.id}" width="720" height="220" viewBox="0 0 720 220"></svg><div class="legend" id="legend-${c.id}"></div>`),
@@ -300,7 +303,9 @@ export function renderConsole(t: RuleThresholds, hours: number): string {
     `  const svg = document.getElementById("chart-" + c.id), legend = document.getElementById("legend-" + c.id), ns = "http://www.w3.org/2000/svg";`,
     `  let max = c.max || Math.max(1, ...series.flatMap((s) => s.values.map((v) => Number(v[1])))) * 1.1;`,
     `  const x = (t) => 10 + (700 * (t - start)) / (end - start), y = (v) => 210 - (200 * v) / max;`,
-    `  for (const l of c.lines) { const e = document.createElementNS(ns, "line"); Object.entries({ x1: 10, x2: 710, y1: y(l), y2: y(l), stroke: l === c.lines[c.lines.length - 1] ? "#d62728" : "#ff7f0e", "stroke-dasharray": "4" }).forEach(([k, v]) => e.setAttribute(k, v)); svg.appendChild(e); }`,
+    `  const txt = (x0, y0, t) => { const e = document.createElementNS(ns, "text"); e.setAttribute("x", x0); e.setAttribute("y", y0); e.setAttribute("font-size", "11"); e.textContent = t; svg.appendChild(e); };
+  txt(14, 22, String(Math.round(max))); txt(14, 206, "0"); txt(600, 206, "last " + HOURS + " h");
+  for (const l of c.lines) { const e = document.createElementNS(ns, "line"); Object.entries({ x1: 10, x2: 710, y1: y(l), y2: y(l), stroke: l === c.lines[c.lines.length - 1] ? "#d62728" : "#ff7f0e", "stroke-dasharray": "4" }).forEach(([k, v]) => e.setAttribute(k, v)); svg.appendChild(e); }`,
     `  series.forEach((s, i) => {`,
     `    const name = c.label.map((k) => s.metric[k]).filter(Boolean).join(" ");`,
     `    const p = document.createElementNS(ns, "polyline");`,

@@ -205,6 +205,9 @@ describe("observability on the test hosts", () => {
     // the server-side tables: a row per host and mount
     expect(dom.stdout).toMatch(/<td>clu<\/td><td>\/<\/td>/);
     expect(dom.stdout).toMatch(/<td>sark<\/td><td>\/mnt\/alert-test<\/td>/);
+    expect(dom.stdout).toMatch(/<td>sark<\/td><td>\/var\/tmp<\/td><td>baseline<\/td>/);
+    expect(dom.stdout).toMatch(/<td>sark<\/td><td>\/var\/tmp<\/td><td>probe<\/td>/);
+    expect(dom.stdout).toMatch(/<td>clu<\/td><td>create-daily<\/td><td>\d+d /);
     // the charts: one polyline per series, named by host
     const series = [...dom.stdout.matchAll(/<polyline [^>]*data-series="([^"]+)"/g)].map((m) => m[1]);
     expect(series).toEqual(expect.arrayContaining(["sark /", "clu /", `sark ${ALERT_MOUNT}`]));
