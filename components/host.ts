@@ -10,7 +10,7 @@ import { driftExpectation, hostFiles, hostPackages, preflightChecks, type HostFi
 import { knownHostsName, sha256 } from "./render/command";
 import type { DriftExpectation } from "./render/drift";
 import { Monitoring } from "./monitoring";
-import { ALERTMANAGER_WEBHOOK_FILE, Observability } from "./observability";
+import { ALERTMANAGER_WEBHOOK_FILE, HEARTBEAT_FILE, Observability } from "./observability";
 import { FIREWALL_FILE, FIREWALL_UNIT } from "./render/firewall";
 import { DEFAULT_WEBHOOK_FILE } from "./render/monitoring";
 import { ContainerService } from "./services";
@@ -24,6 +24,8 @@ export interface DgxHostArgs {
   readonly sshPrivateKey: pulumi.Output<string>;
   /** The alert webhook URL, as a Pulumi secret; absent: alerts go to the journal only. */
   readonly alertWebhook?: pulumi.Output<string>;
+  /** The dead-man's-switch URL, as a Pulumi secret: pinged after each successful backup run; absent: no heartbeat. */
+  readonly heartbeatUrl?: pulumi.Output<string>;
   /** The borg repository passphrase, as a Pulumi secret; required with a `backup` section. */
   readonly borgPassphrase?: pulumi.Output<string>;
   /** The tokens the services' `secretEnv` names, as Pulumi secrets. @default none */
@@ -52,6 +54,8 @@ export class DgxHost extends pulumi.ComponentResource {
   public readonly preflight: pulumi.Resource;
   /** apt-ensure.sh: what the host scripts need (python3, rsync, borgbackup, smartmontools, sysstat, fio). */
   public readonly packages: pulumi.Resource;
+  /** The heartbeat URL file that borg-run.sh reads (from the secret, on stdin); absent without `heartbeatUrl` or `backup`. */
+  public readonly heartbeat?: pulumi.Resource;
   /** The alert webhook file (from the secret, on stdin); absent without `alertWebhook`. */
   public readonly webhook?: pulumi.Resource;
   public readonly daemon: DaemonConfig;
@@ -128,6 +132,21 @@ export class DgxHost extends pulumi.ComponentResource {
           deleteArgs: ["remove", webhookFile],
           // a hash of the URL, still a secret: a changed URL is written again, and the state shows neither
           triggers: [webhookFile, webhookHash],
+          secretStdin: url.apply((u) => `${u}\n`),
+        },
+        { ...child, dependsOn: [this.preflight] },
+      );
+    }
+    if (args.heartbeatUrl !== undefined && config.backup) {
+      const url = pulumi.secret(args.heartbeatUrl);
+      this.heartbeat = hostCommand(
+        `${name}-heartbeat-url`,
+        {
+          access,
+          script: "secret-file",
+          createArgs: ["apply", HEARTBEAT_FILE],
+          deleteArgs: ["remove", HEARTBEAT_FILE],
+          triggers: [HEARTBEAT_FILE, url.apply((u) => sha256(`${u}\n`))],
           secretStdin: url.apply((u) => `${u}\n`),
         },
         { ...child, dependsOn: [this.preflight] },

@@ -16,6 +16,9 @@ import { ALERTMANAGER_YML, CONSOLE_FILE, PROMETHEUS_YML, RULES_FILE, STATIC_METR
 /** Where DgxHost writes the webhook URL for Alertmanager (root-only, from the secret on stdin). */
 export const ALERTMANAGER_WEBHOOK_FILE = "/etc/dgx-storage/alertmanager-webhook";
 
+/** The dead-man's-switch URL borg-run.sh GETs after a successful run (root-only, from the `heartbeatUrl` secret). */
+export const HEARTBEAT_FILE = "/etc/dgx-storage/heartbeat-url";
+
 export interface ObservabilityArgs {
   /** How to reach the host. */
   readonly access: HostAccess;

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { parseHostConfig } from "../components/config";
-import { ALERTMANAGER_WEBHOOK_FILE } from "../components/observability";
+import { ALERTMANAGER_WEBHOOK_FILE, HEARTBEAT_FILE } from "../components/observability";
 import { backupMaxAges, managerFiles, staticTextfile } from "../components/plan/observability";
 import { scriptCommand, sha256 } from "../components/render/command";
 import { STATIC_METRICS_FILE } from "../components/render/observability";
@@ -69,6 +69,18 @@ describe("the Observability component", () => {
     expect(ages.length).toBeGreaterThan(0);
     for (const a of ages) expect(text).toContain(`dgx_backup_max_age_seconds{backup_job="${a.job}"} ${a.seconds}\n`);
     expect(text).toMatch(/^dgx_capacity_projected_timestamp_seconds\{mount="\/data",percent="80"\} \d+$/m);
+  });
+
+  it("the heartbeat URL (a secret) goes on stdin into /etc/dgx-storage/heartbeat-url, which borg-run.sh reads; never in a command string", async () => {
+    const HB = "https://hc.example/ping/dgx-sentinel-heartbeat-3b7d";
+    const r = await runStack({ stack: "clu", config: withObs("clu"), secrets: { sshPrivateKey: SENTINEL_SSH_KEY, heartbeatUrl: HB }, preview: true });
+    const c = r.byName("clu-heartbeat-url");
+    expect(c.inputs.create).toBe(scriptCommand("secret-file", ["apply", HEARTBEAT_FILE], { sudo: true }));
+    expect(c.inputs.delete).toBe(scriptCommand("secret-file", ["remove", HEARTBEAT_FILE], { sudo: true }));
+    expect(c.inputs.stdin).toBe(`${HB}\n`);
+    expect(c.secretPaths).toContain("stdin");
+    expect(c.inputs.logging).toBe("none");
+    expect(JSON.stringify(r.registrations.map((x) => [x.inputs.create, x.inputs.triggers]))).not.toContain("dgx-sentinel-heartbeat");
   });
 
   it("the door refuses a target host listed twice and a bad address, naming the key", () => {
