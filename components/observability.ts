@@ -11,13 +11,14 @@ import { hostCommand, type HostAccess } from "./host-command";
 import type { HostFile } from "./plan/host";
 import { managerFiles, observabilityPackages, staticTextfile } from "./plan/observability";
 import { sha256 } from "./render/command";
+import { HOST_PATHS } from "./render/host-paths";
 import { ALERTMANAGER_YML, CONSOLE_FILE, PROMETHEUS_YML, RULES_FILE, STATIC_METRICS_FILE } from "./render/observability";
 
 /** Where DgxHost writes the webhook URL for Alertmanager (root-only, from the secret on stdin). */
-export const ALERTMANAGER_WEBHOOK_FILE = "/etc/dgx-storage/alertmanager-webhook";
+export const ALERTMANAGER_WEBHOOK_FILE = `${HOST_PATHS.etc}/alertmanager-webhook`;
 
 /** The dead-man's-switch URL borg-run.sh GETs after a successful run (root-only, from the `heartbeatUrl` secret). */
-export const HEARTBEAT_FILE = "/etc/dgx-storage/heartbeat-url";
+export const HEARTBEAT_FILE = `${HOST_PATHS.etc}/heartbeat-url`;
 
 export interface ObservabilityArgs {
   /** How to reach the host. */

@@ -46,6 +46,6 @@ export function backupPlan(host: string, backup: BackupConfig): BackupPlan {
     drillSample: backup.drillSample,
     growthFactor: backup.growthFactor,
     ...(offsite ? { offsite } : {}),
-    // no alertWebhook: DgxHost writes /etc/dgx-storage/alert-webhook, borg-run.sh reads it
+    // no alertWebhook: DgxHost writes the webhook file, borg-run.sh reads it
   };
 }

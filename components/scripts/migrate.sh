@@ -262,13 +262,13 @@ fi
 # taken while the service runs, so SQLite databases go in through borg-run.sh's consistent copies
 if [[ "$snapshot" == borg:* ]]; then
 	IFS=: read -r _ borg_host borg_name borg_repo <<<"$snapshot"
-	runner="${ROOT}/usr/local/lib/dgx-storage/borg-run.sh"
+	runner="${ROOT}${DGX_LIB_DIR}/borg-run.sh"
 	[[ -f "$runner" ]] || die "snapshot=borg but ${runner#"$ROOT"} is not installed (apply the backup component first); nothing was touched"
 	sqlite=()
 	while IFS= read -r -d '' db; do sqlite+=(--sqlite "${db#"$ROOT"}"); done < <(find "$S" -maxdepth 3 -type f \( -name '*.sqlite3' -o -name '*.sqlite' \) -print0)
 	log "borg archive of $src before migrating (repository $borg_repo)"
 	# borg's state: borg-run.sh's default, the backup units' BORG_BASE_DIR (${STATE_DIR}/borg)
-	BORG_PASSCOMMAND="cat ${ROOT}/etc/dgx-storage/borg/${borg_name}.pass" \
+	BORG_PASSCOMMAND="cat ${ROOT}${DGX_ETC_DIR}/borg/${borg_name}.pass" \
 		bash "$runner" --repo "$borg_repo" --host "$borg_host" create "migration-$name" "${sqlite[@]}" "$src" 9<&- ||
 		die "the borg archive of $src failed (a repository locked out counts as a failure); nothing was copied and the service was not stopped"
 fi

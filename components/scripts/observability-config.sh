@@ -73,7 +73,7 @@ apply)
 	[[ $# -eq 6 ]] || die "$usage"
 	require_cmd promtool amtool
 	prom="$2" rules="$3" am="$4" console="$5" webhook_file="$6"
-	[[ "$webhook_file" =~ ^/etc/dgx-storage/[A-Za-z0-9_.-]+$ ]] || die "'$webhook_file' is not a file under /etc/dgx-storage/"
+	[[ "$webhook_file" == "$DGX_ETC_DIR"/* && "${webhook_file#"$DGX_ETC_DIR"/}" =~ ^[A-Za-z0-9_.-]+$ ]] || die "'$webhook_file' is not a file under $DGX_ETC_DIR/"
 	if [[ "$am" == *"$PLACEHOLDER"* ]]; then
 		[[ -s "${ROOT}$webhook_file" ]] || die "Alertmanager's config names a webhook, but $webhook_file is missing or empty"
 		url="$(head -n1 "${ROOT}$webhook_file")"

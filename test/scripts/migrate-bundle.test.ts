@@ -25,8 +25,8 @@ describe("the migrate bundle", () => {
     expect([...(CARRIED_FILES.migrate ?? [])].sort()).toEqual(used);
     // what bash assigns is the file's text, quotes and all
     const bundle = bundledScript("migrate");
-    const lib = fs.readFileSync(path.join(SCRIPTS_DIR, "lib.sh"), "utf8");
-    const defs = bundle.slice(lib.length, bundle.indexOf(script.replace(/^#!.*\n/, "")));
+    const libBody = fs.readFileSync(path.join(SCRIPTS_DIR, "lib.sh"), "utf8").replace(/^#!.*\n/, "");
+    const defs = bundle.slice(bundle.indexOf(libBody) + libBody.length, bundle.indexOf(script.replace(/^#!.*\n/, "")));
     for (const file of used) {
       const r = spawnSync("bash", ["-c", `${defs}\nprintf %s "$${carriedVariable(file)}"`], { encoding: "utf8" });
       expect(r.stdout).toBe(fs.readFileSync(path.join(SCRIPTS_DIR, file), "utf8"));

@@ -5,12 +5,12 @@
  * static textfile (backup maximum ages as the missed-schedule watch has them).
  */
 import { describe, expect, it } from "vitest";
-import { parseHostConfig } from "../components/config";
-import { ALERTMANAGER_WEBHOOK_FILE, HEARTBEAT_FILE } from "../components/observability";
-import { backupMaxAges, managerFiles, staticTextfile } from "../components/plan/observability";
-import { scriptCommand, sha256 } from "../components/render/command";
-import { STATIC_METRICS_FILE } from "../components/render/observability";
-import { pinnedStackConfig, runStack, SENTINEL_SSH_KEY, waitsFor } from "./harness";
+import { parseHostConfig } from "../../components/config";
+import { ALERTMANAGER_WEBHOOK_FILE, HEARTBEAT_FILE } from "../../components/observability";
+import { backupMaxAges, managerFiles, staticTextfile } from "../../components/plan/observability";
+import { scriptCommand, sha256 } from "../../components/render/command";
+import { STATIC_METRICS_FILE } from "../../components/render/observability";
+import { pinnedStackConfig, runStack, SENTINEL_SSH_KEY, waitsFor } from "../harness";
 
 const COMMAND = "command:remote:Command";
 const WEBHOOK = "https://ntfy.example/dgx-sentinel-observability-91af";

@@ -10,8 +10,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { expect, it } from "vitest";
 import YAML from "yaml";
-import { DEFAULT_THRESHOLDS, renderAlertmanagerYml, renderConsole, renderPrometheusYml, renderRules, WEBHOOK_PLACEHOLDER, type RuleThresholds } from "../components/render/observability";
-import { describeWith } from "./tools";
+import { DEFAULT_THRESHOLDS, renderAlertmanagerYml, renderConsole, renderPrometheusYml, renderRules, WEBHOOK_PLACEHOLDER, type RuleThresholds } from "../../components/render/observability";
+import { describeWith } from "../tools";
 
 interface Series {
   readonly series: string;
