@@ -14,7 +14,7 @@ import { UNPINNED_HOST_KEY } from "./components/config";
 import { loadStackConfig } from "./components/config/runtime";
 import { DgxHost } from "./components/dgx-host";
 
-const { config, sshPrivateKey, alertWebhook, borgPassphrase, serviceSecrets } = loadStackConfig();
+const { config, sshPrivateKey, alertWebhook, heartbeatUrl, borgPassphrase, serviceSecrets } = loadStackConfig();
 if (config.host.ssh.hostKey === UNPINNED_HOST_KEY) {
   pulumi.log.warn(`host.ssh.hostKey is '${UNPINNED_HOST_KEY}': preview only; pulumi up refuses until the key is pinned`);
 }
@@ -23,6 +23,7 @@ const host = new DgxHost(config.host.name, {
   sshPrivateKey,
   serviceSecrets,
   ...(alertWebhook ? { alertWebhook } : {}),
+  ...(heartbeatUrl ? { heartbeatUrl } : {}),
   ...(borgPassphrase ? { borgPassphrase } : {}),
 });
 

@@ -10,6 +10,7 @@ import { driftExpectation, hostFiles, hostPackages, preflightChecks, type HostFi
 import { knownHostsName, sha256 } from "./render/command";
 import type { DriftExpectation } from "./render/drift";
 import { Monitoring } from "./monitoring";
+import { ALERTMANAGER_WEBHOOK_FILE, HEARTBEAT_FILE, Observability } from "./observability";
 import { FIREWALL_FILE, FIREWALL_UNIT } from "./render/firewall";
 import { DEFAULT_WEBHOOK_FILE } from "./render/monitoring";
 import { ContainerService } from "./container-service";
@@ -23,6 +24,8 @@ export interface DgxHostArgs {
   readonly sshPrivateKey: pulumi.Output<string>;
   /** The alert webhook URL, as a Pulumi secret; absent: alerts go to the journal only. */
   readonly alertWebhook?: pulumi.Output<string>;
+  /** The dead-man's-switch URL, as a Pulumi secret: pinged after each successful backup run; absent: no heartbeat. */
+  readonly heartbeatUrl?: pulumi.Output<string>;
   /** The borg repository passphrase, as a Pulumi secret; required with a `backup` section. */
   readonly borgPassphrase?: pulumi.Output<string>;
   /** The tokens the services' `secretEnv` names, as Pulumi secrets. @default none */
@@ -51,6 +54,8 @@ export class DgxHost extends pulumi.ComponentResource {
   public readonly preflight: pulumi.Resource;
   /** apt-ensure.sh: what the host scripts need (python3, rsync, borgbackup, smartmontools, sysstat, fio). */
   public readonly packages: pulumi.Resource;
+  /** The heartbeat URL file that borg-run.sh reads (from the secret, on stdin); absent without `heartbeatUrl` or `backup`. */
+  public readonly heartbeat?: pulumi.Resource;
   /** The alert webhook file (from the secret, on stdin); absent without `alertWebhook`. */
   public readonly webhook?: pulumi.Resource;
   public readonly daemon: DaemonConfig;
@@ -59,6 +64,8 @@ export class DgxHost extends pulumi.ComponentResource {
   public readonly firewall?: HostFirewall;
   /** fstrim, SMART, alerts, the fio baseline and capacity; absent without `monitoring` and `maintenance`. */
   public readonly monitoring?: Monitoring;
+  /** node_exporter, textfile metrics; Prometheus and Alertmanager on the manager (`observability`). */
+  public readonly observability?: Observability;
   /** borg: repository, schedules, off-site copy; absent without `backup`. */
   public readonly backup?: Backup;
   public readonly provider: docker.Provider;
@@ -109,17 +116,37 @@ export class DgxHost extends pulumi.ComponentResource {
       { access, script: "apt-ensure", createArgs: packageList, triggers: [packageList.join(" ")] },
       { ...child, dependsOn: [this.preflight] },
     );
-    if (args.alertWebhook !== undefined) {
+    // with `observability` the URL is Alertmanager's alone (a file the checks do not read: one
+    // alerting path), and only the host that runs Alertmanager needs it
+    const webhookFile = config.observability ? ALERTMANAGER_WEBHOOK_FILE : DEFAULT_WEBHOOK_FILE;
+    let webhookHash: pulumi.Output<string> | undefined;
+    if (args.alertWebhook !== undefined && (!config.observability || config.observability.prometheus)) {
       const url = pulumi.secret(args.alertWebhook);
+      webhookHash = url.apply((u) => sha256(`${u}\n`));
       this.webhook = hostCommand(
         `${name}-alert-webhook`,
         {
           access,
           script: "secret-file",
-          createArgs: ["apply", DEFAULT_WEBHOOK_FILE],
-          deleteArgs: ["remove", DEFAULT_WEBHOOK_FILE],
+          createArgs: ["apply", webhookFile],
+          deleteArgs: ["remove", webhookFile],
           // a hash of the URL, still a secret: a changed URL is written again, and the state shows neither
-          triggers: [DEFAULT_WEBHOOK_FILE, url.apply((u) => sha256(`${u}\n`))],
+          triggers: [webhookFile, webhookHash],
+          secretStdin: url.apply((u) => `${u}\n`),
+        },
+        { ...child, dependsOn: [this.preflight] },
+      );
+    }
+    if (args.heartbeatUrl !== undefined && config.backup) {
+      const url = pulumi.secret(args.heartbeatUrl);
+      this.heartbeat = hostCommand(
+        `${name}-heartbeat-url`,
+        {
+          access,
+          script: "secret-file",
+          createArgs: ["apply", HEARTBEAT_FILE],
+          deleteArgs: ["remove", HEARTBEAT_FILE],
+          triggers: [HEARTBEAT_FILE, url.apply((u) => sha256(`${u}\n`))],
           secretStdin: url.apply((u) => `${u}\n`),
         },
         { ...child, dependsOn: [this.preflight] },
@@ -201,7 +228,22 @@ export class DgxHost extends pulumi.ComponentResource {
           ...(config.capacity ? { capacity: config.capacity } : {}),
           containers: Object.values(config.services).map((s) => s.containerName),
           ...(this.webhook ? { webhook: this.webhook } : {}),
+          metrics: config.observability !== undefined,
           after: [this.packages, ...hostReady, ...[...services.values()].flatMap((s) => s.done)],
+        },
+        child,
+      );
+    }
+    if (config.observability) {
+      this.observability = new Observability(
+        `${name}-observability`,
+        {
+          access,
+          config,
+          observability: config.observability,
+          ...(this.webhook && webhookHash ? { webhook: this.webhook, webhookTrigger: webhookHash } : {}),
+          // after the host's own packages (one apt at a time) and the checks' units
+          after: [this.packages, ...(this.monitoring?.units ? [this.monitoring.units] : [])],
         },
         child,
       );
@@ -209,7 +251,7 @@ export class DgxHost extends pulumi.ComponentResource {
     this.hostFiles = hostFiles({
       daemonJson: this.daemon.fragment,
       sysctl: { path: this.kernel.path, content: this.kernel.content },
-      monitoring: this.monitoring?.hostFiles ?? [],
+      monitoring: [...(this.monitoring?.hostFiles ?? []), ...(this.observability?.hostFiles ?? [])],
       backup: this.backup?.hostFiles ?? [],
       firewall: this.firewall ? [{ path: FIREWALL_FILE, content: this.firewall.ruleset, kind: "file" }, { path: `/etc/systemd/system/${FIREWALL_UNIT}`, content: this.firewall.unit, kind: "file" }] : [],
     });

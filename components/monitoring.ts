@@ -47,6 +47,8 @@ export interface MonitoringArgs {
    * while a migration copies or is in its downtime. Set on each child.
    */
   readonly after: readonly pulumi.Resource[];
+  /** Write the checks' measurements as textfile metrics and leave alerting to Prometheus and Alertmanager (the `observability` section). @default false */
+  readonly metrics?: boolean;
   /** The start day of the projections from config when `capacity.asOf` is not set. @default today */
   readonly today?: Date;
 }
@@ -82,7 +84,7 @@ export class Monitoring extends pulumi.ComponentResource {
     const child = { parent: this, dependsOn: [...args.after] };
     const hostFiles: HostFile[] = [];
 
-    const unitSet = monitoringUnits(args.host, mon, maintenance, args.containers ?? []);
+    const unitSet = monitoringUnits(args.host, mon, maintenance, args.containers ?? [], args.metrics ?? false);
     if (unitSet) {
       // the alert check may run as soon as its timer is enabled: the webhook file first
       this.units = unitSetCommand(`${name}-units`, access, MONITORING_SET, unitSet, { ...child, dependsOn: [...args.after, ...(args.webhook ? [args.webhook] : [])] });

@@ -31,6 +31,7 @@ export {
   type MigrationConfig,
   type MonitoringConfig,
   type NetworkConfig,
+  type ObservabilityConfig,
   type ServiceConfig,
   type SwarmConfig,
   type VolumeConfig,

@@ -12,6 +12,8 @@ export interface StackConfig {
   readonly sshPrivateKey: pulumi.Output<string>;
   /** The alert webhook URL, as a secret; undefined when not set (alerts go to the journal only). */
   readonly alertWebhook?: pulumi.Output<string>;
+  /** The dead-man's-switch URL, as a secret; undefined when not set (no heartbeat). */
+  readonly heartbeatUrl?: pulumi.Output<string>;
   /** The borg repository passphrase, as a secret; set when the stack has a `backup` section. */
   readonly borgPassphrase?: pulumi.Output<string>;
   /** The tokens the services' `secretEnv` names, as secrets (only those named). */
@@ -54,6 +56,7 @@ export function loadStackConfig(): StackConfig {
   const secretsPresent = Object.keys(secrets);
   const cfg = new pulumi.Config(PROJECT);
   const alertWebhook = secretsPresent.includes("alertWebhook") ? cfg.requireSecret("alertWebhook").apply((u) => u.trim()) : undefined;
+  const heartbeatUrl = secretsPresent.includes("heartbeatUrl") ? cfg.requireSecret("heartbeatUrl").apply((u) => u.trim()) : undefined;
   // only the line ending `pulumi config set --secret borgPassphrase < file` adds is dropped:
   // spaces are part of a passphrase
   const borgPassphrase =
@@ -66,6 +69,7 @@ export function loadStackConfig(): StackConfig {
     serviceSecrets,
     sshPrivateKey: cfg.requireSecret("sshPrivateKey"),
     ...(alertWebhook ? { alertWebhook } : {}),
+    ...(heartbeatUrl ? { heartbeatUrl } : {}),
     ...(borgPassphrase ? { borgPassphrase } : {}),
   };
 }

@@ -13,13 +13,14 @@ import { maintenanceRule, maintenanceSection } from "./sections/maintenance";
 import { migrationsRule, migrationsSection } from "./sections/migrations";
 import { monitoringRule, monitoringSection } from "./sections/monitoring";
 import { networkRule, networkSection } from "./sections/network";
+import { observabilityRule, observabilitySection } from "./sections/observability";
 import { servicesRule, servicesSection } from "./sections/services";
 import { swarmRule, swarmSection } from "./sections/swarm";
 import { sysctlSection } from "./sections/sysctl";
 import { volumesRule, volumesSection } from "./sections/volumes";
 
 /** The rules one field cannot check alone, each beside its section. */
-const CROSS_RULES: readonly CrossRule[] = [volumesRule, servicesRule, migrationsRule, maintenanceRule, monitoringRule, capacityRule, backupRule, dockerRule, swarmRule, networkRule];
+const CROSS_RULES: readonly CrossRule[] = [volumesRule, servicesRule, migrationsRule, maintenanceRule, monitoringRule, capacityRule, backupRule, dockerRule, swarmRule, networkRule, observabilityRule];
 
 export const hostConfigSchema = z
   .strictObject({
@@ -35,6 +36,7 @@ export const hostConfigSchema = z
     maintenance: maintenanceSection.optional(),
     monitoring: monitoringSection.optional(),
     backup: backupSection.optional(),
+    observability: observabilitySection.optional(),
   })
   .superRefine((c, ctx) => {
     for (const rule of CROSS_RULES) rule(c as unknown as RawConfig, ctx);
@@ -64,3 +66,4 @@ export type MaintenanceConfig = NonNullable<HostConfig["maintenance"]>;
 export type MonitoringConfig = NonNullable<HostConfig["monitoring"]>;
 export type BackupConfig = NonNullable<HostConfig["backup"]>;
 export type NetworkConfig = NonNullable<HostConfig["network"]>;
+export type ObservabilityConfig = NonNullable<HostConfig["observability"]>;

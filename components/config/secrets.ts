@@ -9,7 +9,7 @@
  * reads them with `requireSecret` (or `getSecret`), so they stay wrapped as Pulumi secrets end
  * to end.
  */
-export const SECRET_KEYS = ["sshPrivateKey", "alertWebhook", "borgPassphrase", "chromaToken", "vllmApiKey"] as const;
+export const SECRET_KEYS = ["sshPrivateKey", "alertWebhook", "heartbeatUrl", "borgPassphrase", "chromaToken", "vllmApiKey"] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 
 /**
@@ -24,7 +24,7 @@ export type ServiceSecretKey = (typeof SERVICE_SECRET_KEYS)[number];
  * `borgPassphrase` is required only with a `backup` section. Every other key of `SECRET_KEYS`
  * is required when the caller says which secrets are set.
  */
-const OPTIONAL_SECRET_KEYS: readonly SecretKey[] = ["alertWebhook", "borgPassphrase", ...SERVICE_SECRET_KEYS];
+const OPTIONAL_SECRET_KEYS: readonly SecretKey[] = ["alertWebhook", "heartbeatUrl", "borgPassphrase", ...SERVICE_SECRET_KEYS];
 
 /** What each secret is, for the generated config reference. */
 export const SECRET_DOCS: Readonly<Record<SecretKey, { readonly type: string; readonly default: string; readonly description: string }>> = {
@@ -37,6 +37,12 @@ export const SECRET_DOCS: Readonly<Record<SecretKey, { readonly type: string; re
     type: "secret: http(s) URL on one line",
     default: "none (journal only)",
     description: "Where storage and backup alerts are POSTed: `pulumi config set --secret alertWebhook`.",
+  },
+  heartbeatUrl: {
+    type: "secret: http(s) URL on one line",
+    default: "none (no heartbeat)",
+    description:
+      "A dead-man's switch outside the hosts (healthchecks-style): every successful backup run GETs it, so a host that is down or whose timers stopped is noticed: `pulumi config set --secret heartbeatUrl`. Used with `backup`.",
   },
   borgPassphrase: {
     type: "secret: one line, 12+ characters",
@@ -62,6 +68,7 @@ const TOKEN_FORMAT = { test: /^[A-Za-z0-9._~+/=-]{32,}$/, expected: "at least 32
 const SECRET_FORMATS: Readonly<Partial<Record<SecretKey, { readonly test: RegExp; readonly expected: string }>>> = {
   // one line: the file on the host holds exactly this URL, read by storage-alert.sh and borg-run.sh
   alertWebhook: { test: /^https?:\/\/[^\s'"\\`$]+$/, expected: "an http(s) URL on one line (e.g. https://ntfy.sh/<topic>)" },
+  heartbeatUrl: { test: /^https?:\/\/[^\s'"\\`$]+$/, expected: "an http(s) URL on one line (e.g. https://hc-ping.com/<uuid>)" },
   // borg-repo.sh reads one line from stdin into the pass file; a short passphrase guards little
   borgPassphrase: { test: /^[^\n\r]{12,}$/, expected: "a passphrase of at least 12 characters on one line" },
   // sent as an HTTP header value (`Authorization: Bearer <token>`), and long enough that the

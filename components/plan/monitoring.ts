@@ -10,6 +10,7 @@ import { parseDf, projectCapacity, projectFromDf, type CapacityInput, type Capac
 import { compareWithTargets, parseFioSummary, type FioJobSummary, type TargetCheck } from "../render/fio";
 import { HOST_PATHS } from "../render/host-paths";
 import { DEFAULT_WEBHOOK_FILE, monitoringUnitSet, SMARTD_ALERT_HOOK, type MonitoringPlan } from "../render/monitoring";
+import { TEXTFILE_DIR } from "../render/observability";
 import { renderSmartdConf } from "../render/smartd";
 import type { UnitSet } from "../render/systemd";
 
@@ -31,7 +32,7 @@ export function baselineFile(p: string): string {
 }
 
 /** The storage-alert plan of a host from its config. */
-export function monitoringPlan(host: string, mon: MonitoringConfig, containers: readonly string[], fstrimTimer: boolean): MonitoringPlan {
+export function monitoringPlan(host: string, mon: MonitoringConfig, containers: readonly string[], fstrimTimer: boolean, metrics = false): MonitoringPlan {
   return {
     host,
     mounts: mon.mounts,
@@ -44,7 +45,9 @@ export function monitoringPlan(host: string, mon: MonitoringConfig, containers: 
     containers,
     intervalMinutes: mon.intervalMinutes,
     repeatMinutes: mon.repeatMinutes,
-    webhookFile: DEFAULT_WEBHOOK_FILE,
+    // with metrics the alerts go through Prometheus and Alertmanager alone: no POST from the check
+    webhookFile: metrics ? null : DEFAULT_WEBHOOK_FILE,
+    ...(metrics ? { textfileDir: TEXTFILE_DIR } : {}),
     fstrimTimer,
   };
 }
@@ -58,9 +61,10 @@ export function monitoringUnits(
   mon: MonitoringConfig | undefined,
   maintenance: MaintenanceConfig | undefined,
   containers: readonly string[],
+  metrics = false,
 ): UnitSet | undefined {
   const fstrimTimer = maintenance?.fstrim.timer ?? true;
-  if (mon) return monitoringUnitSet(monitoringPlan(host, mon, containers, fstrimTimer));
+  if (mon) return monitoringUnitSet(monitoringPlan(host, mon, containers, fstrimTimer, metrics));
   return fstrimTimer && maintenance ? { files: [], enable: ["fstrim.timer"] } : undefined;
 }
 

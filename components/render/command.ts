@@ -32,6 +32,7 @@ export type ScriptName =
   | "install-units"
   | "migrate"
   | "network-ensure"
+  | "observability-config"
   | "preflight"
   | "secret-file"
   | "smartd-config"

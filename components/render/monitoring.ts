@@ -58,8 +58,14 @@ export interface MonitoringPlan {
   readonly intervalMinutes?: number;
   /** A persisting alert is sent to the webhook again after this many minutes (the journal gets every run). @default 60 */
   readonly repeatMinutes?: number;
-  /** File holding the webhook URL; no file = journal only. @default DEFAULT_WEBHOOK_FILE (under HOST_PATHS.etc) */
-  readonly webhookFile?: string;
+  /**
+   * File holding the webhook URL; no file = journal only; `null`: never POST (the alerts go
+   * through the textfile metrics, Prometheus's rules and Alertmanager).
+   * @default DEFAULT_WEBHOOK_FILE (under HOST_PATHS.etc)
+   */
+  readonly webhookFile?: string | null;
+  /** node_exporter's textfile directory: every check writes its measurements there (dgx_storage.prom). Absent: no metrics. */
+  readonly textfileDir?: string;
   /** Enable util-linux's weekly fstrim.timer. @default true */
   readonly fstrimTimer?: boolean;
 }
@@ -79,7 +85,8 @@ export interface StorageAlertConfig {
   };
   readonly containers: readonly string[];
   readonly repeatMinutes: number;
-  readonly webhookFile: string;
+  readonly webhookFile: string | null;
+  readonly textfileDir?: string;
 }
 
 const ABS = /^\/[A-Za-z0-9_./@+-]*$/;
@@ -108,8 +115,9 @@ export function storageAlertConfig(plan: MonitoringPlan): StorageAlertConfig {
   if (!(Number.isInteger(iowait.sampleSeconds) && iowait.sampleSeconds >= 1 && iowait.sampleSeconds <= 60)) fail(`iowait.sampleSeconds must be 1..60, got ${iowait.sampleSeconds}`);
   const minFraction = iops.minFraction ?? 0.5;
   if (!(minFraction > 0 && minFraction < 1)) fail(`iops.minFraction must be between 0 and 1, got ${minFraction}`);
-  const webhookFile = plan.webhookFile ?? DEFAULT_WEBHOOK_FILE;
-  if (!ABS.test(webhookFile)) fail(`webhookFile '${webhookFile}' is not an absolute path`);
+  const webhookFile = plan.webhookFile === null ? null : (plan.webhookFile ?? DEFAULT_WEBHOOK_FILE);
+  if (webhookFile !== null && !ABS.test(webhookFile)) fail(`webhookFile '${webhookFile}' is not an absolute path`);
+  if (plan.textfileDir !== undefined && !ABS.test(plan.textfileDir)) fail(`textfileDir '${plan.textfileDir}' is not an absolute path`);
   return {
     host: plan.host,
     mounts: [...plan.mounts],
@@ -125,6 +133,7 @@ export function storageAlertConfig(plan: MonitoringPlan): StorageAlertConfig {
     containers: [...(plan.containers ?? [])],
     repeatMinutes: plan.repeatMinutes ?? 60,
     webhookFile,
+    ...(plan.textfileDir !== undefined ? { textfileDir: plan.textfileDir } : {}),
   };
 }
 

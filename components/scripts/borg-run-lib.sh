@@ -48,7 +48,7 @@ finish() {
 	fi
 	mkdir -p "$status_dir"
 	if result="$(run_py borg-run.py record "$status_dir" "$job" "$host" "$started" "$(date +%s)" "$outcome" "${borg_rc:-$rc}" \
-		"$bytes_added" "$archive" "$message" "$growth_factor" "$create_json")"; then
+		"$bytes_added" "$archive" "$message" "$growth_factor" "$create_json" "$metrics_dir")"; then
 		{
 			read -r outcome
 			read -r archive
@@ -70,6 +70,10 @@ finish() {
 	esac
 	alert "$prio" "$host $job $verdict${archive:+: archive $archive}${bytes_added:+, added $bytes_added bytes}${message:+; $message}"
 	[[ -z "$growth" ]] || alert warning "$host $job: abnormal backup size: $growth"
+	if [[ "$outcome" == ok && -s "$heartbeat_file" ]]; then
+		# the URL stays out of argv: python reads it from the file
+		run_py borg-run.py ping "$heartbeat_file" || warn "the heartbeat ping failed"
+	fi
 	[[ "$outcome" == error ]] && exit 2
 	[[ "$outcome" == skipped ]] && exit 3
 	exit 0

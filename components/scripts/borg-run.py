@@ -3,7 +3,8 @@
 (components/render/command.ts CARRIED_FILES) and run by lib.sh's run_py:
 
     borg-run.py post-webhook <url file> <priority>     (the text on stdin; the URL never in argv)
-    borg-run.py record <status dir> <job> <host> <start> <end> <status> <code> <added> <archive> <message> <factor> <create json>
+    borg-run.py record <status dir> <job> <host> <start> <end> <status> <code> <added> <archive> <message> <factor> <create json> [<metrics dir>]
+    borg-run.py ping <url file>                        (the heartbeat: a GET of the URL in the file)
     borg-run.py sqlite-snapshot <db> <dest>
     borg-run.py drill-sample <contents.jsonl> <count> <archive>
     borg-run.py drill-compare <contents.jsonl> <sample> <scratch>
@@ -56,11 +57,55 @@ def record():
         with open(tmp, "w") as f:
             f.write(text)
         os.replace(tmp, path)
+    if len(sys.argv) > 13 and sys.argv[13] and os.path.isdir(sys.argv[13]):
+        write_metrics(sys.argv[13], rec, prev, int(end))
     # for the shell: one value per line, the message (free text, one line) last
     print(status, archive or "-", added or "-", sep="\n")
     print(growth.replace("\n", " "))
     print(message.replace("\n", " "))
     print(".")  # the shell's $(...) drops trailing newlines: this keeps an empty message a line
+
+
+def write_metrics(d, rec, prev, end):
+    """The job's metrics for node_exporter's textfile collector, without sample timestamps,
+    written to a temporary file in the same directory and renamed (never half a file)."""
+    import calendar, os, time
+    def ended(r):
+        return calendar.timegm(time.strptime(r["start"], "%Y-%m-%dT%H:%M:%SZ")) + int(r.get("duration_s") or 0)
+    ok = [r for r in prev + [rec] if r.get("status") in ("ok", "warning")]
+    job = rec["job"]
+    lab = f'backup_job="{job}"'
+    m = [("dgx_backup_last_run_timestamp_seconds", "Unix time the job's last run ended", lab, end),
+         ("dgx_backup_last_duration_seconds", "Duration of the job's last run", lab, rec["duration_s"]),
+         ("dgx_backup_last_exit_code", "Exit code of the last run's borg command", lab, rec["exit_code"]),
+         ("dgx_backup_growth_abnormal", "1 when the last archive grew abnormally against the recent median", lab, 1 if rec.get("growth_alert") else 0),
+         ("dgx_backup_runs_recorded", "Runs in the job's status history (the newest 500)", lab, len(prev) + 1),
+         ("dgx_backup_archives_created", "Runs in that history that created an archive", lab, sum(1 for r in prev + [rec] if r.get("archive") and r.get("status") != "error"))]
+    if rec["bytes_added"] is not None:
+        m.append(("dgx_backup_last_bytes_added", "Deduplicated bytes the last archive added", lab, rec["bytes_added"]))
+    if ok:
+        m.append(("dgx_backup_last_success_timestamp_seconds", "Unix time the job last ended with status ok or warning", lab, ended(ok[-1])))
+    for st in ("ok", "warning", "error", "skipped"):
+        m.append(("dgx_backup_last_status", "1 for the status of the job's last run", f'{lab},status="{st}"', 1 if rec["status"] == st else 0))
+    lines, seen = [], set()
+    for name, help_, labels, value in m:
+        if name not in seen:
+            lines += [f"# HELP {name} {help_}", f"# TYPE {name} gauge"]
+            seen.add(name)
+        lines.append(f"{name}{{{labels}}} {value}")
+    path = os.path.join(d, f"dgx_backup_{job.replace('-', '_')}.prom")
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def ping():
+    """The heartbeat of a dead-man's switch (healthchecks.io and the like take a GET of the check's URL)."""
+    import urllib.request
+    url = open(sys.argv[1]).read().strip()
+    urllib.request.urlopen(urllib.request.Request(url, method="GET"), timeout=20).read()
 
 
 def sqlite_snapshot():
@@ -145,7 +190,7 @@ def last_start():
     print(calendar.timegm(time.strptime(r["start"], "%Y-%m-%dT%H:%M:%SZ")))
 
 
-COMMANDS = {"post-webhook": post_webhook, "record": record, "sqlite-snapshot": sqlite_snapshot, "drill-sample": drill_sample, "drill-compare": drill_compare, "last-start": last_start}
+COMMANDS = {"post-webhook": post_webhook, "ping": ping, "record": record, "sqlite-snapshot": sqlite_snapshot, "drill-sample": drill_sample, "drill-compare": drill_compare, "last-start": last_start}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

@@ -203,9 +203,72 @@ def measure_iops(root, cfg, state, now):
         out.append(entry)
     return out
 
+# ---- textfile metrics (node_exporter's textfile collector) --------------------------------------
+
+def esc(v):
+    return str(v).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+def metrics_text(cfg, m):
+    """The measurements in Prometheus's text format, no sample timestamps (the textfile collector
+    refuses them): https://prometheus.io/docs/instrumenting/exposition_formats/"""
+    fam = {}
+    def add(name, help_, labels, value):
+        fam.setdefault(name, (help_, []))[1].append((labels, value))
+    for u in m.get("usage", []):
+        if "error" in u:
+            add("dgx_storage_check_error", "1 when the storage check could not measure something", {"what": "usage", "where": u["mount"]}, 1)
+            continue
+        cap = u["usedBytes"] + u["availBytes"]
+        add("dgx_storage_used_bytes", "Used bytes of the data mount's filesystem (df)", {"mount": u["mount"]}, u["usedBytes"])
+        add("dgx_storage_avail_bytes", "Bytes available to unprivileged users (df)", {"mount": u["mount"]}, u["availBytes"])
+        add("dgx_storage_used_percent", "used / (used + available), percent, as df's Use%", {"mount": u["mount"]}, round(100.0 * u["usedBytes"] / cap, 3) if cap > 0 else 0)
+    io = m.get("iowait")
+    if io is not None:
+        if "error" in io:
+            add("dgx_storage_check_error", "1 when the storage check could not measure something", {"what": "iowait", "where": cfg["host"]}, 1)
+        else:
+            add("dgx_storage_iowait_percent", "CPU iowait over the check's sample, percent (iostat -c)", {}, io["percent"])
+    for p in m.get("iops", []):
+        if p.get("baseline") is not None:
+            add("dgx_storage_iops_baseline", "randread-4k-qd32 IOPS of the fio baseline", {"dir": p["dir"]}, p["baseline"])
+        if p.get("error"):
+            add("dgx_storage_check_error", "1 when the storage check could not measure something", {"what": "iops", "where": p["dir"]}, 1)
+        elif p.get("iops") is not None:
+            add("dgx_storage_iops_probe", "randread-4k-qd32 IOPS of the last short fio probe", {"dir": p["dir"]}, p["iops"])
+    for c in m.get("containers", []):
+        name = c["name"]
+        if c.get("error"):
+            add("dgx_storage_check_error", "1 when the storage check could not measure something", {"what": "container", "where": name}, 1)
+            continue
+        status = "missing" if c.get("missing") else (c.get("status") or "unknown")
+        add("dgx_container_running", "1 when the service container is running", {"container": name}, 1 if status == "running" else 0)
+        add("dgx_container_restarting", "1 when the service container is restarting", {"container": name}, 1 if status == "restarting" else 0)
+        add("dgx_container_unhealthy", "1 when the service container's health check fails", {"container": name}, 1 if c.get("health") == "unhealthy" else 0)
+        if not c.get("missing"):
+            add("dgx_container_restarts_total", "Docker's restart count of the service container", {"container": name}, c.get("restartCount") or 0)
+    lines = []
+    for name in sorted(fam):
+        help_, samples = fam[name]
+        lines += [f"# HELP {name} {help_}", f"# TYPE {name} {'counter' if name.endswith('_total') else 'gauge'}"]
+        for labels, value in samples:
+            lab = ",".join(f'{k}="{esc(v)}"' for k, v in labels.items())
+            lines.append(f"{name}{{{lab}}} {value}" if lab else f"{name} {value}")
+    return "\n".join(lines) + "\n"
+
+def write_textfile(path, text):
+    """Atomically: a temporary file in the same directory, then rename, so node_exporter never
+    reads half a file (https://github.com/prometheus/node_exporter#textfile-collector)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
 # ---- sending ---------------------------------------------------------------------------------
 
 def webhook_url(root, cfg):
+    if not cfg.get("webhookFile"):
+        return None  # alerts go through Prometheus and Alertmanager: the textfile metrics below
     try:
         with open(root + cfg["webhookFile"]) as f:
             for line in f:
@@ -312,6 +375,20 @@ def main():
                 post(url, cfg["host"], sev, f"{sev}: {a['message']}")
             except Exception as e:  # noqa: BLE001
                 emit("warning", f"warning: webhook delivery failed ({e})")
+        tdir = cfg.get("textfileDir")
+        if sev == "critical" and tdir and os.path.isdir(root + tdir) and not dry_run:
+            # one series per device and failure type, valued at the time of smartd's last report
+            # (the SMARTCritical rule looks back one day); earlier reports of other devices kept
+            path = os.path.join(root + tdir, "dgx_smartd.prom")
+            name = "dgx_smartd_alert_timestamp_seconds"
+            try:
+                old = [l for l in open(path).read().splitlines() if l.startswith(name + "{")]
+            except FileNotFoundError:
+                old = []
+            series = f'{name}{{device="{esc(dev)}",failtype="{esc(ft)}"}}'
+            keep = [l for l in old if not l.startswith(series + " ")]
+            write_textfile(path, "\n".join([f"# HELP {name} Unix time of smartd's last report of a SMART problem",
+                                             f"# TYPE {name} gauge", *keep, f"{series} {int(time.time())}"]) + "\n")
         return
     now = time.time()
     state = load_state(state_path)
@@ -321,6 +398,12 @@ def main():
          "containers": [measure_container(c) for c in cfg["containers"]]}
     alerts = decide(cfg, m)
     deliver(alerts, cfg, root, state, now, dry_run)
+    tdir = cfg.get("textfileDir")
+    if tdir and os.path.isdir(root + tdir):
+        if dry_run:
+            emit("info", f"dry run: would write {tdir}/dgx_storage.prom")
+        else:
+            write_textfile(os.path.join(root + tdir, "dgx_storage.prom"), metrics_text(cfg, m))
     if not dry_run:
         save_state(state_path, state)
     counts = {s: sum(1 for a in alerts if a["severity"] == s) for s in RANK}

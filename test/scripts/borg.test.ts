@@ -301,6 +301,51 @@ describe("the webhook", () => {
   });
 });
 
+describe("textfile metrics and the heartbeat", () => {
+  it("GIVEN node_exporter's textfile dir and a heartbeat URL THEN a success writes the job's metrics (promtool-clean) and GETs the URL once; a failure writes status error and pings nothing", async () => {
+    const got: { method?: string; url?: string }[] = [];
+    const server = http.createServer((req, res) => {
+      got.push({ method: req.method, url: req.url });
+      res.end("ok");
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as AddressInfo).port;
+    const runAsync = (h: Host, args: string[]) => {
+      const child = spawn("bash", [path.join(SCRIPTS_DIR, "borg-run.sh"), "--repo", REPO, "--host", "sark", ...args], {
+        env: { ...process.env, ...h.env, http_proxy: "", HTTP_PROXY: "", no_proxy: "*" },
+      });
+      return new Promise<number>((resolve) => child.on("exit", (c) => resolve(c ?? -1)));
+    };
+    try {
+      const h = makeHost({ "etc/dgx-storage/heartbeat-url": `http://127.0.0.1:${port}/ping/abc\n` });
+      fs.mkdirSync(path.join(h.root, "var/lib/prometheus/node-exporter"), { recursive: true });
+      expect(setup(h).code).toBe(0);
+      writeData(path.join(h.root, "data/a"), 2, 4096);
+      expect(await runAsync(h, ["create", "daily", "/data/a"])).toBe(0);
+      const prom = path.join(h.root, "var/lib/prometheus/node-exporter/dgx_backup_create_daily.prom");
+      const text = read(prom);
+      const st = status(h, "create-daily");
+      const end = Date.parse(st.start) / 1000 + st.duration_s;
+      expect(text).toContain(`dgx_backup_last_success_timestamp_seconds{backup_job="create-daily"} ${end}\n`);
+      expect(text).toContain(`dgx_backup_last_status{backup_job="create-daily",status="ok"} 1\n`);
+      expect(text).toContain(`dgx_backup_last_bytes_added{backup_job="create-daily"} ${st.bytes_added}\n`);
+      expect(text).not.toMatch(/\} \d+ \d+$/m); // no sample timestamps
+      expect(fs.readdirSync(path.dirname(prom)).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+      const check = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
+      expect(check.status, check.stdout + check.stderr).toBe(0);
+      expect(got).toEqual([{ method: "GET", url: "/ping/abc" }]);
+      // a failure: status error, the last success kept, no ping
+      expect(await runAsync(h, ["create", "daily", "/data/nope"])).toBe(2);
+      const after = read(prom);
+      expect(after).toContain(`dgx_backup_last_status{backup_job="create-daily",status="error"} 1\n`);
+      expect(after).toContain(`dgx_backup_last_success_timestamp_seconds{backup_job="create-daily"} ${end}\n`);
+      expect(got).toHaveLength(1);
+    } finally {
+      server.close();
+    }
+  });
+});
+
 describe("borg-run.sh prune", () => {
   // 8 days are enough, and each borg process costs about a second (more on a busy 2-core
   // machine, hence the limit): 2026-01-31 is a Saturday, so the 2 dailies are in its ISO week and

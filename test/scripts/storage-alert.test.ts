@@ -254,6 +254,42 @@ describe("storage-alert.sh check (stub data sources, webhook on loopback)", () =
     expect(hook.posts).toHaveLength(6);
   });
 
+  it("GIVEN metrics on (textfileDir, webhookFile null) THEN the measurements go to dgx_storage.prom (promtool-clean, no timestamps) and nothing is POSTed, though a webhook file exists", async () => {
+    const hook = await webhook();
+    const plan: MonitoringPlan = { ...PLAN, webhookFile: null, textfileDir: "/var/lib/prometheus/node-exporter" };
+    const { root, stubDir, bin, journal } = setup(plan, hook.url);
+    fs.mkdirSync(path.join(root, "var/lib/prometheus/node-exporter"), { recursive: true });
+    fs.writeFileSync(path.join(stubDir, "df.out"), df(3.4 * TB, 0.2 * TB));
+    fs.writeFileSync(path.join(stubDir, "iostat.out"), IOSTAT);
+    fs.writeFileSync(path.join(stubDir, "docker.chromadb"), `{"Status":"running","Health":{"Status":"unhealthy"},"ExitCode":0}|2\n`);
+    fs.writeFileSync(path.join(stubDir, "fio.out"), JSON.stringify({ jobs: [{ read: { iops: 30000.5 } }] }));
+    fs.mkdirSync(path.join(root, "var/lib/dgx-storage/fio"), { recursive: true });
+    fs.writeFileSync(path.join(root, "var/lib/dgx-storage/fio/data.json"), JSON.stringify({ version: 1, jobs: { "randread-4k-qd32": { iops: 85937.063 } } }));
+    const r = await check(root, stubDir, bin);
+    expect(r.code).toBe(0);
+    const text = fs.readFileSync(path.join(root, "var/lib/prometheus/node-exporter/dgx_storage.prom"), "utf8");
+    const samples = text.split("\n").filter((l) => l && !l.startsWith("#"));
+    expect(samples).toEqual([
+      'dgx_container_restarting{container="chromadb"} 0',
+      'dgx_container_restarting{container="vllm"} 0',
+      'dgx_container_restarts_total{container="chromadb"} 2',
+      'dgx_container_running{container="chromadb"} 1',
+      'dgx_container_running{container="vllm"} 0',
+      'dgx_container_unhealthy{container="chromadb"} 1',
+      'dgx_container_unhealthy{container="vllm"} 0',
+      'dgx_storage_avail_bytes{mount="/data"} 200000000000',
+      'dgx_storage_iops_baseline{dir="/data"} 85937.063',
+      'dgx_storage_iops_probe{dir="/data"} 30000.5',
+      "dgx_storage_iowait_percent 27.5",
+      'dgx_storage_used_bytes{mount="/data"} 3400000000000',
+      'dgx_storage_used_percent{mount="/data"} 94.444',
+    ]);
+    const lint = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
+    expect(lint.status, lint.stdout + lint.stderr).toBe(0);
+    expect(hook.posts).toEqual([]);
+    expect(journal()).toContain("daemon.crit -- critical: disk usage on sark at /data");
+  });
+
   it("GIVEN everything fine, no baseline and no webhook file THEN only the info line, nothing sent", async () => {
     const { root, stubDir, bin, journal } = setup(PLAN);
     fs.writeFileSync(path.join(stubDir, "df.out"), df(1.9 * TB, 1.7 * TB));
