@@ -18,6 +18,7 @@ export type ScriptName =
   | "borg-repo"
   | "borg-run"
   | "borg-schedules"
+  | "cloud-copy"
   | "container-adopt"
   | "container-switch"
   | "daemon-json-merge"
@@ -67,6 +68,7 @@ export const CARRIED_FILES: Partial<Record<ScriptName, readonly string[]>> = {
   "container-switch": ["migrate-state.py"],
   "storage-alert": ["storage-alert.py"],
   "borg-run": ["borg-run.py"],
+  "cloud-copy": ["borg-run.py", "cloud-copy.py"],
   "fio-baseline": ["fio-summary.py"],
 };
 
