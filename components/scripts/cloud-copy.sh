@@ -88,7 +88,7 @@ alert() {
 
 # record the run (borg-run.py record: the format of every backup job's status) and alert
 finish() {
-	local rc=$? verdict result prio growth
+	local rc=$? verdict result prio unused
 	trap - EXIT
 	[[ -z "$scratch" ]] || rm -rf "$scratch"
 	[[ -n "$job" && "$DRY_RUN" != 1 ]] || {
@@ -107,11 +107,12 @@ finish() {
 			read -r outcome
 			read -r archive
 			read -r bytes
-			read -r growth
+			read -r unused # the growth verdict: none with this factor
 			read -r message
 		} <<<"$result"
 		[[ "$archive" != - ]] || archive=""
 		[[ "$bytes" != - ]] || bytes=""
+		: "$unused"
 	else
 		warn "could not write the status of $job to $status_dir"
 	fi
