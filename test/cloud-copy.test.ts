@@ -35,7 +35,7 @@ describe("backup.cloud: the config door", () => {
     const c = parse(withCloud()).backup!.cloud!;
     expect(c.targets[0]).toEqual({ name: "s3-main", s3: { provider: "AWS", region: "eu-central-1", bucket: "dgx-backups", storageClass: "STANDARD_IA" }, protection: "versioning" });
     expect(c.schedules).toEqual({ copy: "Thu *-*-* 06:00:00", drill: "*-*-22 06:00:00" });
-    expect(c.drillScratch).toBe("/var/tmp/dgx-cloud-drill");
+    expect(c.drillScratch).toBe("/var/lib/dgx-storage/cloud-drill");
   });
 
   it.each([
@@ -46,9 +46,10 @@ describe("backup.cloud: the config door", () => {
     ["the Archive tier", "backup.cloud.targets.0.azure.accessTier", { name: "x1", azure: { account: "acct1", container: "c-1", accessTier: "Archive" }, protection: "versioning" }, "Hot"],
     ["no protection", "backup.cloud.targets.0.protection", { name: "x1", s3: { region: "r1", bucket: "bkt" } }, "versioning"],
     ["a bad bucket", "backup.cloud.targets.0.s3.bucket", { name: "x1", s3: { region: "r1", bucket: "Bad_Bucket" }, protection: "versioning" }, "S3 bucket name"],
+    ["a scratch under /var/tmp", "backup.cloud.drillScratch", undefined, "a directory outside /tmp and /var/tmp"],
     ["a '..' prefix", "backup.cloud.targets.0.prefix", { name: "x1", s3: { region: "r1", bucket: "bkt" }, prefix: "a/../b", protection: "versioning" }, "no '.' or '..' segment"],
   ])("rejects %s", (_what, key, target, text) => {
-    expectConfigProblem(withCloud({ targets: [target] }), key, text);
+    expectConfigProblem(withCloud(target ? { targets: [target] } : { ...CLOUD, drillScratch: "/var/tmp/drill" }), key, text);
   });
 
   it("rejects a target name listed twice and a drill scratch inside the repository", () => {
@@ -142,7 +143,7 @@ describe("the cloud units", () => {
     expect(service.Unit).toContainEqual(["After", "network-online.target"]);
     const az = file("/etc/systemd/system/dgx-backup-cloud-az-main.service");
     expect(az).toContain(`copy az-main az-main:sark/dgx/sark/repo --backup-dir az-main:sark/dgx/sark/replaced\n`);
-    expect(file("/etc/systemd/system/dgx-backup-clouddrill-az-main.service")).toContain(`drill az-main az-main:sark/dgx/sark/repo /var/tmp/dgx-cloud-drill --sample 200\n`);
+    expect(file("/etc/systemd/system/dgx-backup-clouddrill-az-main.service")).toContain(`drill az-main az-main:sark/dgx/sark/repo /var/lib/dgx-storage/cloud-drill --sample 200\n`);
     expect(file("/etc/systemd/system/dgx-backup-cloud-s3-main.timer")).toContain("OnCalendar=Thu *-*-* 06:00:00\n");
     expect(file("/etc/systemd/system/dgx-backup-clouddrill-s3-main.timer")).toContain("OnCalendar=*-*-22 06:00:00\n");
   });

@@ -193,7 +193,7 @@ systemctl show -p Result --value dgx-backup-cloud-s3-e2e.service`);
       expect(rec.archive).toMatch(/^sark-daily-/);
       expect(rec.message).toMatch(/\d+ files identical by sha256/);
     }
-    expect(sark("ls -A /var/tmp/dgx-cloud-drill")).toBe("");
+    expect(sark("ls -A /var/lib/dgx-storage/cloud-drill")).toBe("");
   });
 
   it("a corrupted segment stops the copy with an alert (journal, webhook); the cloud copy is left as it was", () => {

@@ -106,8 +106,9 @@ export const cloudSection = z
       .default({ copy: "Thu *-*-* 06:00:00", drill: "*-*-22 06:00:00" })
       .meta({ title: "{copy, drill}: OnCalendar" }),
     drillScratch: absolutePath
-      .default("/var/tmp/dgx-cloud-drill")
-      .meta({ description: "Scratch directory the drill fetches a whole copy into (room for the repository's size); emptied after each drill." }),
+      .default("/var/lib/dgx-storage/cloud-drill")
+      .refine((p) => !["/tmp", "/var/tmp"].some((t) => p === t || p.startsWith(`${t}/`)), "a directory outside /tmp and /var/tmp (the units run with PrivateTmp=, which hides them)")
+      .meta({ description: "Scratch directory the drill fetches a whole copy into (room for the repository's size); emptied after each drill. Not under /tmp or /var/tmp (the units' PrivateTmp= hides them)." }),
   })
   .meta({ description: "Copies of the borg repository in object storage (S3 or Azure Blob) with rclone; needs the secret `cloudCredentials`." });
 
