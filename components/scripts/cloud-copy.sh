@@ -93,6 +93,8 @@ finish() {
 	[[ -z "$scratch" ]] || rm -rf "$scratch"
 	[[ -n "$job" && "$DRY_RUN" != 1 ]] || {
 		rm -rf "$work"
+		# restore-point is run by hand: no record, no alert, its verdict on the terminal
+		if [[ -n "$message" && "$rc" -ne 0 ]]; then printf '%s: error: %s\n' "$SCRIPT_NAME" "$message" >&2; elif [[ -n "$message" ]]; then log "$message"; fi
 		exit "$rc"
 	}
 	if [[ "$outcome" != skipped ]] && [[ "$rc" -ne 0 || "$outcome" == error ]]; then
@@ -168,11 +170,14 @@ rclone_error() {
 	text="$(run_py cloud-copy.py errors "$work/rclone.log")"
 	case "$text" in
 	*"no such host"* | *"connection refused"* | *"i/o timeout"* | *"network is unreachable"* | *"context deadline exceeded"* | *"TLS handshake timeout"* | *"no route to host"*)
-		hint="the endpoint is unreachable" ;;
+		hint="the endpoint is unreachable"
+		;;
 	*InvalidAccessKeyId* | *SignatureDoesNotMatch* | *AuthenticationFailed* | *AccessDenied* | *"status code: 403"* | *"403 Forbidden"* | *InvalidAuthenticationInfo*)
-		hint="the credentials are wrong or lack permission" ;;
+		hint="the credentials are wrong or lack permission"
+		;;
 	*NoSuchBucket* | *ContainerNotFound* | *"directory not found"* | *"bucket does not exist"*)
-		hint="the bucket or container does not exist (create it, with the settings docs/backups-cloud.md lists)" ;;
+		hint="the bucket or container does not exist (create it, with the settings docs/backups-cloud.md lists)"
+		;;
 	esac
 	printf '%s%s' "${hint:+$hint: }" "$text"
 }
@@ -236,8 +241,14 @@ run_drill() {
 	shift
 	while [[ $# -gt 0 ]]; do
 		case "$1" in
-		--sample) [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || fail "--sample needs a positive number"; sample="$2" ;;
-		--series) [[ "${2:-}" =~ ^[a-z][a-z0-9-]*$ ]] || fail "--series needs a series name"; series="$2" ;;
+		--sample)
+			[[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || fail "--sample needs a positive number"
+			sample="$2"
+			;;
+		--series)
+			[[ "${2:-}" =~ ^[a-z][a-z0-9-]*$ ]] || fail "--series needs a series name"
+			series="$2"
+			;;
 		*) fail "unknown drill option $1" ;;
 		esac
 		shift 2
