@@ -6,7 +6,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { REPO } from "./harness";
+
+/** The repository root (not harness.ts's: that imports vitest, and the benchmark runs under tsx). */
+const REPO = path.resolve(__dirname, "..");
 
 /** s3rver's fixed credentials (s3rver lib/models/account.js: the default account). */
 export const S3RVER_KEY = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } as const;
