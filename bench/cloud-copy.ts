@@ -8,9 +8,9 @@
  *
  * What ours adds: `borg check` before the transfer (a repository that fails it is never copied),
  * `borg with-lock` around it, `sync` instead of `copy` with `--backup-dir`, its status record.
- * The check reads the whole repository, so it is timed alone as well and the copy part of the job
- * (job minus check) is compared too: the goal, at most 10% over plain rclone, is for that part;
- * the check's share is printed beside it (docs/backups-cloud.md, "Benchmark").
+ * The goal: the whole job at most 10% over plain rclone (the median of the paired ratios). The
+ * check reads the whole repository, so it is also timed alone, and the job minus that check is
+ * printed beside (an estimate of what the copy itself costs; docs/backups-cloud.md, "Benchmark").
  *
  *   npx tsx bench/cloud-copy.ts [--size-mb M] [--files N] [--rounds R]
  *
@@ -124,9 +124,9 @@ async function main() {
       const ps = rows.filter((r) => r.phase === phase);
       const whole = ps.map((r) => r.ours / r.plain);
       const copyPart = ps.map((r) => (r.ours - r.check) / r.plain);
-      const m = median(copyPart);
+      const m = median(whole);
       console.log(
-        `${phase}: median ours/plain ${median(whole).toFixed(3)} (worst ${Math.max(...whole).toFixed(3)}); copy part (job minus its borg check) ${m.toFixed(3)} (worst ${Math.max(...copyPart).toFixed(3)}); goal <= 1.10 for the copy part: ${m <= 1.1 ? "met" : "MISSED"}`,
+        `${phase}: median ours/plain ${m.toFixed(3)} (worst ${Math.max(...whole).toFixed(3)}), goal <= 1.10: ${m <= 1.1 ? "met" : "MISSED"}; job minus its borg check / plain ${median(copyPart).toFixed(3)} (worst ${Math.max(...copyPart).toFixed(3)})`,
       );
       if (m > 1.1) missed = true;
     }
