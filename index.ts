@@ -12,7 +12,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { UNPINNED_HOST_KEY } from "./components/config";
 import { loadStackConfig } from "./components/config/runtime";
-import { DgxHost } from "./components/host";
+import { DgxHost } from "./components/dgx-host";
 
 const { config, sshPrivateKey, alertWebhook, borgPassphrase, cloudCredentials, serviceSecrets } = loadStackConfig();
 if (config.host.ssh.hostKey === UNPINNED_HOST_KEY) {

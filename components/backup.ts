@@ -18,6 +18,7 @@ import { unitSetFiles, type HostFile } from "./plan/host";
 import { BORG_ETC_DIR, backupUnitSet, offsiteAuthorizedKey, offsiteRepoUrl, repoSetupArgs } from "./render/backup";
 import { RCLONE_CONFIG_PATH, renderRcloneConfig } from "./render/cloud-copy";
 import { bundledScript, sha256 } from "./render/command";
+import { HOST_PATHS } from "./render/host-paths";
 import type { UnitSet } from "./render/systemd";
 
 /** The install-units.sh set name of the backup units. */
@@ -37,7 +38,7 @@ export interface BackupArgs {
    */
   readonly cloudCredentials?: pulumi.Input<string>;
   /**
-   * The command that writes /etc/dgx-storage/alert-webhook (the host's): the units run after
+   * The command that writes the alert webhook file (the host's): the units run after
    * it, so the first alert finds the file. This component never writes that file. @default none
    */
   readonly alertWebhook?: pulumi.Resource;
@@ -184,7 +185,7 @@ export class Backup extends pulumi.ComponentResource {
       passFile: `${BORG_ETC_DIR}/${plan.repoName}.pass`,
       keyExport: this.keyExport,
       timers: unitSet.enable,
-      statusDir: "/var/lib/dgx-storage/backup-status",
+      statusDir: `${HOST_PATHS.var}/backup-status`,
       ...(offsite ? { offsite: offsiteRepoUrl(offsite) } : {}),
     });
     this.hostFiles = unitSetFiles(unitSet);

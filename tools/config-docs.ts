@@ -2,7 +2,7 @@
  * `npm run docs:config`: writes docs/config.md, the config reference, from the zod schema of
  * the config door: each field's `description` and `title` (zod `.meta`), its default (zod
  * `.default`) and whether it is required, read through `z.toJSONSchema` (zod 4, "JSON Schema"
- * docs: `io: "input"` describes what a stack file may hold, defaults included). test/config-docs.test.ts
+ * docs: `io: "input"` describes what a stack file may hold, defaults included). test/config/docs.test.ts
  * checks that the committed file is what this writes, so the reference cannot drift from the
  * schema. `--check` exits 1 instead of writing when the file differs.
  */

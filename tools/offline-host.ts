@@ -5,7 +5,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { HostConfig } from "../components/config";
-import { DgxHost } from "../components/host";
+import { DgxHost } from "../components/dgx-host";
 import { startCapture, type Capture } from "./mock-capture";
 
 export interface OfflineHost {

@@ -49,6 +49,6 @@ export function backupPlan(host: string, backup: BackupConfig): BackupPlan {
     growthFactor: backup.growthFactor,
     ...(offsite ? { offsite } : {}),
     ...(cloud ? { cloud } : {}),
-    // no alertWebhook: DgxHost writes /etc/dgx-storage/alert-webhook, borg-run.sh reads it
+    // no alertWebhook: DgxHost writes the webhook file, borg-run.sh reads it
   };
 }

@@ -8,6 +8,7 @@
 import type { CapacityConfig, HostConfig, MaintenanceConfig, MonitoringConfig } from "../config";
 import { parseDf, projectCapacity, projectFromDf, type CapacityInput, type CapacityProjection, type DfReading, type GrowthModel } from "../render/capacity";
 import { compareWithTargets, parseFioSummary, type FioJobSummary, type TargetCheck } from "../render/fio";
+import { HOST_PATHS } from "../render/host-paths";
 import { DEFAULT_WEBHOOK_FILE, monitoringUnitSet, SMARTD_ALERT_HOOK, type MonitoringPlan } from "../render/monitoring";
 import { renderSmartdConf } from "../render/smartd";
 import type { UnitSet } from "../render/systemd";
@@ -15,7 +16,7 @@ import type { UnitSet } from "../render/systemd";
 /** smartd's configuration file on Debian and Ubuntu (DGX OS). */
 export const SMARTD_CONF = "/etc/smartd.conf";
 /** Where fio-baseline.sh keeps each path's summary (the alert check's IOPS baseline). */
-export const FIO_DIR = "/var/lib/dgx-storage/fio";
+export const FIO_DIR = `${HOST_PATHS.var}/fio`;
 /** One TB as the plan counts it (decimal, as disk vendors and df -H do). */
 const TB = 1e12;
 

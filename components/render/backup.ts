@@ -9,14 +9,15 @@
  */
 import { CLOUD_COPY_PATH, CLOUD_UNSET_ENV, cloudJobs, type CloudPlan } from "./cloud-copy";
 import { bundledScript, knownHostsName } from "./command";
+import { HOST_PATHS } from "./host-paths";
 import { renderUnit, type UnitEntry, type UnitFile, type UnitSection, type UnitSet } from "./systemd";
 
 /** Where install-units.sh puts the helper the services run. */
-export const BORG_RUN_PATH = "/usr/local/lib/dgx-storage/borg-run.sh";
+export const BORG_RUN_PATH = `${HOST_PATHS.lib}/borg-run.sh`;
 /** The directory of the pass files, exported keys and the off-site known_hosts (root, 0700). */
-export const BORG_ETC_DIR = "/etc/dgx-storage/borg";
+export const BORG_ETC_DIR = `${HOST_PATHS.etc}/borg`;
 /** borg's security dir and cache; borg-repo.sh and borg-run.sh default to the same place. */
-export const BORG_BASE_DIR = "/var/lib/dgx-storage/borg";
+export const BORG_BASE_DIR = `${HOST_PATHS.var}/borg`;
 /** The known_hosts file that pins the off-site host's SSH key. */
 export const OFFSITE_KNOWN_HOSTS_PATH = `${BORG_ETC_DIR}/offsite-known_hosts`;
 
@@ -67,7 +68,7 @@ export interface BackupSchedules {
 export interface BackupPlan {
   /** Host name, lower case: the archive prefix (`sark-daily-...`) and part of the unit descriptions. */
   readonly host: string;
-  /** Repository name: the pass file is /etc/dgx-storage/borg/<repoName>.pass. */
+  /** Repository name: the pass file is <BORG_ETC_DIR>/<repoName>.pass. */
   readonly repoName: string;
   /** Absolute path of the local repository, e.g. /mnt/borg-backup. */
   readonly repoPath: string;

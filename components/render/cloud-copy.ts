@@ -4,11 +4,12 @@
  * target, which render/backup.ts turns into units beside the other backup jobs. Pure: typed
  * plan in, text and job descriptions out.
  */
+import { HOST_PATHS } from "./host-paths";
 
 /** Where cloud-copy.sh is installed (with the backup unit set). */
-export const CLOUD_COPY_PATH = "/usr/local/lib/dgx-storage/cloud-copy.sh";
+export const CLOUD_COPY_PATH = `${HOST_PATHS.lib}/cloud-copy.sh`;
 /** The rclone config: root's, 0600, written by secret-file.sh from stdin; the only place credentials are. */
-export const RCLONE_CONFIG_PATH = "/etc/dgx-storage/cloud/rclone.conf";
+export const RCLONE_CONFIG_PATH = `${HOST_PATHS.etc}/cloud/rclone.conf`;
 /** The environment the cloud jobs run without: rclone's S3 backend loads the CA bundle this names. */
 export const CLOUD_UNSET_ENV = ["AWS_CA_BUNDLE"] as const;
 

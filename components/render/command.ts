@@ -9,6 +9,7 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { HOST_PATH_VARIABLES } from "./host-paths";
 
 export const SCRIPTS_DIR = path.join(__dirname, "..", "scripts");
 
@@ -77,19 +78,28 @@ export function carriedVariable(file: string): string {
   return `DGX_PY_${file.replace(/[^A-Za-z0-9]/g, "_")}`;
 }
 
+/** The host paths as shell assignments (`DGX_ETC_DIR=<HOST_PATHS.etc>` ...), one a line. */
+export function hostPathAssignments(): string {
+  return Object.entries(HOST_PATH_VARIABLES)
+    .map(([name, value]) => `${name}=${shq(value)}\n`)
+    .join("");
+}
+
 /**
- * The script as it is sent: lib.sh, then each carried file as `DGX_PY_<file>='<text>'`, then the
- * script with its own shebang and the lines that source lib.sh from disk dropped (the function
- * they test for is already defined).
+ * The script as it is sent: lib.sh's shebang, the host paths (`hostPathAssignments`), the rest of
+ * lib.sh, then each carried file as `DGX_PY_<file>='<text>'`, then the script with its own
+ * shebang and the lines that source lib.sh from disk dropped (the function they test for is
+ * already defined).
  */
 export function bundledScript(name: ScriptName): string {
   const lib = fs.readFileSync(path.join(SCRIPTS_DIR, "lib.sh"), "utf8");
+  const shebang = /^#!.*\n/.exec(lib)?.[0] ?? "";
   const carried = (CARRIED_FILES[name] ?? []).map((file) => {
     const text = fs.readFileSync(path.join(SCRIPTS_DIR, file), "utf8");
     return `${carriedVariable(file)}='${text.replace(/'/g, `'\\''`)}'\n`;
   });
   const body = scriptText(name).replace(/^#!.*\n/, "");
-  return lib + carried.join("") + body;
+  return shebang + hostPathAssignments() + lib.slice(shebang.length) + carried.join("") + body;
 }
 
 /**

@@ -3,7 +3,7 @@
  * a summary, and the summary compared with the plan's targets.
  *
  * `components/scripts/fio-baseline.sh` computes the same summary on the host (its python block);
- * test/fio.test.ts checks on a real fio output that both agree.
+ * test/scripts/fio.test.ts and test/render/monitoring.test.ts check on a real fio output that both agree.
  */
 
 /** The four jobs fio-baseline.sh runs, in order. */

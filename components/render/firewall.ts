@@ -14,10 +14,11 @@
  * priority; Docker and iptables: docs.docker.com/engine/network/packet-filtering-firewalls/)
  */
 import { MANAGED_HEADER } from "./sysctl";
+import { HOST_PATHS } from "./host-paths";
 import { renderUnit } from "./systemd";
 
 export const FIREWALL_TABLE = "dgx-storage";
-export const FIREWALL_FILE = "/etc/dgx-storage/firewall.nft";
+export const FIREWALL_FILE = `${HOST_PATHS.etc}/firewall.nft`;
 export const FIREWALL_UNIT = "dgx-storage-firewall.service";
 
 /** A port published by a container of this host. */

@@ -4,16 +4,17 @@
  * fstrim.timer. install-units.sh installs it (`install-units.sh apply monitoring '<manifest>'`).
  */
 import { bundledScript } from "./command";
+import { HOST_PATHS } from "./host-paths";
 import { renderUnit, type UnitSet } from "./systemd";
 
 export const MONITORING_SET = "monitoring";
-export const LIB_DIR = "/usr/local/lib/dgx-storage";
+export const LIB_DIR = HOST_PATHS.lib;
 export const STORAGE_ALERT_SCRIPT = `${LIB_DIR}/storage-alert.sh`;
 /** What smartd's `-M exec` runs: storage-alert.sh in its smartd mode (smartd passes no arguments). */
 export const SMARTD_ALERT_HOOK = `${LIB_DIR}/smartd-alert`;
-export const STORAGE_ALERT_CONFIG = "/etc/dgx-storage/storage-alert.json";
+export const STORAGE_ALERT_CONFIG = `${HOST_PATHS.etc}/storage-alert.json`;
 /** Where the webhook URL lives (one line, mode 0600); written by the component from a secret, not part of this set. */
-export const DEFAULT_WEBHOOK_FILE = "/etc/dgx-storage/alert-webhook";
+export const DEFAULT_WEBHOOK_FILE = `${HOST_PATHS.etc}/alert-webhook`;
 export const ALERT_SERVICE = "dgx-storage-alert.service";
 export const ALERT_TIMER = "dgx-storage-alert.timer";
 
@@ -57,7 +58,7 @@ export interface MonitoringPlan {
   readonly intervalMinutes?: number;
   /** A persisting alert is sent to the webhook again after this many minutes (the journal gets every run). @default 60 */
   readonly repeatMinutes?: number;
-  /** File holding the webhook URL; no file = journal only. @default /etc/dgx-storage/alert-webhook */
+  /** File holding the webhook URL; no file = journal only. @default DEFAULT_WEBHOOK_FILE (under HOST_PATHS.etc) */
   readonly webhookFile?: string;
   /** Enable util-linux's weekly fstrim.timer. @default true */
   readonly fstrimTimer?: boolean;

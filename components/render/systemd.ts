@@ -51,7 +51,7 @@ export function parseUnit(text: string): UnitSection[] {
 
 /** A file that install-units.sh places on the host. */
 export interface UnitFile {
-  /** Absolute path: /etc/systemd/system/<unit>, or a file under /usr/local/lib/dgx-storage or /etc/dgx-storage. */
+  /** Absolute path: /etc/systemd/system/<unit>, or a file under HOST_PATHS.lib or HOST_PATHS.etc. */
   readonly path: string;
   /** Octal mode, e.g. "0644" (units) or "0755" (a helper script a unit runs). */
   readonly mode: string;

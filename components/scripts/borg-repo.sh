@@ -6,13 +6,13 @@
 #   borg-repo.sh receive <user> <repo-dir> '<authorized_keys line>'
 #
 # apply:
-#   - writes the passphrase to /etc/dgx-storage/borg/<repo-name>.pass (0600, directory 0700)
+#   - writes the passphrase to $DGX_ETC_DIR/borg/<repo-name>.pass (0600, directory 0700)
 #     when the file is missing or differs; the services read it through
 #     BORG_PASSCOMMAND='cat <that file>', so it is never in argv, a unit file or the journal;
 #   - `borg init --encryption=repokey` when <repo-path> is missing or an empty directory; a
 #     borg repository there already is a no-op, as long as the passphrase opens it (checked
 #     before the pass file is replaced); anything else there is an error, nothing is touched;
-#   - exports the repository key (`borg key export`) to /etc/dgx-storage/borg/<repo-name>.key
+#   - exports the repository key (`borg key export`) to $DGX_ETC_DIR/borg/<repo-name>.key
 #     (0600) when missing or different. With repokey the key lives inside the repository: if
 #     the disk holding it is damaged, the archives can only be decrypted with a copy of this
 #     file and the passphrase, so the operator keeps both somewhere else as well.
@@ -25,7 +25,7 @@
 #   with `restrict`; <repo-dir> is created, owned by <user>, mode 0700. The sending host creates
 #   the repository inside it on its first copy. Under a test ROOT no user is created.
 #
-# borg's own state (security dir, cache) lives in /var/lib/dgx-storage/borg (BORG_BASE_DIR), the
+# borg's own state (security dir, cache) lives in $DGX_VAR_DIR/borg (BORG_BASE_DIR), the
 # same place the backup services use, so they recognise the repository this script created.
 if ! declare -F dgx_lib_loaded >/dev/null; then
 	# shellcheck source=components/scripts/lib.sh
@@ -109,7 +109,7 @@ name="$2" repo="$3"
 require_cmd borg
 export BORG_BASE_DIR="${BORG_BASE_DIR:-${STATE_DIR}/borg}"
 unset BORG_PASSPHRASE BORG_PASSPHRASE_FD BORG_NEW_PASSPHRASE
-dir="${ROOT}/etc/dgx-storage/borg"
+dir="${ROOT}${DGX_ETC_DIR}/borg"
 pass_file="${dir}/${name}.pass" key_file="${dir}/${name}.key"
 repo_dir="${ROOT}${repo}"
 
@@ -164,7 +164,7 @@ else
 	log "initialised the repokey repository at $repo"
 fi
 
-[[ "$(install_content "$pass_file" 0600 <"$work/pass")" == unchanged ]] || log "wrote /etc/dgx-storage/borg/${name}.pass"
+[[ "$(install_content "$pass_file" 0600 <"$work/pass")" == unchanged ]] || log "wrote ${DGX_ETC_DIR}/borg/${name}.pass"
 borg key export "$repo_dir" "$work/key" 2>"$work/export.err" || die "borg key export of $repo failed: $(cat "$work/export.err")"
-[[ "$(install_content "$key_file" 0600 <"$work/key")" == unchanged ]] || log "exported the repository key to /etc/dgx-storage/borg/${name}.key (keep a copy off this host)"
+[[ "$(install_content "$key_file" 0600 <"$work/key")" == unchanged ]] || log "exported the repository key to ${DGX_ETC_DIR}/borg/${name}.key (keep a copy off this host)"
 log "repository $name at $repo is ready"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The backup jobs the systemd services run (installed as /usr/local/lib/dgx-storage/borg-run.sh).
+# The backup jobs the systemd services run (installed as $DGX_LIB_DIR/borg-run.sh).
 #
 #   borg-run.sh --repo <repo> --host <name> [--growth-factor N] <command> ...
 #
@@ -13,16 +13,16 @@
 #                                                     on the first run, its key exported)
 #   watch <job>=<max-age-seconds>...      alert when a job's last run is older than its max age
 #
-# The passphrase comes from BORG_PASSCOMMAND (set by the unit: `cat /etc/dgx-storage/borg/<repo>.pass`);
-# it is never read into this script. borg's state lives in /var/lib/dgx-storage/borg (BORG_BASE_DIR).
+# The passphrase comes from BORG_PASSCOMMAND (set by the unit: `cat $DGX_ETC_DIR/borg/<repo>.pass`);
+# it is never read into this script. borg's state lives in $DGX_VAR_DIR/borg (BORG_BASE_DIR).
 #
 # Every run appends a JSON line {job, host, start, status, exit_code, duration_s, bytes_added,
-# archive, message} to /var/lib/dgx-storage/backup-status/<job>.history.jsonl (the newest 500
+# archive, message} to $DGX_VAR_DIR/backup-status/<job>.history.jsonl (the newest 500
 # kept) and writes the same line to <job>.json (the last result, for monitoring), where <job> is
 # create-<series>, prune-<series>, check, check-verify-data, drill-<series> or copy-offsite.
 # It logs to the journal with the tag dgx-backup. An error, a borg warning (exit 1), or an
 # archive that added more than --growth-factor (default 4) times the median of the last 10
-# runs raises an alert: the journal at priority err/warning and, when /etc/dgx-storage/alert-webhook
+# runs raises an alert: the journal at priority err/warning and, when $DGX_ETC_DIR/alert-webhook
 # holds a URL, a POST of the message to it (ALERT_CMD, when set, replaces the POST: it runs
 # with the message on stdin and ALERT_PRIORITY, ALERT_JOB, ALERT_URL_FILE in its environment).
 # Exit status: 0 on success and on a warning (the alert has been sent), 2 on an error, 3 when the
@@ -53,7 +53,7 @@ shift
 [[ "$host" =~ ^[a-z][a-z0-9-]*$ ]] || die "--host must be lower-case letters, digits and '-', got '$host'"
 [[ "$growth_factor" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--growth-factor must be a number, got '$growth_factor'"
 [[ "$lock_wait" =~ ^[1-9][0-9]*$ ]] || die "--lock-wait must be a whole number of seconds, got '$lock_wait'"
-[[ -n "${BORG_PASSCOMMAND:-}" ]] || die "BORG_PASSCOMMAND is not set (the unit sets it to 'cat /etc/dgx-storage/borg/<repo>.pass')"
+[[ -n "${BORG_PASSCOMMAND:-}" ]] || die "BORG_PASSCOMMAND is not set (the unit sets it to 'cat ${DGX_ETC_DIR}/borg/<repo>.pass')"
 unset BORG_PASSPHRASE BORG_PASSPHRASE_FD
 require_cmd borg python3
 
@@ -67,7 +67,7 @@ export BORG_BASE_DIR="${BORG_BASE_DIR:-${STATE_DIR}/borg}"
 export BORG_RELOCATED_REPO_ACCESS_IS_OK=no BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=no
 status_dir="${STATE_DIR}/backup-status"
 staging_root="${STATE_DIR}/sqlite-snapshots"
-webhook_file="${ROOT}/etc/dgx-storage/alert-webhook"
+webhook_file="${ROOT}${DGX_ETC_DIR}/alert-webhook"
 # How long borg waits for the repository lock (--lock-wait, seconds). borg's default of 1 s fails
 # whenever two jobs meet; the units pass a share of the job's own period, so a job waits out a
 # long daily, check or verify-data run but never into its own next run. Still locked after that:
@@ -95,7 +95,7 @@ alert() {
 	fi
 	# the URL stays out of argv: python reads it from the file
 	printf '%s\n' "$text" | run_py borg-run.py post-webhook "$webhook_file" "$prio" ||
-		warn "the alert POST to the webhook in /etc/dgx-storage/alert-webhook failed"
+		warn "the alert POST to the webhook in ${DGX_ETC_DIR}/alert-webhook failed"
 }
 
 # record the run, decide on alerts; runs on every exit (die, borg failure, SIGTERM from systemd).
@@ -178,7 +178,7 @@ host_path() {
 
 # snapshot_sqlite DB : a consistent copy of a live SQLite database (the online backup API, which
 # sees one committed state even while the application writes) at the same path under
-# /var/lib/dgx-storage/sqlite-snapshots. The copy is rewritten only when the database or its WAL
+# $DGX_VAR_DIR/sqlite-snapshots. The copy is rewritten only when the database or its WAL
 # changed since the last copy, so an unchanged database keeps its inode and mtime and borg's
 # files cache skips it. https://www.sqlite.org/backup.html
 snapshot_sqlite() {
@@ -359,10 +359,10 @@ run_copy_offsite() {
 			message="borg init of the off-site repository $repo failed: $(tail -n 3 "$work/init.log" | tr '\n' ' ')"
 			exit 2
 		}
-		mkdir -p "${ROOT}/etc/dgx-storage/borg"
+		mkdir -p "${ROOT}${DGX_ETC_DIR}/borg"
 		borg_do key export "$BORG_REPO" "$work/offsite.key"
-		install_content "${ROOT}/etc/dgx-storage/borg/${host}-offsite.key" 0600 <"$work/offsite.key" >/dev/null
-		log "initialised the off-site repository $repo; its key is in /etc/dgx-storage/borg/${host}-offsite.key"
+		install_content "${ROOT}${DGX_ETC_DIR}/borg/${host}-offsite.key" 0600 <"$work/offsite.key" >/dev/null
+		log "initialised the off-site repository $repo; its key is in ${DGX_ETC_DIR}/borg/${host}-offsite.key"
 	fi
 	archive_into offsite "$@"
 	[[ "$outcome" == warning ]] || outcome=ok

@@ -13,7 +13,7 @@
 #
 # disable: a crontab line is commented out (`# disabled by dgx-storage <date>: <line>`), a
 # cron.<period> script loses its execute bit (run-parts skips it), a timer is stopped and
-# disabled; each file is copied to /var/lib/dgx-storage/backups first. Nothing is deleted.
+# disabled; each file is copied to $DGX_VAR_DIR/backups first. Nothing is deleted.
 # stdout: one line per job found, `<where>: <what>`; nothing when there is none.
 if ! declare -F dgx_lib_loaded >/dev/null; then
 	# shellcheck source=components/scripts/lib.sh
@@ -87,7 +87,7 @@ crontab_file() {
 	if ((changed)) && [[ "$DRY_RUN" != 1 ]]; then
 		backup_file "${ROOT}${file}" >/dev/null
 		printf '%s' "$out" | install_content "${ROOT}${file}" "$(stat -c %a "${ROOT}${file}")" >/dev/null
-		log "disabled the borg job(s) in $file (a copy is in /var/lib/dgx-storage/backups)" >&2
+		log "disabled the borg job(s) in $file (a copy is in ${DGX_VAR_DIR}/backups)" >&2
 	fi
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The copy of the local borg repository in object storage (S3 or Azure Blob) and its restore drill
-# (installed as /usr/local/lib/dgx-storage/cloud-copy.sh, run by the dgx-backup-cloud-* units).
+# (installed as $DGX_LIB_DIR/cloud-copy.sh, run by the dgx-backup-cloud-* units).
 #
 #   cloud-copy.sh --repo <repo> --host <name> --config <rclone.conf> [--lock-wait S] <command> ...
 #
@@ -22,9 +22,9 @@
 # <target> names the rclone remote in <rclone.conf> (root's, 0600, written from a Pulumi secret
 # on stdin by secret-file.sh); no credential ever comes through argv or the environment.
 # The status record (borg-run.py record, the same format as borg-run.sh's) goes to
-# /var/lib/dgx-storage/backup-status/cloud-copy-<target>.json or cloud-drill-<target>.json, with
+# $DGX_VAR_DIR/backup-status/cloud-copy-<target>.json or cloud-drill-<target>.json, with
 # bytes_added = the bytes rclone transferred; an error or warning raises the same alert as the
-# other backup jobs (journal tag dgx-backup, and the webhook in /etc/dgx-storage/alert-webhook).
+# other backup jobs (journal tag dgx-backup, and the webhook in $DGX_ETC_DIR/alert-webhook).
 # Exit status: 0 on success or a warning, 2 on an error, 3 when the repository stayed locked.
 if ! declare -F dgx_lib_loaded >/dev/null; then
 	# shellcheck source=components/scripts/lib.sh
@@ -53,7 +53,7 @@ shift 3
 [[ "$lock_wait" =~ ^[1-9][0-9]*$ ]] || die "--lock-wait must be a whole number of seconds, got '$lock_wait'"
 [[ "$rclone_conf" == /* ]] || die "--config must be the absolute path of the rclone config, got '$rclone_conf'"
 rclone_conf="${ROOT}${rclone_conf}"
-[[ -n "${BORG_PASSCOMMAND:-}" ]] || die "BORG_PASSCOMMAND is not set (the unit sets it to 'cat /etc/dgx-storage/borg/<repo>.pass')"
+[[ -n "${BORG_PASSCOMMAND:-}" ]] || die "BORG_PASSCOMMAND is not set (the unit sets it to 'cat ${DGX_ETC_DIR}/borg/<repo>.pass')"
 unset BORG_PASSPHRASE BORG_PASSPHRASE_FD
 # rclone's S3 backend loads the CA bundle this variable names and fails when it cannot; the
 # targets are reached with the system's trust store (the unit also unsets it)
@@ -66,7 +66,7 @@ export BORG_REPO="${ROOT}${repo}"
 export BORG_BASE_DIR="${BORG_BASE_DIR:-${STATE_DIR}/borg}"
 export BORG_RELOCATED_REPO_ACCESS_IS_OK=no BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=no
 status_dir="${STATE_DIR}/backup-status"
-webhook_file="${ROOT}/etc/dgx-storage/alert-webhook"
+webhook_file="${ROOT}${DGX_ETC_DIR}/alert-webhook"
 
 job="" outcome=error message="" borg_rc="" bytes="" archive="" started="$(date +%s)"
 work="$(mktemp -d)"
@@ -83,7 +83,7 @@ alert() {
 		return 0
 	fi
 	printf '%s\n' "$text" | run_py borg-run.py post-webhook "$webhook_file" "$prio" ||
-		warn "the alert POST to the webhook in /etc/dgx-storage/alert-webhook failed"
+		warn "the alert POST to the webhook in ${DGX_ETC_DIR}/alert-webhook failed"
 }
 
 # record the run (borg-run.py record: the format of every backup job's status) and alert

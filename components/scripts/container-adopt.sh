@@ -28,7 +28,7 @@
 # clients on the overlay miss it for that second; its published ports do not). What the holder
 # was (id, restart policy, whether it ran, compose project and files, the files resolved against
 # the project's working directory as compose v1 records them relative) is recorded in
-# /var/lib/dgx-storage/adoption/<name>.state before it is renamed.
+# $DGX_VAR_DIR/adoption/<name>.state before it is renamed.
 if ! declare -F dgx_lib_loaded >/dev/null; then
 	# shellcheck source=components/scripts/lib.sh
 	. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -28,7 +28,7 @@
 #
 # It runs in a transient systemd unit (dgx-switch-<name>, lib.sh run_detached): if `pulumi up`
 # dies or its SSH connection drops half-way, the switch still completes or rolls back on the host.
-# The output is streamed from the unit's log, /var/log/dgx-storage/dgx-switch-<name>.log.
+# The output is streamed from the unit's log, $DGX_LOG_DIR/dgx-switch-<name>.log.
 if ! declare -F dgx_lib_loaded >/dev/null; then
 	# shellcheck source=components/scripts/lib.sh
 	. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -6,7 +6,7 @@
 #   firewall.sh remove
 #
 # apply: checks the ruleset with `nft -c -f` before anything is written (a bad one changes
-#   nothing); writes /etc/dgx-storage/firewall.nft and /etc/systemd/system/dgx-storage-firewall.service
+#   nothing); writes $DGX_ETC_DIR/firewall.nft and /etc/systemd/system/dgx-storage-firewall.service
 #   when they differ; enables the unit (loaded at every boot); loads the ruleset when the file
 #   changed or the live table is not the one this script last loaded (absent, flushed or edited by
 #   hand). The load replaces the table in one transaction. A second run changes nothing.
@@ -24,7 +24,7 @@ mode="${1:-}"
 	die "usage: firewall.sh apply '<ruleset>' '<unit>' | remove"
 table="dgx-storage"
 unit_name="dgx-storage-firewall.service"
-file="${ROOT}/etc/dgx-storage/firewall.nft"
+file="${ROOT}${DGX_ETC_DIR}/firewall.nft"
 unit="${ROOT}/etc/systemd/system/${unit_name}"
 state="${STATE_DIR}/firewall.state"
 live=1

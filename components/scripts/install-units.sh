@@ -6,7 +6,7 @@
 #
 # The manifest is {"files":[{"path","mode","content"}...],"enable":["x.timer",...]}.
 # apply:
-#   - refuses paths outside /etc/systemd/system, /usr/local/lib/dgx-storage and /etc/dgx-storage;
+#   - refuses paths outside /etc/systemd/system, $DGX_LIB_DIR and $DGX_ETC_DIR;
 #   - writes each file only when it differs (atomically): first the files the units run, then,
 #     once `systemd-analyze verify` accepts the new unit files, the units; then
 #     `systemctl daemon-reload` when a unit changed;
@@ -68,14 +68,14 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 # Split the manifest into files under $work (same relative paths), a list of paths and modes,
 # and the units to enable. Paths are checked here, before anything is written.
-python3 - "$3" "$work" <<'PY' || exit 1
+python3 - "$3" "$work" "$DGX_LIB_DIR" "$DGX_ETC_DIR" <<'PY' || exit 1
 import json, os, re, sys
 manifest, work = sys.argv[1], sys.argv[2]
 try:
     m = json.loads(manifest)
 except ValueError as e:
     sys.exit(f"install-units: error: the manifest is not JSON ({e})")
-allowed = ("/etc/systemd/system/", "/usr/local/lib/dgx-storage/", "/etc/dgx-storage/")
+allowed = ("/etc/systemd/system/", sys.argv[3] + "/", sys.argv[4] + "/")
 with open(os.path.join(work, ".files"), "w") as lst:
     for f in m.get("files", []):
         p, mode = f["path"], f["mode"]

@@ -2,8 +2,16 @@
 # Shared helpers for the dgx-storage host scripts. The program sends each script as
 # `bash -c '<lib.sh><script>' <name> <args...>`; run from a checkout, a script sources this file.
 #
+# Host paths, set at the top of every bundle from their one definition
+# (components/render/host-paths.ts); required:
+#   DGX_ETC_DIR  configuration and secret files
+#   DGX_LIB_DIR  installed copies of the scripts the units run
+#   DGX_VAR_DIR  state kept across reboots
+#   DGX_LOG_DIR  output of the detached runs
 # Environment (for tests only; the program never sets them):
-#   ROOT     prefix for every host path (default: empty, i.e. the real /)
+#   ROOT     prefix for every host path (default: empty, i.e. the real /). A test that runs a
+#            script from the checkout with ROOT set may leave the host paths out: the defaults
+#            below apply (test/scripts/host-paths.test.ts checks they equal the definition).
 #   DRY_RUN  1 = say what would change, change nothing
 set -euo pipefail
 
@@ -11,7 +19,6 @@ dgx_lib_loaded() { :; }
 
 ROOT="${ROOT:-}"
 DRY_RUN="${DRY_RUN:-0}"
-STATE_DIR="${ROOT}/var/lib/dgx-storage"
 SCRIPT_NAME="${SCRIPT_NAME:-$(basename "$0" .sh)}"
 # shellcheck disable=SC2034,SC2016 # used by the scripts that write host files; backticks are text
 MANAGED_HEADER='# Managed by dgx-storage (Pulumi). Do not edit: the next `pulumi up` overwrites it.'
@@ -23,6 +30,16 @@ die() {
 	exit 1
 }
 
+if [[ -n "$ROOT" ]]; then
+	: "${DGX_ETC_DIR:=/etc/dgx-storage}" "${DGX_LIB_DIR:=/usr/local/lib/dgx-storage}"
+	: "${DGX_VAR_DIR:=/var/lib/dgx-storage}" "${DGX_LOG_DIR:=/var/log/dgx-storage}"
+fi
+for _v in DGX_ETC_DIR DGX_LIB_DIR DGX_VAR_DIR DGX_LOG_DIR; do
+	[[ "${!_v:-}" == /?* ]] || die "$_v is not set to an absolute path (the program sets it at the top of the script's bundle)"
+done
+unset _v
+STATE_DIR="${ROOT}${DGX_VAR_DIR}"
+
 # require_cmd NAME... : fail clearly when a tool the script needs is missing.
 require_cmd() {
 	local c
@@ -33,16 +50,24 @@ require_cmd() {
 
 # run_py FILE ARGS... : python3 running FILE, a .py file that travels with the script. In a bundle
 # (components/render/command.ts) its text is in DGX_PY_<FILE with [^A-Za-z0-9] as _>; run from a
-# checkout, it is the file beside lib.sh.
-run_py() {
-	local file="$1" var
-	shift
-	var="DGX_PY_${file//[^A-Za-z0-9]/_}"
+# checkout, it is the file beside lib.sh. exec_py: the same in place of this shell.
+py_argv() {
+	local var="DGX_PY_${1//[^A-Za-z0-9]/_}"
 	if [[ -n "${!var:-}" ]]; then
-		python3 -c "${!var}" "$@"
+		PY_ARGV=(python3 -c "${!var}")
 	else
-		python3 "$(dirname "${BASH_SOURCE[0]}")/$file" "$@"
+		PY_ARGV=(python3 "$(dirname "${BASH_SOURCE[0]}")/$1")
 	fi
+}
+run_py() {
+	local PY_ARGV
+	py_argv "$1"
+	"${PY_ARGV[@]}" "${@:2}"
+}
+exec_py() {
+	local PY_ARGV
+	py_argv "$1"
+	exec "${PY_ARGV[@]}" "${@:2}"
 }
 
 # sha256_of FILE : hex digest, or "absent".
@@ -167,14 +192,14 @@ should_detach() {
 # started it ends (pulumi up killed, a dropped connection), so a step that stops a service
 # completes or puts it back on its own. A second run waits for a unit of that name still running.
 # The script runs from a file (systemd writes ExecStart= into a unit file, where the bundle's
-# newlines cannot go): /usr/local/lib/dgx-storage/<script>.sh, 0755, root's.
+# newlines cannot go): $DGX_LIB_DIR/<script>.sh, 0755, root's.
 run_detached() {
 	local unit="$1" copy out err runner rc=0
 	shift
-	copy="/usr/local/lib/dgx-storage/${SCRIPT_NAME}.sh"
-	out="/var/log/dgx-storage/${unit}.log"
-	err="/var/log/dgx-storage/${unit}.err"
-	mkdir -p /var/log/dgx-storage /usr/local/lib/dgx-storage
+	copy="${DGX_LIB_DIR}/${SCRIPT_NAME}.sh"
+	out="${DGX_LOG_DIR}/${unit}.log"
+	err="${DGX_LOG_DIR}/${unit}.err"
+	mkdir -p "$DGX_LOG_DIR" "$DGX_LIB_DIR"
 	printf '%s' "$BASH_EXECUTION_STRING" | install_content "$copy" 0755 >/dev/null
 	while systemctl is-active --quiet "$unit"; do
 		log "$unit from an earlier apply is still running on this host; waiting for it"

@@ -8,7 +8,7 @@
 # mode 0600, owner root, directory created 0755 if missing. Written only when the content or mode
 # differs (atomically), so a second run changes nothing. The content is never printed.
 # remove: deletes <path> (nothing to do when it is absent).
-# Paths are limited to /etc/dgx-storage/: the files the project's own units and scripts read
+# Paths are limited to $DGX_ETC_DIR/: the files the project's own units and scripts read
 # (the alert webhook URL that storage-alert.sh and borg-run.sh share).
 if ! declare -F dgx_lib_loaded >/dev/null; then
 	# shellcheck source=components/scripts/lib.sh
@@ -17,8 +17,8 @@ fi
 
 mode="${1:-}" file="${2:-}"
 [[ ("$mode" == apply || "$mode" == remove) && $# -eq 2 ]] || die "usage: secret-file.sh apply <path> < content | remove <path>"
-[[ "$file" =~ ^/etc/dgx-storage/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$ && "$file" != *..* ]] ||
-	die "'$file' is not a file under /etc/dgx-storage/"
+[[ "$file" == "$DGX_ETC_DIR"/* && "${file#"$DGX_ETC_DIR"/}" =~ ^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$ && "$file" != *..* ]] ||
+	die "'$file' is not a file under $DGX_ETC_DIR/"
 dest="${ROOT}${file}"
 
 if [[ "$mode" == remove ]]; then

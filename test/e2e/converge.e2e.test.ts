@@ -12,7 +12,7 @@
  */
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dockerSshOpts } from "../../components/host";
+import { dockerSshOpts } from "../../components/dgx-host";
 import { loadStackFile } from "../../components/config";
 import { renderSysctl } from "../../components/render/sysctl";
 import type { ApplyResult, Engine, Step } from "./engine";
@@ -96,7 +96,7 @@ describe("converge on the test hosts", () => {
         expect(String(s.inputs.create).startsWith("sudo -n bash -c ")).toBe(true);
       }
     }
-    // the edges the program declares (test/apply-order.test.ts has all of them, from the registrations)
+    // the edges the program declares (test/components/apply-order.test.ts has all of them, from the registrations)
     before(sark, "sark-preflight", "sark-packages");
     before(sark, "sark-packages", "sark-daemon-merge");
     before(sark, "sark-daemon-merge", "sark-daemon-restart");

@@ -4,6 +4,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { SCRIPTS_DIR, type ScriptName } from "../../components/render/command";
+import { hostPathEnv } from "../../components/render/host-paths";
 
 export interface ScriptResult {
   readonly code: number;
@@ -11,7 +12,10 @@ export interface ScriptResult {
   readonly stderr: string;
 }
 
-/** `input`: the script's stdin; `timeoutMs`: how long it may run (default 60 s). */
+/**
+ * `input`: the script's stdin; `timeoutMs`: how long it may run (default 60 s). The host paths
+ * are in the environment as the program's bundle sets them (`env` may override them).
+ */
 export function runScript(
   name: ScriptName,
   args: readonly string[],
@@ -19,7 +23,7 @@ export function runScript(
   opts: { input?: string; timeoutMs?: number } = {},
 ): ScriptResult {
   const r = spawnSync("bash", [path.join(SCRIPTS_DIR, `${name}.sh`), ...args], {
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...hostPathEnv(), ...env },
     input: opts.input,
     encoding: "utf8",
     timeout: opts.timeoutMs ?? 60_000,

@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { cloudSection } from "./cloud";
 import { absolutePath, address, checkListedOnce, hostKey, inside, listOf, listOrNone, lowerName, port, posixUser, type CrossRule, type RawConfig } from "../primitives";
+import { HOST_PATHS } from "../../render/host-paths";
 
 /** borg prune's `--keep-*` numbers of one archive series. */
 const retentionSection = z
@@ -33,7 +34,7 @@ export const backupSection = z
         path: absolutePath.meta({
           description: "The local repository, e.g. /mnt/borg-backup (SARK's external disk in the plan); must not lie inside a backed-up path, nor contain one.",
         }),
-        name: lowerName.meta({ description: "Names the pass file and exported key: /etc/dgx-storage/borg/<name>.pass and .key." }),
+        name: lowerName.meta({ description: `Names the pass file and exported key: ${HOST_PATHS.etc}/borg/<name>.pass and .key.` }),
       })
       .meta({ description: "The local borg repository (repokey encryption), created once by borg-repo.sh." }),
     paths: z

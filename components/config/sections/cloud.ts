@@ -1,5 +1,6 @@
 /** `backup.cloud`: a copy of the borg repository in object storage, S3 or Azure Blob (components/render/cloud-copy.ts). */
 import { z } from "zod";
+import { HOST_PATHS } from "../../render/host-paths";
 import { absolutePath, checkUnique, listOf, type CrossRule, type RawConfig } from "../primitives";
 
 /** A systemd OnCalendar= expression, as `backup.schedules` takes it. */
@@ -106,7 +107,7 @@ export const cloudSection = z
       .default({ copy: "Thu *-*-* 06:00:00", drill: "*-*-22 06:00:00" })
       .meta({ title: "{copy, drill}: OnCalendar" }),
     drillScratch: absolutePath
-      .default("/var/lib/dgx-storage/cloud-drill")
+      .default(`${HOST_PATHS.var}/cloud-drill`)
       .refine((p) => !["/tmp", "/var/tmp"].some((t) => p === t || p.startsWith(`${t}/`)), "a directory outside /tmp and /var/tmp (the units run with PrivateTmp=, which hides them)")
       .meta({ description: "Scratch directory the drill fetches a whole copy into (room for the repository's size); emptied after each drill. Not under /tmp or /var/tmp (the units' PrivateTmp= hides them)." }),
   })

@@ -6,14 +6,14 @@
  */
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { BACKUP_SET } from "../components/backup";
-import { backupPlan, OFFSITE_KEY_PATH } from "../components/plan/backup";
-import { automaticBackupPaths, ConfigError, loadStackFile, parseHostConfig, UNPINNED_HOST_KEY, type HostConfig, type ParseOptions } from "../components/config";
-import { backupUnitSet, offsiteAuthorizedKey } from "../components/render/backup";
-import { bundledScript, scriptCommand, sha256 } from "../components/render/command";
-import { renderUnitSet } from "../components/render/systemd";
-import { FIXTURE_HOST_KEY, FIXTURE_PEER_HOST_KEY, validConfig, withPeerKey, withValue } from "./fixtures";
-import { expectConfigProblem, OFFSITE_PUBLIC_KEY, pinnedStackConfig, REPO, runStack, SENTINEL_BORG_PASSPHRASE, SENTINEL_SSH_KEY, waitsFor, type StackRun } from "./harness";
+import { BACKUP_SET } from "../../components/backup";
+import { backupPlan, OFFSITE_KEY_PATH } from "../../components/plan/backup";
+import { automaticBackupPaths, ConfigError, loadStackFile, parseHostConfig, UNPINNED_HOST_KEY, type HostConfig, type ParseOptions } from "../../components/config";
+import { backupUnitSet, offsiteAuthorizedKey } from "../../components/render/backup";
+import { bundledScript, scriptCommand, sha256 } from "../../components/render/command";
+import { renderUnitSet } from "../../components/render/systemd";
+import { FIXTURE_HOST_KEY, FIXTURE_PEER_HOST_KEY, validConfig, withPeerKey, withValue } from "../fixtures";
+import { expectConfigProblem, OFFSITE_PUBLIC_KEY, pinnedStackConfig, REPO, runStack, SENTINEL_BORG_PASSPHRASE, SENTINEL_SSH_KEY, waitsFor, type StackRun } from "../harness";
 
 const COMMAND = "command:remote:Command";
 const SENTINEL_WEBHOOK = "https://ntfy.example/dgx-sentinel-webhook-7c2e";

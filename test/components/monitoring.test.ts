@@ -6,19 +6,19 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadStackFile, parseHostConfig } from "../components/config";
-import { baselineFile, monitoringPlan, pathSlug, type BaselineOutput, type LiveCapacity, type PlannedCapacity } from "../components/plan/monitoring";
-import { scriptCommand, sha256, shq } from "../components/render/command";
-import { parseFioJson } from "../components/render/fio";
-import { monitoringUnitSet, SMARTD_ALERT_HOOK } from "../components/render/monitoring";
-import { renderSmartdConf } from "../components/render/smartd";
-import { renderUnitSet } from "../components/render/systemd";
-import { validConfig, withValue } from "./fixtures";
-import { expectConfigProblem, pinnedStackConfig, REPO, runStack, SENTINEL_SSH_KEY, waitsFor, type StackRun } from "./harness";
+import { loadStackFile, parseHostConfig } from "../../components/config";
+import { baselineFile, monitoringPlan, pathSlug, type BaselineOutput, type LiveCapacity, type PlannedCapacity } from "../../components/plan/monitoring";
+import { scriptCommand, sha256, shq } from "../../components/render/command";
+import { parseFioJson } from "../../components/render/fio";
+import { monitoringUnitSet, SMARTD_ALERT_HOOK } from "../../components/render/monitoring";
+import { renderSmartdConf } from "../../components/render/smartd";
+import { renderUnitSet } from "../../components/render/systemd";
+import { validConfig, withValue } from "../fixtures";
+import { expectConfigProblem, pinnedStackConfig, REPO, runStack, SENTINEL_SSH_KEY, waitsFor, type StackRun } from "../harness";
 
 const COMMAND = "command:remote:Command";
 const SENTINEL_WEBHOOK = "https://ntfy.example/dgx-sentinel-webhook-7c2e";
-const FIO_STDOUT = JSON.stringify(parseFioJson(fs.readFileSync(path.join(__dirname, "fixtures", "fio-baseline-1s.json"), "utf8"), { dir: "/data", size: "8G", runtimeSeconds: 30, measuredAt: "2026-11-24T12:00:00Z" })) + "\n";
+const FIO_STDOUT = JSON.stringify(parseFioJson(fs.readFileSync(path.join(__dirname, "..", "fixtures", "fio-baseline-1s.json"), "utf8"), { dir: "/data", size: "8G", runtimeSeconds: 30, measuredAt: "2026-11-24T12:00:00Z" })) + "\n";
 const TB = 1e12;
 const DF_STDOUT = `# measured 2026-11-24\nFilesystem 1-blocks Used Available Capacity Mounted-on\n/dev/md0 ${3.7 * TB} ${1.9 * TB} ${1.8 * TB} 52% /data\n`;
 

@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { Backup } from "./backup";
 import { UNPINNED_HOST_KEY, type HostConfig, type ServiceSecretKey } from "./config";
 import { DaemonConfig } from "./daemon-config";
-import { HostFirewall } from "./firewall";
+import { HostFirewall } from "./host-firewall";
 import { hostCommand, type HostAccess } from "./host-command";
 import { KernelTuning } from "./kernel-tuning";
 import { driftExpectation, hostFiles, hostPackages, preflightChecks, type HostFile } from "./plan/host";
@@ -12,9 +12,9 @@ import type { DriftExpectation } from "./render/drift";
 import { Monitoring } from "./monitoring";
 import { FIREWALL_FILE, FIREWALL_UNIT } from "./render/firewall";
 import { DEFAULT_WEBHOOK_FILE } from "./render/monitoring";
-import { ContainerService } from "./services";
+import { ContainerService } from "./container-service";
 import { Swarm } from "./swarm";
-import { StorageVolumes } from "./volumes";
+import { StorageVolumes } from "./storage-volumes";
 
 export interface DgxHostArgs {
   /** The validated config of this host (from the config door). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { expectConfigProblem, pinnedStackConfig, runStack, waitsFor } from "./harness";
+import { expectConfigProblem, pinnedStackConfig, runStack, waitsFor } from "../harness";
 
 
 describe("data migration under mocks", () => {

@@ -6,8 +6,8 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
-import { startCapture } from "../tools/mock-capture";
-import { pinnedStackConfig, runStack, waitsFor, type StackRun } from "./harness";
+import { startCapture } from "../../tools/mock-capture";
+import { pinnedStackConfig, runStack, waitsFor, type StackRun } from "../harness";
 
 const COMMAND = "command:remote:Command";
 

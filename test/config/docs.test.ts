@@ -1,6 +1,6 @@
 import * as fs from "node:fs";
 import { describe, expect, it } from "vitest";
-import { CONFIG_DOC, renderConfigReference } from "../tools/config-docs";
+import { CONFIG_DOC, renderConfigReference } from "../../tools/config-docs";
 
 describe("docs/config.md: generated from the schema (npm run docs:config)", () => {
   const text = renderConfigReference();

@@ -2,7 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { MigrationConfig, ServiceConfig, ServiceSecretKey } from "./config";
 import { hostCommand, type HostAccess } from "./host-command";
-import { DataMigration, type BorgTarget } from "./migration";
+import { DataMigration, type BorgTarget } from "./data-migration";
 import { sha256 } from "./render/command";
 
 export interface ContainerServiceArgs {

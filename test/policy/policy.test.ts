@@ -25,9 +25,9 @@ import {
   remoteCommandPinsHostKey,
   secretStdinNoLogging,
   VOLUME_TYPE,
-} from "../policy/policies";
-import { FIXTURE_HOST_KEY } from "./fixtures";
-import { pinnedStackConfig, REPO, runStack, stackFileConfig, type Registration } from "./harness";
+} from "../../policy/policies";
+import { FIXTURE_HOST_KEY } from "../fixtures";
+import { pinnedStackConfig, REPO, runStack, stackFileConfig, type Registration } from "../harness";
 
 // internals of @pulumi/policy and google-protobuf that have no type declarations
 const load = createRequire(__filename);

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { parseHostConfig } from "../components/config";
-import { checkListedOnce, checkUnique } from "../components/config/primitives";
-import { pinnedStackConfig } from "./harness";
+import { parseHostConfig } from "../../components/config";
+import { checkListedOnce, checkUnique } from "../../components/config/primitives";
+import { pinnedStackConfig } from "../harness";
 
 /** The issues a rule adds, run as a refinement of an empty object (as the door runs it). */
 function issuesOf(rule: (ctx: z.RefinementCtx) => void): { path: PropertyKey[]; message: string; input: unknown }[] {

@@ -6,14 +6,14 @@
  * logging none) before the units.
  */
 import { describe, expect, it } from "vitest";
-import { parseHostConfig } from "../components/config";
-import { backupPlan } from "../components/plan/backup";
-import { backupUnitSet } from "../components/render/backup";
-import { CLOUD_COPY_PATH, RCLONE_CONFIG_PATH, renderRcloneConfig, type CloudTarget } from "../components/render/cloud-copy";
-import { bundledScript, scriptCommand, sha256 } from "../components/render/command";
-import { parseUnit } from "../components/render/systemd";
-import { withValue } from "./fixtures";
-import { expectConfigProblem, pinnedStackConfig, runStack, SENTINEL_SSH_KEY, waitsFor } from "./harness";
+import { parseHostConfig } from "../../components/config";
+import { backupPlan } from "../../components/plan/backup";
+import { backupUnitSet } from "../../components/render/backup";
+import { CLOUD_COPY_PATH, RCLONE_CONFIG_PATH, renderRcloneConfig, type CloudTarget } from "../../components/render/cloud-copy";
+import { bundledScript, scriptCommand, sha256 } from "../../components/render/command";
+import { parseUnit } from "../../components/render/systemd";
+import { withValue } from "../fixtures";
+import { expectConfigProblem, pinnedStackConfig, runStack, SENTINEL_SSH_KEY, waitsFor } from "../harness";
 
 const S3_SECRET = "sentinel-s3-secret-4d1c";
 const AZ_KEY = "sentinel-azure-account-key-77e0==";

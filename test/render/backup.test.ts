@@ -3,10 +3,10 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { itWith } from "./tools";
-import { backupUnitSet, calendarPeriodSeconds, execWord, lockWaitSeconds, maxAgeSeconds, offsiteAuthorizedKey, offsiteKnownHosts, repoSetupArgs, type BackupPlan } from "../components/render/backup";
-import { bundledScript } from "../components/render/command";
-import { parseUnit } from "../components/render/systemd";
+import { itWith } from "../tools";
+import { backupUnitSet, calendarPeriodSeconds, execWord, lockWaitSeconds, maxAgeSeconds, offsiteAuthorizedKey, offsiteKnownHosts, repoSetupArgs, type BackupPlan } from "../../components/render/backup";
+import { bundledScript } from "../../components/render/command";
+import { parseUnit } from "../../components/render/systemd";
 
 const PLAN: BackupPlan = {
   host: "sark",

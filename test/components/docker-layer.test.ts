@@ -1,10 +1,10 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
-import { loadStackFile, parseHostConfig } from "../components/config";
-import { sha256 } from "../components/render/command";
-import { FIXTURE_HOST_KEY } from "./fixtures";
-import { expectConfigProblem, pinnedStackConfig, REPO, runStack, SENTINEL_CHROMA_TOKEN, SENTINEL_JOIN_TOKEN, stackFileConfig, UNKNOWN, type Registration, type StackRun } from "./harness";
+import { loadStackFile, parseHostConfig } from "../../components/config";
+import { sha256 } from "../../components/render/command";
+import { FIXTURE_HOST_KEY } from "../fixtures";
+import { expectConfigProblem, pinnedStackConfig, REPO, runStack, SENTINEL_CHROMA_TOKEN, SENTINEL_JOIN_TOKEN, stackFileConfig, UNKNOWN, type Registration, type StackRun } from "../harness";
 
 const VOLUME = "docker:index/volume:Volume";
 
@@ -123,7 +123,7 @@ describe("services", () => {
     const r = await run("sark");
     const c = r.byName("sark-chromadb-container");
     expect(c.inputs.name).toBe("chromadb");
-    // the data path after the plan's migration (test/migration.test.ts)
+    // the data path after the plan's migration (test/components/data-migration.test.ts)
     expect(c.inputs.mounts).toEqual([{ type: "bind", source: "/data/enhanced/chromadb", target: "/chroma/chroma", readOnly: false }]);
     expect(c.inputs.networksAdvanced).toEqual([{ name: "optimized-swarm", aliases: ["chromadb"] }]);
     expect(c.inputs.restart).toBe("unless-stopped");

@@ -3,10 +3,11 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { CAPACITY_THRESHOLDS, parseDf, projectCapacity, projectFromDf, yearsUntil, type CapacityInput } from "../components/render/capacity";
-import { renderCapacityChart } from "../components/render/chart";
-import { compareWithTargets, FIO_JOBS, parseFioJson, parseFioSummary } from "../components/render/fio";
-import { bundledScript } from "../components/render/command";
+import { CAPACITY_THRESHOLDS, parseDf, projectCapacity, projectFromDf, yearsUntil, type CapacityInput } from "../../components/render/capacity";
+import { renderCapacityChart } from "../../components/render/chart";
+import { compareWithTargets, FIO_JOBS, parseFioJson, parseFioSummary } from "../../components/render/fio";
+import { bundledScript } from "../../components/render/command";
+import { hostPathEnv } from "../../components/render/host-paths";
 import {
   ALERT_SERVICE,
   ALERT_TIMER,
@@ -15,15 +16,15 @@ import {
   STORAGE_ALERT_CONFIG,
   STORAGE_ALERT_SCRIPT,
   type MonitoringPlan,
-} from "../components/render/monitoring";
-import { parseSmartdConf, renderSmartdConf } from "../components/render/smartd";
-import { parseUnit } from "../components/render/systemd";
+} from "../../components/render/monitoring";
+import { parseSmartdConf, renderSmartdConf } from "../../components/render/smartd";
+import { parseUnit } from "../../components/render/systemd";
 
 const START = new Date("2026-01-01T00:00:00Z");
 /** The plan's figures (TB, decimal, as the plan writes them). */
 const SARK: CapacityInput = { size: 3.7, used: 1.9, annualGrowth: 0.2, start: START };
 const CLU: CapacityInput = { size: 3.7, used: 1.3, annualGrowth: 0.2, start: START };
-const FIXTURE = path.join(__dirname, "fixtures", "fio-baseline-1s.json");
+const FIXTURE = path.join(__dirname, "..", "fixtures", "fio-baseline-1s.json");
 
 describe("capacity projection (compound growth of used bytes, the default)", () => {
   it("GIVEN SARK 1.9 of 3.7 TB at 20%/yr THEN years 1-3 are 61.62%, 73.95%, 88.74%", () => {
@@ -174,7 +175,7 @@ describe("fio JSON parsing and the plan's targets", () => {
   });
 
   it("agrees with the host script's own summary of the same output", () => {
-    const r = spawnSync("bash", [path.join(__dirname, "..", "components", "scripts", "fio-baseline.sh"), "summarize", FIXTURE], { encoding: "utf8" });
+    const r = spawnSync("bash", [path.join(__dirname, "..", "..", "components", "scripts", "fio-baseline.sh"), "summarize", FIXTURE], { encoding: "utf8", env: { ...process.env, ...hostPathEnv() } });
     expect(r.stderr).toBe("");
     const fromScript = parseFioSummary(r.stdout);
     expect(fromScript).toEqual(parseFioJson(raw));

@@ -1,8 +1,8 @@
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadStackFile, parseHostConfig, parseStackConfig, UNPINNED_HOST_KEY, type RawConfigValue } from "../components/config";
-import { FIXTURE_HOST_KEY, validConfig, withValue } from "./fixtures";
-import { REPO } from "./harness";
+import { ConfigError, loadStackFile, parseHostConfig, parseStackConfig, UNPINNED_HOST_KEY, type RawConfigValue } from "../../components/config";
+import { FIXTURE_HOST_KEY, validConfig, withValue } from "../fixtures";
+import { REPO } from "../harness";
 
 const SOURCE = "Pulumi.fixture.yaml";
 const parse = (values: Record<string, unknown>, mode: "preview" | "apply" = "preview") =>

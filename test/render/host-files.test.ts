@@ -1,10 +1,10 @@
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { parseHostConfig } from "../components/config";
-import { bundledScript, scriptCommand, shq } from "../components/render/command";
-import { daemonJsonFragment, renderJson } from "../components/render/daemon-json";
-import { MANAGED_HEADER, parseSysctl, renderSysctl } from "../components/render/sysctl";
-import { validConfig, withValue } from "./fixtures";
+import { parseHostConfig } from "../../components/config";
+import { bundledScript, scriptCommand, shq } from "../../components/render/command";
+import { daemonJsonFragment, renderJson } from "../../components/render/daemon-json";
+import { MANAGED_HEADER, parseSysctl, renderSysctl } from "../../components/render/sysctl";
+import { validConfig, withValue } from "../fixtures";
 
 const settingsOf = (c: Record<string, unknown>) => parseHostConfig(c, { source: "fixture" }).docker.daemon;
 

@@ -1,10 +1,10 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadStackFile } from "../components/config";
-import { capacityInputs, capacitySeries, plannedCapacity } from "../components/plan/monitoring";
-import { projectCapacity } from "../components/render/capacity";
-import { REPO } from "./harness";
+import { loadStackFile } from "../../components/config";
+import { capacityInputs, capacitySeries, plannedCapacity } from "../../components/plan/monitoring";
+import { projectCapacity } from "../../components/render/capacity";
+import { REPO } from "../harness";
 
 /** The import specifiers of a TypeScript file. */
 function importsOf(file: string): string[] {
@@ -25,10 +25,10 @@ describe("plan and config: pure, no SDK", () => {
     expect(offending).toEqual([]);
   });
 
-  it("GIVEN the components THEN none imports host.ts (HostFile lives in the plan: no cycle)", () => {
+  it("GIVEN the components THEN none imports dgx-host.ts (HostFile lives in the plan: no cycle)", () => {
     const importers = filesUnder("components")
-      .filter((f) => !f.startsWith("components/plan") && f !== "components/host.ts")
-      .filter((f) => importsOf(path.join(REPO, f)).some((s) => s === "./host" || s === "../host"));
+      .filter((f) => !f.startsWith("components/plan") && f !== "components/dgx-host.ts")
+      .filter((f) => importsOf(path.join(REPO, f)).some((s) => s === "./dgx-host" || s === "../dgx-host"));
     expect(importers).toEqual([]);
   });
 });
