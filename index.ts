@@ -14,7 +14,7 @@ import { UNPINNED_HOST_KEY } from "./components/config";
 import { loadStackConfig } from "./components/config/runtime";
 import { DgxHost } from "./components/dgx-host";
 
-const { config, sshPrivateKey, alertWebhook, heartbeatUrl, borgPassphrase, serviceSecrets } = loadStackConfig();
+const { config, sshPrivateKey, alertWebhook, heartbeatUrl, borgPassphrase, cloudCredentials, serviceSecrets } = loadStackConfig();
 if (config.host.ssh.hostKey === UNPINNED_HOST_KEY) {
   pulumi.log.warn(`host.ssh.hostKey is '${UNPINNED_HOST_KEY}': preview only; pulumi up refuses until the key is pinned`);
 }
@@ -25,6 +25,7 @@ const host = new DgxHost(config.host.name, {
   ...(alertWebhook ? { alertWebhook } : {}),
   ...(heartbeatUrl ? { heartbeatUrl } : {}),
   ...(borgPassphrase ? { borgPassphrase } : {}),
+  ...(cloudCredentials ? { cloudCredentials } : {}),
 });
 
 /** The entries of `o` whose value is defined. */

@@ -16,6 +16,7 @@ import { hostCommand, unitSetCommand, type HostAccess } from "./host-command";
 import { backupPlan, OFFSITE_KEY_PATH } from "./plan/backup";
 import { unitSetFiles, type HostFile } from "./plan/host";
 import { BORG_ETC_DIR, backupUnitSet, offsiteAuthorizedKey, offsiteRepoUrl, repoSetupArgs } from "./render/backup";
+import { RCLONE_CONFIG_PATH, renderRcloneConfig } from "./render/cloud-copy";
 import { bundledScript, sha256 } from "./render/command";
 import { HOST_PATHS } from "./render/host-paths";
 import type { UnitSet } from "./render/systemd";
@@ -31,6 +32,11 @@ export interface BackupArgs {
   readonly backup: BackupConfig;
   /** The repository passphrase, a secret: on stdin only, into a 0600 file that BORG_PASSCOMMAND reads. */
   readonly passphrase: pulumi.Input<string>;
+  /**
+   * The secret `cloudCredentials` (JSON by target name): on stdin only, into the root-only
+   * rclone config. Required with `backup.cloud`. @default none
+   */
+  readonly cloudCredentials?: pulumi.Input<string>;
   /**
    * The command that writes the alert webhook file (the host's): the units run after
    * it, so the first alert finds the file. This component never writes that file. @default none
@@ -61,6 +67,8 @@ export class Backup extends pulumi.ComponentResource {
   public readonly receive?: pulumi.Resource;
   /** The backup unit set (install-units.sh). */
   public readonly units: pulumi.Resource;
+  /** secret-file.sh writing the rclone config of `backup.cloud`; absent without it. */
+  public readonly cloudConfig?: pulumi.Resource;
   /** borg-schedules.sh: backup jobs made by hand on the same repository, reported or disabled. */
   public readonly existingJobs: pulumi.Resource;
   /** What borg-schedules.sh found, a line each (`<where>: <what>`); empty when nothing runs borg there. */
@@ -131,6 +139,27 @@ export class Backup extends pulumi.ComponentResource {
         { ...child, dependsOn: [...args.after, sshKey] },
       );
       before.push(sshKey, this.receive);
+    }
+
+    if (plan.cloud) {
+      const cloud = plan.cloud;
+      if (args.cloudCredentials === undefined) throw new Error("backup.cloud needs the secret cloudCredentials (pulumi config set --secret cloudCredentials < creds.json)");
+      // rendered inside the secret: the config holds the keys, and a problem names target and field only
+      const text = pulumi.secret(args.cloudCredentials).apply((c) => renderRcloneConfig(cloud.targets, c));
+      this.cloudConfig = hostCommand(
+        `${name}-cloud-config`,
+        {
+          access,
+          script: "secret-file",
+          createArgs: ["apply", RCLONE_CONFIG_PATH],
+          deleteArgs: ["remove", RCLONE_CONFIG_PATH],
+          // a hash of the text, still a secret: new keys or targets write it again, the state shows neither
+          triggers: [RCLONE_CONFIG_PATH, text.apply((t) => sha256(t))],
+          secretStdin: text,
+        },
+        child,
+      );
+      before.push(this.cloudConfig);
     }
 
     const unitSet = backupUnitSet(plan);

@@ -28,6 +28,8 @@ export interface DgxHostArgs {
   readonly heartbeatUrl?: pulumi.Output<string>;
   /** The borg repository passphrase, as a Pulumi secret; required with a `backup` section. */
   readonly borgPassphrase?: pulumi.Output<string>;
+  /** The secret cloudCredentials (JSON by target name); required with `backup.cloud`. */
+  readonly cloudCredentials?: pulumi.Output<string>;
   /** The tokens the services' `secretEnv` names, as Pulumi secrets. @default none */
   readonly serviceSecrets?: Readonly<Partial<Record<ServiceSecretKey, pulumi.Output<string>>>>;
 }
@@ -180,6 +182,7 @@ export class DgxHost extends pulumi.ComponentResource {
           host: host.name,
           backup: config.backup,
           passphrase: args.borgPassphrase,
+          ...(args.cloudCredentials ? { cloudCredentials: args.cloudCredentials } : {}),
           after: [this.packages],
           ...(this.webhook ? { alertWebhook: this.webhook } : {}),
         },

@@ -172,6 +172,7 @@ export interface RawConfig {
     sqlite?: unknown[];
     retention?: { hourly?: { hourly?: unknown } };
     offsite?: { ssh?: { address?: unknown; port?: unknown }; repoDir?: unknown };
+    cloud?: { targets?: unknown; drillScratch?: unknown };
   };
 }
 

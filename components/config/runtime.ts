@@ -16,6 +16,8 @@ export interface StackConfig {
   readonly heartbeatUrl?: pulumi.Output<string>;
   /** The borg repository passphrase, as a secret; set when the stack has a `backup` section. */
   readonly borgPassphrase?: pulumi.Output<string>;
+  /** The object-storage credentials of `backup.cloud`, as a secret; set when the stack has that section. */
+  readonly cloudCredentials?: pulumi.Output<string>;
   /** The tokens the services' `secretEnv` names, as secrets (only those named). */
   readonly serviceSecrets: Readonly<Partial<Record<ServiceSecretKey, pulumi.Output<string>>>>;
 }
@@ -61,6 +63,7 @@ export function loadStackConfig(): StackConfig {
   // spaces are part of a passphrase
   const borgPassphrase =
     config.backup && secretsPresent.includes("borgPassphrase") ? cfg.requireSecret("borgPassphrase").apply((p) => p.replace(/\r?\n$/, "")) : undefined;
+  const cloudCredentials = config.backup?.cloud && secretsPresent.includes("cloudCredentials") ? cfg.requireSecret("cloudCredentials") : undefined;
   // the tokens the services name (the door has checked that each is set, as a secret)
   const named = new Set(Object.values(config.services).flatMap((s) => Object.values(s.secretEnv)));
   const serviceSecrets = Object.fromEntries([...named].map((k) => [k, cfg.requireSecret(k).apply((v) => v.trim())]));
@@ -71,5 +74,6 @@ export function loadStackConfig(): StackConfig {
     ...(alertWebhook ? { alertWebhook } : {}),
     ...(heartbeatUrl ? { heartbeatUrl } : {}),
     ...(borgPassphrase ? { borgPassphrase } : {}),
+    ...(cloudCredentials ? { cloudCredentials } : {}),
   };
 }

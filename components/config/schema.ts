@@ -7,6 +7,7 @@ import { z } from "zod";
 import { EVEN_IF_INVALID, type CrossRule, type RawConfig } from "./primitives";
 import { backupRule, backupSection } from "./sections/backup";
 import { capacityRule, capacitySection } from "./sections/capacity";
+import { cloudRule } from "./sections/cloud";
 import { dockerRule, dockerSection } from "./sections/docker";
 import { hostSection } from "./sections/host";
 import { maintenanceRule, maintenanceSection } from "./sections/maintenance";
@@ -20,7 +21,7 @@ import { sysctlSection } from "./sections/sysctl";
 import { volumesRule, volumesSection } from "./sections/volumes";
 
 /** The rules one field cannot check alone, each beside its section. */
-const CROSS_RULES: readonly CrossRule[] = [volumesRule, servicesRule, migrationsRule, maintenanceRule, monitoringRule, capacityRule, backupRule, dockerRule, swarmRule, networkRule, observabilityRule];
+const CROSS_RULES: readonly CrossRule[] = [volumesRule, servicesRule, migrationsRule, maintenanceRule, monitoringRule, capacityRule, backupRule, cloudRule, dockerRule, swarmRule, networkRule, observabilityRule];
 
 export const hostConfigSchema = z
   .strictObject({

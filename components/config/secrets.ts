@@ -9,7 +9,7 @@
  * reads them with `requireSecret` (or `getSecret`), so they stay wrapped as Pulumi secrets end
  * to end.
  */
-export const SECRET_KEYS = ["sshPrivateKey", "alertWebhook", "heartbeatUrl", "borgPassphrase", "chromaToken", "vllmApiKey"] as const;
+export const SECRET_KEYS = ["sshPrivateKey", "alertWebhook", "heartbeatUrl", "borgPassphrase", "chromaToken", "vllmApiKey", "cloudCredentials"] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 
 /**
@@ -24,7 +24,7 @@ export type ServiceSecretKey = (typeof SERVICE_SECRET_KEYS)[number];
  * `borgPassphrase` is required only with a `backup` section. Every other key of `SECRET_KEYS`
  * is required when the caller says which secrets are set.
  */
-const OPTIONAL_SECRET_KEYS: readonly SecretKey[] = ["alertWebhook", "heartbeatUrl", "borgPassphrase", ...SERVICE_SECRET_KEYS];
+const OPTIONAL_SECRET_KEYS: readonly SecretKey[] = ["alertWebhook", "heartbeatUrl", "borgPassphrase", "cloudCredentials", ...SERVICE_SECRET_KEYS];
 
 /** What each secret is, for the generated config reference. */
 export const SECRET_DOCS: Readonly<Record<SecretKey, { readonly type: string; readonly default: string; readonly description: string }>> = {
@@ -55,6 +55,12 @@ export const SECRET_DOCS: Readonly<Record<SecretKey, { readonly type: string; re
     description:
       "ChromaDB's token (SARK): `openssl rand -hex 32 | pulumi config set --secret chromaToken`. Clients send `Authorization: Bearer <token>` (docs/reach.md).",
   },
+  cloudCredentials: {
+    type: "secret: JSON object, one entry per cloud target",
+    default: "required with `backup.cloud`",
+    description:
+      'The object-storage credentials of `backup.cloud.targets`, by target name: `{"s3-main": {"accessKeyId": "...", "secretAccessKey": "..."}, "azure-main": {"accountKey": "..."}}` (`pulumi config set --secret cloudCredentials < creds.json`). Written only into the root-only rclone config on the host (docs/backups-cloud.md).',
+  },
   vllmApiKey: {
     type: "secret: 32+ characters, no spaces",
     default: "required when a service's `secretEnv` names it",
@@ -75,6 +81,8 @@ const SECRET_FORMATS: Readonly<Partial<Record<SecretKey, { readonly test: RegExp
   // configuration hash the container is labelled with (which covers it) cannot be searched
   chromaToken: TOKEN_FORMAT,
   vllmApiKey: TOKEN_FORMAT,
+  // a JSON object; each target's fields are checked where the rclone config is rendered
+  cloudCredentials: { test: /^\{[\s\S]*\}$/, expected: 'a JSON object by target name, e.g. {"s3-main": {"accessKeyId": "...", "secretAccessKey": "..."}}' },
 };
 
 /** The names of the secrets whose values do not have the form `SECRET_FORMATS` expects. */
@@ -112,6 +120,10 @@ export function secretProblems(
       if (!present.includes(key)) {
         problems.push(`${env}: (missing) secret ${key}; set it with: openssl rand -hex 32 | pulumi config set --secret ${key}`);
       }
+    }
+    const cloud = (values.backup as { cloud?: unknown } | undefined)?.cloud;
+    if (cloud !== undefined && !present.includes("cloudCredentials")) {
+      problems.push("cloudCredentials: (missing) secret, required with backup.cloud; set it with: pulumi config set --secret cloudCredentials < creds.json (docs/backups-cloud.md)");
     }
     if (values.backup !== undefined && !present.includes("borgPassphrase")) {
       problems.push("borgPassphrase: (missing) secret, required with a backup section; set it with: pulumi config set --secret borgPassphrase (keep a copy off the hosts)");

@@ -3,6 +3,7 @@
  * off-site target out (no @pulumi import). The Backup component declares what this plans.
  */
 import { UNPINNED_HOST_KEY, type BackupConfig } from "../config";
+import { cloudPlan } from "./cloud-copy";
 import { BORG_ETC_DIR, type BackupPlan, type OffsiteTarget } from "../render/backup";
 
 /** The private key of the off-site copy on the sending host (the public key is a stack output). */
@@ -33,6 +34,7 @@ export function offsiteTarget(backup: BackupConfig): OffsiteTarget | undefined {
 /** The renderer's plan from the validated config. */
 export function backupPlan(host: string, backup: BackupConfig): BackupPlan {
   const offsite = offsiteTarget(backup);
+  const cloud = cloudPlan(host, backup);
   return {
     host,
     repoName: backup.repository.name,
@@ -46,6 +48,7 @@ export function backupPlan(host: string, backup: BackupConfig): BackupPlan {
     drillSample: backup.drillSample,
     growthFactor: backup.growthFactor,
     ...(offsite ? { offsite } : {}),
+    ...(cloud ? { cloud } : {}),
     // no alertWebhook: DgxHost writes the webhook file, borg-run.sh reads it
   };
 }

@@ -7,6 +7,7 @@
  * its own rules. The passphrase is never here: the units name the command that reads it
  * (`BORG_PASSCOMMAND`), the file itself is written by borg-repo.sh from stdin.
  */
+import { CLOUD_COPY_PATH, CLOUD_UNSET_ENV, cloudJobs, type CloudPlan } from "./cloud-copy";
 import { bundledScript, knownHostsName } from "./command";
 import { HOST_PATHS } from "./host-paths";
 import { renderUnit, type UnitEntry, type UnitFile, type UnitSection, type UnitSet } from "./systemd";
@@ -93,6 +94,8 @@ export interface BackupPlan {
   readonly growthFactor?: number;
   /** The weekly copy to the other host. Absent: no off-site units. */
   readonly offsite?: OffsiteTarget;
+  /** The copies in object storage (render/cloud-copy.ts). Absent: no cloud units. */
+  readonly cloud?: CloudPlan;
 }
 
 const DEFAULT_SCHEDULES: Required<BackupSchedules> = {
@@ -169,13 +172,17 @@ interface Job {
   readonly network?: boolean;
   /** The watch reads status files only: no repository lock to wait for. */
   readonly noRepository?: boolean;
+  /** The helper the commands run. @default BORG_RUN_PATH */
+  readonly script?: string;
+  /** Variables the service runs without (UnsetEnvironment=). */
+  readonly unsetEnvironment?: readonly string[];
 }
 
 function service(plan: BackupPlan, job: Job): string {
   // through /bin/bash: `systemd-analyze verify` (run by install-units.sh before it writes any
   // file) rejects a unit whose executable does not exist yet, and the helper arrives in the same set
   const lockWait = job.noRepository ? [] : ["--lock-wait", String(lockWaitSeconds(job.onCalendar, job.commands.length))];
-  const exec: UnitEntry[] = job.commands.map((args) => ["ExecStart", ["/bin/bash", BORG_RUN_PATH, ...lockWait, ...args].map(execWord).join(" ")]);
+  const exec: UnitEntry[] = job.commands.map((args) => ["ExecStart", ["/bin/bash", job.script ?? BORG_RUN_PATH, ...lockWait, ...args].map(execWord).join(" ")]);
   const unit: UnitEntry[] = [["Description", `${job.description} (${plan.host})`]];
   if (job.network) unit.push(["Wants", "network-online.target"], ["After", "network-online.target"]);
   const sections: UnitSection[] = [
@@ -187,6 +194,7 @@ function service(plan: BackupPlan, job: Job): string {
         // the command that reads the passphrase, never the passphrase
         ["Environment", `"BORG_PASSCOMMAND=cat ${BORG_ETC_DIR}/${plan.repoName}.pass"`],
         ["Environment", `BORG_BASE_DIR=${BORG_BASE_DIR}`],
+        ...(job.unsetEnvironment ?? []).map((v): UnitEntry => ["UnsetEnvironment", v]),
         ...exec,
         ["SyslogIdentifier", "dgx-backup"],
         // backups yield to the GPU workloads: lowest CPU weight, idle I/O class
@@ -292,6 +300,13 @@ export function backupUnitSet(plan: BackupPlan): UnitSet {
     files.push({ path: OFFSITE_KNOWN_HOSTS_PATH, mode: "0644", content: offsiteKnownHosts(o) });
   }
 
+  if (plan.cloud) {
+    // after the local repository's own jobs; each copy checks the repository first
+    for (const c of cloudJobs(plan.host, plan.repoPath, plan.cloud)) {
+      jobs.push({ ...c, commands: [c.args], network: true, script: CLOUD_COPY_PATH, unsetEnvironment: CLOUD_UNSET_ENV });
+    }
+  }
+
   // missed schedules: an hourly watch over every job above whose period it can tell
   const watched = jobs.flatMap((j) => {
     const period = calendarPeriodSeconds(j.onCalendar);
@@ -313,6 +328,7 @@ export function backupUnitSet(plan: BackupPlan): UnitSet {
     files.push({ path: `/etc/systemd/system/dgx-backup-${job.id}.timer`, mode: "0644", content: timer(plan, job) });
   }
   files.push({ path: BORG_RUN_PATH, mode: "0755", content: bundledScript("borg-run") });
+  if (plan.cloud) files.push({ path: CLOUD_COPY_PATH, mode: "0755", content: bundledScript("cloud-copy") });
   return { files, enable: jobs.map((j) => `dgx-backup-${j.id}.timer`) };
 }
 

@@ -19,6 +19,7 @@ export type ScriptName =
   | "borg-repo"
   | "borg-run"
   | "borg-schedules"
+  | "cloud-copy"
   | "container-adopt"
   | "container-switch"
   | "daemon-json-merge"
@@ -79,6 +80,7 @@ export const CARRIED_FILES: Partial<Record<ScriptName, readonly string[]>> = {
     "borg-run-watch.sh",
     "borg-run.py",
   ],
+  "cloud-copy": ["borg-run.py", "cloud-copy.py"],
   "fio-baseline": ["fio-summary.py"],
 };
 

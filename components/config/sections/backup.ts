@@ -1,5 +1,6 @@
 /** `backup`: borg repository, schedules and the weekly off-site copy (components/backup.ts, plan phase 4). */
 import { z } from "zod";
+import { cloudSection } from "./cloud";
 import { absolutePath, address, checkListedOnce, hostKey, inside, listOf, listOrNone, lowerName, port, posixUser, type CrossRule, type RawConfig } from "../primitives";
 import { HOST_PATHS } from "../../render/host-paths";
 
@@ -98,6 +99,7 @@ export const backupSection = z
       })
       .optional()
       .meta({ description: "The weekly off-site copy into a repository on the other host. This stack installs the receiving side there too (one `pulumi up`, no StackReference)." }),
+    cloud: cloudSection.optional(),
   })
   .meta({ description: "Backups with borg; needs the secret `borgPassphrase`." });
 

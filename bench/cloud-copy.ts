@@ -1,0 +1,140 @@
+/**
+ * The cloud copy job (`cloud-copy.sh copy`, what dgx-backup-cloud-<target>.service runs) against a
+ * plain `rclone copy` of the same borg repository to the same S3 endpoint (s3rver on loopback,
+ * started here), side by side in paired rounds:
+ *
+ *   first     each side into an empty prefix of its own (the whole repository uploaded)
+ *   weekly    after a new archive of 1% more data, each side into its prefix again (what changed)
+ *
+ * What ours adds: `borg check` before the transfer (a repository that fails it is never copied),
+ * `borg with-lock` around it, `sync` instead of `copy` with `--backup-dir`, its status record.
+ * The goal: the whole job at most 10% over plain rclone (the median of the paired ratios). The
+ * check reads the whole repository, so it is also timed alone, and the job minus that check is
+ * printed beside (an estimate of what the copy itself costs; docs/backups-cloud.md, "Benchmark").
+ *
+ *   npx tsx bench/cloud-copy.ts [--size-mb M] [--files N] [--rounds R]
+ *
+ * Defaults: 256 MiB in 64 files, 6 rounds (plain first in even rounds, ours first in odd ones;
+ * the median of the per-round ratios is printed with the worst). Both sides use --fast-list (the
+ * job does: one recursive listing, fewer billed requests; s3rver lists sub-prefixes only that
+ * way) and rclone's defaults otherwise. Exit status 1 when the goal is missed.
+ */
+import { spawnSync } from "node:child_process";
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { RCLONE_CONFIG_PATH, renderRcloneConfig } from "../components/render/cloud-copy";
+import { S3RVER_KEY, startS3rver } from "../test/object-storage";
+
+const SCRIPT = path.join(__dirname, "..", "components", "scripts", "cloud-copy.sh");
+
+function option(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const v = Number(process.argv[i + 1]);
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} needs a positive number, got ${JSON.stringify(process.argv[i + 1])}`);
+  return v;
+}
+const sizeMb = option("size-mb", 256);
+const files = option("files", 64);
+const rounds = option("rounds", 6);
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "dgx-bench-cloud-"));
+const repo = "/mnt/borg";
+const env = {
+  ...process.env,
+  // systemd's default PATH, as the unit gets it
+  PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+  ROOT: root,
+  BORG_PASSCOMMAND: `cat ${root}/pass`,
+  BORG_BASE_DIR: path.join(root, "var/lib/dgx-storage/borg"),
+};
+delete (env as Record<string, string | undefined>).AWS_CA_BUNDLE;
+fs.writeFileSync(path.join(root, "pass"), "bench-passphrase\n", { mode: 0o600 });
+
+function run(cmd: string, args: readonly string[]): number {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(cmd, args, { env, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.status}):\n${r.stderr}`);
+  return s;
+}
+
+function writeData(dir: string, seed: string, count: number, bytes: number) {
+  fs.mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < count; i++) {
+    const cipher = crypto.createCipheriv("aes-256-ctr", crypto.createHash("sha256").update(`${seed}${i}`).digest(), Buffer.alloc(16));
+    fs.writeFileSync(path.join(dir, `${seed}${i}.bin`), cipher.update(Buffer.alloc(bytes)));
+  }
+}
+
+const median = (xs: readonly number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+async function main() {
+  const s3 = await startS3rver(path.join(root, "s3"), ["bench"]);
+  try {
+    const conf = path.join(root, RCLONE_CONFIG_PATH);
+    fs.mkdirSync(path.dirname(conf), { recursive: true });
+    const target = { name: "s3-bench", prefix: "x", protection: "backup-dir" as const, s3: { provider: "Other", endpoint: `http://127.0.0.1:${s3.port}`, region: "us-east-1", bucket: "bench" } };
+    fs.writeFileSync(conf, renderRcloneConfig([target], JSON.stringify({ "s3-bench": S3RVER_KEY })), { mode: 0o600 });
+    const repoDir = path.join(root, repo);
+    fs.mkdirSync(path.dirname(repoDir), { recursive: true });
+    run("borg", ["init", "--encryption=repokey", repoDir]);
+    const data = path.join(root, "data");
+    writeData(data, "a", files, Math.floor((sizeMb * 1024 * 1024) / files));
+    run("borg", ["create", "--compression", "lz4", `${repoDir}::bench-daily-0`, data]);
+
+    const ours = (prefix: string) => () =>
+      run("bash", [SCRIPT, "--repo", repo, "--host", "bench", "--config", RCLONE_CONFIG_PATH, "copy", "s3-bench", `s3-bench:bench/${prefix}/repo`, "--backup-dir", `s3-bench:bench/${prefix}/replaced`]);
+    const plain = (prefix: string) => () => run("rclone", ["--config", conf, "--fast-list", "copy", repoDir, `s3-bench:bench/${prefix}/repo`]);
+    const check = () => run("borg", ["check", repoDir]);
+
+    const rows: { phase: string; round: number; plain: number; ours: number; check: number }[] = [];
+    for (let i = 0; i < rounds; i++) {
+      const first = i % 2 === 0 ? "plain" : "ours";
+      // first: fresh prefixes
+      const c = check();
+      const sides = { plain: plain(`plain-${i}`), ours: ours(`ours-${i}`) };
+      const t: Record<string, number> = {};
+      for (const side of first === "plain" ? (["plain", "ours"] as const) : (["ours", "plain"] as const)) t[side] = sides[side]();
+      rows.push({ phase: "first", round: i, plain: t.plain!, ours: t.ours!, check: c });
+      // weekly: 1% more data in a new archive, then both into the same prefixes again
+      writeData(data, `w${i}-`, 1, Math.floor((sizeMb * 1024 * 1024) / 100));
+      run("borg", ["create", "--compression", "lz4", `${repoDir}::bench-daily-${i + 1}`, data]);
+      const c2 = check();
+      const w: Record<string, number> = {};
+      for (const side of first === "plain" ? (["plain", "ours"] as const) : (["ours", "plain"] as const)) w[side] = sides[side]();
+      rows.push({ phase: "weekly", round: i, plain: w.plain!, ours: w.ours!, check: c2 });
+    }
+
+    console.log(`cloud copy bench: ${sizeMb} MiB in ${files} files, borg lz4 repository, s3rver ${s3.port} on loopback, ${rounds} paired rounds`);
+    console.log("phase   round  plain rclone copy s  ours (job) s  borg check s  ours/plain  (ours-check)/plain");
+    for (const r of rows) {
+      console.log(
+        `${r.phase.padEnd(7)} ${String(r.round).padStart(5)}  ${r.plain.toFixed(2).padStart(19)}  ${r.ours.toFixed(2).padStart(12)}  ${r.check.toFixed(2).padStart(12)}  ${(r.ours / r.plain).toFixed(3).padStart(10)}  ${((r.ours - r.check) / r.plain).toFixed(3).padStart(18)}`,
+      );
+    }
+    let missed = false;
+    for (const phase of ["first", "weekly"]) {
+      const ps = rows.filter((r) => r.phase === phase);
+      const whole = ps.map((r) => r.ours / r.plain);
+      const copyPart = ps.map((r) => (r.ours - r.check) / r.plain);
+      const m = median(whole);
+      console.log(
+        `${phase}: median ours/plain ${m.toFixed(3)} (worst ${Math.max(...whole).toFixed(3)}), goal <= 1.10: ${m <= 1.1 ? "met" : "MISSED"}; job minus its borg check / plain ${median(copyPart).toFixed(3)} (worst ${Math.max(...copyPart).toFixed(3)})`,
+      );
+      if (m > 1.1) missed = true;
+    }
+    process.exitCode = missed ? 1 : 0;
+  } finally {
+    await s3.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+}
+
+void main();
