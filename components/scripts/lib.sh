@@ -50,16 +50,24 @@ require_cmd() {
 
 # run_py FILE ARGS... : python3 running FILE, a .py file that travels with the script. In a bundle
 # (components/render/command.ts) its text is in DGX_PY_<FILE with [^A-Za-z0-9] as _>; run from a
-# checkout, it is the file beside lib.sh.
-run_py() {
-	local file="$1" var
-	shift
-	var="DGX_PY_${file//[^A-Za-z0-9]/_}"
+# checkout, it is the file beside lib.sh. exec_py: the same in place of this shell.
+py_argv() {
+	local var="DGX_PY_${1//[^A-Za-z0-9]/_}"
 	if [[ -n "${!var:-}" ]]; then
-		python3 -c "${!var}" "$@"
+		PY_ARGV=(python3 -c "${!var}")
 	else
-		python3 "$(dirname "${BASH_SOURCE[0]}")/$file" "$@"
+		PY_ARGV=(python3 "$(dirname "${BASH_SOURCE[0]}")/$1")
 	fi
+}
+run_py() {
+	local PY_ARGV
+	py_argv "$1"
+	"${PY_ARGV[@]}" "${@:2}"
+}
+exec_py() {
+	local PY_ARGV
+	py_argv "$1"
+	exec "${PY_ARGV[@]}" "${@:2}"
 }
 
 # sha256_of FILE : hex digest, or "absent".

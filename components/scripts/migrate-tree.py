@@ -14,6 +14,12 @@ a link target); lists are NUL-separated relative paths, the source root itself b
       the full walk instead of the record: the entries whose ctime is newer than SINCE_NS
       --stopped PID: the service is stopped; first exit 4, printing their pids, when processes
       other than PID and its children still hold a file, cwd, root or mapping under SRC
+  migrate-tree.py serve
+      the commands above, one after the other, in this one process (migrate.sh starts it before
+      pass 1, so that no interpreter starts inside the downtime): a request on stdin is the
+      argument count and the arguments, each NUL-terminated; each reply one line on stdout, the
+      exit status, a space and what the command printed (newlines as spaces). The first line is
+      "ready <pid>"; end of input ends it.
   migrate-tree.py verify SRC DST WORK live|final
       compares every entry of WORK/list: metadata, xattrs (ACLs are system.posix_acl_*), content
       byte for byte (holes skipped where both files have them), directory listings, hard-link
@@ -23,12 +29,15 @@ a link target); lists are NUL-separated relative paths, the source root itself b
 delta, scan, walk-verify print "<entries listed> <entries deleted in DST>"; verify prints
 "<entries> <data bytes of the regular files, holes left out>".
 """
+import contextlib
+import io
 import os
 import shutil
 import stat
 import sys
 import threading
 import time
+import traceback
 
 LIST, SPARSE, CARRY, INODES, CURSOR, UNTRUSTED, RECORD = b"list", b"sparse", b"carry", b"inodes", b"cursor", b"untrusted", b"record"
 SPARSE_MIN = 64 << 20  # below this, rsync's reading of the holes costs less than a second
@@ -511,10 +520,49 @@ def check_holders(S, argv):
             sys.exit(4)
 
 
+def read_field(stream):
+    """One NUL-terminated field, or None at the end of input."""
+    field = bytearray()
+    while True:
+        c = stream.read(1)
+        if not c:
+            return None
+        if c == b"\0":
+            return bytes(field)
+        field += c
+
+
+def serve():
+    out = sys.stdout
+    out.write("ready %d\n" % os.getpid())
+    out.flush()
+    while True:
+        count = read_field(sys.stdin.buffer)
+        args = [read_field(sys.stdin.buffer) for _ in range(int(count))] if count else []
+        if count is None or None in args:
+            return
+        printed, rc = io.StringIO(), 0
+        with contextlib.redirect_stdout(printed):
+            try:
+                main([os.fsdecode(a) for a in args])
+            except SystemExit as e:
+                if isinstance(e.code, str):
+                    print(e.code, file=sys.stderr)
+                rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            except Exception:  # reported, and the run stops with its own message
+                traceback.print_exc()
+                rc = 1
+        sys.stderr.flush()
+        out.write("%d %s\n" % (rc, " ".join(printed.getvalue().split("\n")).strip()))
+        out.flush()
+
+
 def main(argv):
     args = [os.fsencode(a) for a in argv]
     cmd = argv[0] if argv else ""
-    if cmd == "walk-verify" and len(args) == 5:
+    if cmd == "serve" and len(args) == 1:
+        serve()
+    elif cmd == "walk-verify" and len(args) == 5:
         walk_verify(args[1], args[2], int(args[3]), args[4])
     elif cmd == "delta" and len(args) in (6, 8):
         check_holders(args[1], args[6:])

@@ -261,10 +261,16 @@ if old="$(cat "$work/watcher.pid" 2>/dev/null)" && grep -qaF "$work/sentinel" "/
 rm -rf "$work"
 mkdir -p "$work/sentinel"
 chmod 0700 "$work"
-watcher="" stopped=0
+watcher="" stopped=0 tree_pid="" tree_job=""
 cleanup() {
 	local rc=$?
 	if [[ -n "$watcher" ]]; then kill "$watcher" 2>/dev/null || true; fi
+	if [[ -n "$tree_job" ]]; then
+		# at the end of its input it ends; after a failure, at once, even in the middle of a command
+		((rc == 0)) || kill "$tree_pid" 2>/dev/null || true
+		exec {tree_in}>&-
+		wait "$tree_job" 2>/dev/null || true # without bash's "Terminated" line
+	fi
 	if ((rc != 0 && stopped)) && has_container; then
 		warn "stopping the new container and bringing the service back on the untouched source $src"
 		docker stop -t 30 "$container" >/dev/null 2>&1 || true
@@ -276,6 +282,26 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 143' TERM INT HUP
+# The tree work (migrate-tree.py) is done by one python3 for the whole run, started now: no
+# interpreter starts inside the downtime (a start costs 20 ms on a quiet machine, more than a
+# second on one loaded with other work).
+coproc TREE {
+	exec 9<&-
+	exec_py migrate-tree.py serve
+}
+# shellcheck disable=SC2153 # TREE_PID and TREE are coproc's
+tree_job="$TREE_PID" tree_in="${TREE[1]}" tree_rd="${TREE[0]}"
+IFS=' ' read -r _ tree_pid <&"$tree_rd" || die "could not start migrate-tree.py (python3)"
+# tree COMMAND ARGS... : migrate-tree.py COMMAND ARGS in that process; what it printed in
+# $tree_out, its exit status returned
+tree() {
+	local reply
+	if ! printf '%s\0' "$#" "$@" >&"$tree_in" || ! IFS= read -r reply <&"$tree_rd"; then
+		die "migrate-tree.py (python3, pid $tree_pid) ended unexpectedly; a re-run resumes"
+	fi
+	tree_out="${reply#* }"
+	return "${reply%% *}"
+}
 now_ns() { echo $(($(date +%s%N) - 2000000000)); } # two seconds of slack for coarse timestamps
 # Benchmarks and tests only (the program never sets them; sshd would not pass them): a command run
 # at a named point, e.g. to change files as a running service would.
@@ -323,9 +349,9 @@ hook MIGRATE_AFTER_PASS1
 # 5. verification of pass 1, service running
 log "verifying pass 1 (service running)"
 since="$(now_ns)"
-out="$(run_py migrate-tree.py walk-verify "$S" "$D" "$pass1_since" "$work" 9<&-)" ||
+tree walk-verify "$S" "$D" "$pass1_since" "$work" ||
 	die "the verification of pass 1 failed; the service still runs on $src and a re-run resumes"
-read -r entries deleted data apparent <<<"$out"
+read -r entries deleted data apparent <<<"$tree_out"
 log "pass 1 verified: $entries entries ($(human "$data") of data, $(human "$apparent") apparent), $deleted removed from $dst"
 
 # changes MARK [--stopped PID] : the changed entries into $work/list, from the record, or from a
@@ -334,13 +360,15 @@ log "pass 1 verified: $entries entries ($(human "$data") of data, $(human "$appa
 changes() {
 	local out="" rc=0
 	if [[ ! -f "$work/untrusted" ]]; then
-		out="$(run_py migrate-tree.py delta "$S" "$D" "$work" "${watcher:-0}" "$@" 9<&-)" || rc=$?
+		tree delta "$S" "$D" "$work" "${watcher:-0}" "$@" || rc=$?
+		out="$tree_out"
 	fi
 	if [[ -f "$work/untrusted" ]] && ((rc != 4)); then
 		[[ -n "${walk_warned:-}" ]] || warn "$(cat "$work/untrusted"): the changes are found by walking the whole source instead"
 		walk_warned=1
 		rc=0
-		out="$(run_py migrate-tree.py scan "$S" "$D" "$work" "$since" "${@:2}" 9<&-)" || rc=$?
+		tree scan "$S" "$D" "$work" "$since" "${@:2}" || rc=$?
+		out="$tree_out"
 	fi
 	((rc != 4)) || die "processes still hold files open under $src (pids: $out); not copying the final state"
 	((rc == 0)) || die "could not find the changed entries under $src"
@@ -364,8 +392,8 @@ for ((pass = 1; ; pass++)); do
 	t="$(now)" next_since="$(now_ns)"
 	changes "m$pass"
 	copy live
-	out="$(run_py migrate-tree.py verify "$S" "$D" "$work" live 9<&-)" || die "could not compare the changed entries"
-	read -r _ bytes <<<"$out"
+	tree verify "$S" "$D" "$work" live || die "could not compare the changed entries"
+	read -r _ bytes <<<"$tree_out"
 	since="$next_since" copied=$((copied + listed)) extra=$((extra + bytes))
 	took="$(elapsed "$t")"
 	log "live pass $pass (service running): $listed changed entries copied, $deleted removed, in $took s"
@@ -399,8 +427,8 @@ hook MIGRATE_AT_STOP
 t_final="$(now)"
 changes final --stopped $$
 copy final
-out="$(run_py migrate-tree.py verify "$S" "$D" "$work" final 9<&-)" || die "the trees differ after the final pass; see above"
-read -r _ bytes <<<"$out"
+tree verify "$S" "$D" "$work" final || die "the trees differ after the final pass; see above"
+read -r _ bytes <<<"$tree_out"
 copied=$((copied + listed)) extra=$((extra + bytes))
 log "final pass (service stopped): $listed changed entries copied and compared, $deleted removed, in $(elapsed "$t_final") s"
 done_fields=(bytes_copied="$((data + extra))" files_verified="$entries" entries_recopied="$copied" stopped_at="$stopped_at")

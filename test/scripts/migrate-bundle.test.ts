@@ -31,7 +31,7 @@ describe("the migrate bundle", () => {
 
   it("carries every .py file migrate.sh runs, each once, byte for byte", () => {
     const script = fs.readFileSync(path.join(SCRIPTS_DIR, "migrate.sh"), "utf8");
-    const used = [...new Set([...script.matchAll(/run_py (\S+\.py)/g)].map((m) => m[1]!))].sort();
+    const used = [...new Set([...script.matchAll(/(?:run_py|exec_py) (\S+\.py)/g)].map((m) => m[1]!))].sort();
     expect([...(CARRIED_FILES.migrate ?? [])].sort()).toEqual(used);
     // what bash assigns is the file's text, quotes and all
     const bundle = bundledScript("migrate");
@@ -53,5 +53,32 @@ describe("the migrate bundle", () => {
     expect(r.stderr).toBe("");
     expect(r.stdout).toBe("migrate: migration m completed on 2026-01-02T03:04:05Z; nothing to do\n");
     fs.rmSync(root, { recursive: true });
+  });
+});
+
+describe("migrate-tree.py serve (one interpreter for the whole run)", () => {
+  it("GIVEN requests on stdin THEN it answers each with its exit status and output, reports failures without ending, and ends at the end of input", () => {
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), "tree-serve-"));
+    try {
+      for (const dir of ["src", "dst", "work"]) fs.mkdirSync(path.join(work, dir));
+      fs.writeFileSync(path.join(work, "src", "a"), "same");
+      fs.writeFileSync(path.join(work, "dst", "a"), "diff");
+      fs.writeFileSync(path.join(work, "work", "list"), "a\0");
+      const req = (...args: string[]) => [String(args.length), ...args].map((a) => `${a}\0`).join("");
+      const [src, dst, w] = ["src", "dst", "work"].map((d) => path.join(work, d));
+      const r = spawnSync("python3", [path.join(SCRIPTS_DIR, "migrate-tree.py"), "serve"], {
+        input: req("verify", src!, dst!, w!, "final") + req("no-such-command") + req("verify", src!, src!, w!, "final"),
+        encoding: "utf8",
+      });
+      expect(r.status).toBe(0);
+      const lines = r.stdout.split("\n");
+      expect(lines[0]).toMatch(/^ready \d+$/);
+      // the content differs: status 1 and the entry named on stderr; a bad request: 1 and the usage
+      expect(lines.slice(1)).toEqual(["1 ", "1 ", "0 1 4", ""]);
+      expect(r.stderr).toContain("migrate: differs (content): a");
+      expect(r.stderr).toContain("migrate-tree.py serve");
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
   });
 });
