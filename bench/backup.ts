@@ -83,7 +83,12 @@ interface Measured {
 
 function run(cmd: string, args: readonly string[], extraEnv: Record<string, string> = {}, cwd?: string): Measured {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync("bash", ["-c", WRAP, "bench", cmd, ...args], { env: { ...env, ...extraEnv, IO_FILE: ioFile }, cwd, encoding: "utf8", maxBuffer: 1 << 26 });
+  const r = spawnSync("bash", ["-c", WRAP, "bench", cmd, ...args], {
+    env: { ...env, ...extraEnv, IO_FILE: ioFile },
+    cwd,
+    encoding: "utf8",
+    maxBuffer: 1 << 26,
+  });
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.status}): ${r.stderr.slice(-2000)}`);
   return { seconds, readBytes: Number(fs.readFileSync(ioFile, "utf8").trim()) };
@@ -293,20 +298,27 @@ function main(): number {
   const rereadP = median(rerun.plain.map((m) => m.readBytes)) / dataBytes;
   const problems: string[] = [];
   console.log("");
-  console.log(`unchanged re-run / first run: plain ${rp.toFixed(3)}, ours ${ro.toFixed(3)}; from the paired ratios, ours' is ${relative.toFixed(3)} times plain's`);
+  console.log(
+    `unchanged re-run / first run: plain ${rp.toFixed(3)}, ours ${ro.toFixed(3)}; from the paired ratios, ours' is ${relative.toFixed(3)} times plain's`,
+  );
   // 10%: the same allowance as the overhead goal; a files cache that misses makes it 3x and more
   if (relative > 1.1) problems.push(`ours' unchanged re-run is slower relative to its first run than plain borg's: ${relative.toFixed(3)} times (paired)`);
-  console.log(`1%-changed re-run / first run: plain ${(med(changed.plain) / med(first.plain)).toFixed(3)}, ours ${(med(changed.ours) / med(first.ours)).toFixed(3)}`);
+  console.log(
+    `1%-changed re-run / first run: plain ${(med(changed.plain) / med(first.plain)).toFixed(3)}, ours ${(med(changed.ours) / med(first.ours)).toFixed(3)}`,
+  );
   console.log(
     `bytes read by an unchanged re-run, as a share of the dataset (${(dataBytes / MiB).toFixed(0)} MiB): plain ${(100 * rereadP).toFixed(2)}%, ours ${(100 * rereadO).toFixed(2)}%`,
   );
   // a files cache that misses reads every file again: at least the whole dataset (what is read
   // besides: borg's Python modules, its caches and the repository index, ~10 MiB here)
   if (rereadO > 0.5) problems.push(`ours' unchanged re-run read ${(100 * rereadO).toFixed(0)}% of the dataset: borg's files cache missed`);
-  for (const r of rows) if (median(r.ratios) > 1.1) problems.push(`${r.name}: ours adds ${((median(r.ratios) - 1) * 100).toFixed(1)}% (median of pairs) over plain borg`);
+  for (const r of rows)
+    if (median(r.ratios) > 1.1) problems.push(`${r.name}: ours adds ${((median(r.ratios) - 1) * 100).toFixed(1)}% (median of pairs) over plain borg`);
   const status = fs.readFileSync(path.join(base, "var/lib/dgx-storage/backup-status/create-daily.history.jsonl"), "utf8").trim().split("\n");
   console.log(`ours' status records, bytes added: ${status.map((l) => JSON.parse(l).bytes_added).join(", ")}`);
-  console.log(problems.length === 0 ? "goals met: ours adds at most 10% on every phase, and its files cache hits" : `GOALS MISSED:\n  ${problems.join("\n  ")}`);
+  console.log(
+    problems.length === 0 ? "goals met: ours adds at most 10% on every phase, and its files cache hits" : `GOALS MISSED:\n  ${problems.join("\n  ")}`,
+  );
   return problems.length === 0 ? 0 : 1;
 }
 

@@ -173,7 +173,9 @@ function single(): boolean {
   const rs = rounds(src, files, pct, WITH_CP);
   const down = rs.map((r) => r.ours.downtime / r.plan);
   const goal = files >= 1_000_000 ? 0.1 : 0.05;
-  console.log(`\nmigration benchmark: ${files} files, ${gb.toFixed(2)} GB, ${pct}% changed right before the stop, ${ROUNDS} paired rounds (medians, range in brackets)`);
+  console.log(
+    `\nmigration benchmark: ${files} files, ${gb.toFixed(2)} GB, ${pct}% changed right before the stop, ${ROUNDS} paired rounds (medians, range in brackets)`,
+  );
   console.log(`  plan: downtime (stop, rsync -a of everything, start)   ${median(rs.map((r) => r.plan)).toFixed(2)} s`);
   console.log(`  ours: downtime (stop, final pass, verification)        ${median(rs.map((r) => r.ours.downtime)).toFixed(2)} s`);
   console.log(`  ours/plan downtime, per round                          ${pctOf(down)}   goal <= ${goal * 100}%`);

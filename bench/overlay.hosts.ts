@@ -38,7 +38,16 @@ const seconds = option("BENCH_SECONDS", 5);
 const ENCRYPTED = "bench-overlay-encrypted";
 const SERVER = "bench-iperf-server";
 /** iperf3 of the test host, run in a container by the host's loader and libraries. */
-const IPERF = ["-v", "/:/host:ro", "--entrypoint", "/host/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "standin:1", "--library-path", "/host/usr/lib/x86_64-linux-gnu", "/host/usr/bin/iperf3"];
+const IPERF = [
+  "-v",
+  "/:/host:ro",
+  "--entrypoint",
+  "/host/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+  "standin:1",
+  "--library-path",
+  "/host/usr/lib/x86_64-linux-gnu",
+  "/host/usr/bin/iperf3",
+];
 
 interface Sample {
   readonly round: number;
@@ -81,7 +90,29 @@ function measure(hosts: TestHosts, network: string): number {
 function kernelHasOverlayCipher(): string | undefined {
   const r = spawnSync(
     "unshare",
-    ["--net", "ip", "xfrm", "state", "add", "src", "192.0.2.1", "dst", "192.0.2.2", "proto", "esp", "spi", "0x100", "reqid", "1", "mode", "transport", "aead", "rfc4106(gcm(aes))", `0x${"ab".repeat(20)}`, "128"],
+    [
+      "--net",
+      "ip",
+      "xfrm",
+      "state",
+      "add",
+      "src",
+      "192.0.2.1",
+      "dst",
+      "192.0.2.2",
+      "proto",
+      "esp",
+      "spi",
+      "0x100",
+      "reqid",
+      "1",
+      "mode",
+      "transport",
+      "aead",
+      "rfc4106(gcm(aes))",
+      `0x${"ab".repeat(20)}`,
+      "128",
+    ],
     { encoding: "utf8" },
   );
   return r.status === 0 ? undefined : (r.stderr || r.error?.message || `exit ${r.status}`).trim();
@@ -101,8 +132,9 @@ async function main(): Promise<void> {
   const { hosts, key, engine } = startSuite({ dgxLike: true });
   try {
     // the swarm and the plain overlay, as the stacks make them
-    for (const name of ["sark", "clu"] as const) await engine.up({ stack: `test-${name}`, config: testStackConfig(hosts, name), secrets: { sshPrivateKey: key } });
-    const plain = ((testStackConfig(hosts, "sark").swarm as { network: { name: string } }).network).name;
+    for (const name of ["sark", "clu"] as const)
+      await engine.up({ stack: `test-${name}`, config: testStackConfig(hosts, name), secrets: { sshPrivateKey: key } });
+    const plain = (testStackConfig(hosts, "sark").swarm as { network: { name: string } }).network.name;
     // the same overlay with IPsec, by the stack's own script
     mustRoot(hosts, "sark", `bash -c ${shq(bundledScript("network-ensure"))} network-ensure ${ENCRYPTED} 1`);
     console.log(`overlay: ${plain} (plain) and ${ENCRYPTED} (encrypted), iperf3 -t ${seconds} from sark to clu, ${rounds} paired rounds`);
@@ -112,15 +144,23 @@ async function main(): Promise<void> {
       const got: Record<string, number> = {};
       for (const net of order) got[net] = measure(hosts, net);
       samples.push({ round, plain: got[plain]!, encrypted: got[ENCRYPTED]! });
-      console.log(`round ${round + 1}: plain ${got[plain]!.toFixed(2)} Gbit/s, encrypted ${got[ENCRYPTED]!.toFixed(2)} Gbit/s, ratio ${(got[ENCRYPTED]! / got[plain]!).toFixed(3)}`);
+      console.log(
+        `round ${round + 1}: plain ${got[plain]!.toFixed(2)} Gbit/s, encrypted ${got[ENCRYPTED]!.toFixed(2)} Gbit/s, ratio ${(got[ENCRYPTED]! / got[plain]!).toFixed(3)}`,
+      );
     }
     const ratios = samples.map((s) => s.encrypted / s.plain);
     console.log("");
     console.log("| overlay | median Gbit/s | range |");
     console.log("|---|---:|---|");
-    console.log(`| plain (encrypted: false) | ${median(samples.map((s) => s.plain)).toFixed(2)} | ${Math.min(...samples.map((s) => s.plain)).toFixed(2)}-${Math.max(...samples.map((s) => s.plain)).toFixed(2)} |`);
-    console.log(`| IPsec (encrypted: true) | ${median(samples.map((s) => s.encrypted)).toFixed(2)} | ${Math.min(...samples.map((s) => s.encrypted)).toFixed(2)}-${Math.max(...samples.map((s) => s.encrypted)).toFixed(2)} |`);
-    console.log(`encrypted/plain throughput, median of the paired ratios: ${median(ratios).toFixed(3)} (range ${Math.min(...ratios).toFixed(3)}-${Math.max(...ratios).toFixed(3)})`);
+    console.log(
+      `| plain (encrypted: false) | ${median(samples.map((s) => s.plain)).toFixed(2)} | ${Math.min(...samples.map((s) => s.plain)).toFixed(2)}-${Math.max(...samples.map((s) => s.plain)).toFixed(2)} |`,
+    );
+    console.log(
+      `| IPsec (encrypted: true) | ${median(samples.map((s) => s.encrypted)).toFixed(2)} | ${Math.min(...samples.map((s) => s.encrypted)).toFixed(2)}-${Math.max(...samples.map((s) => s.encrypted)).toFixed(2)} |`,
+    );
+    console.log(
+      `encrypted/plain throughput, median of the paired ratios: ${median(ratios).toFixed(3)} (range ${Math.min(...ratios).toFixed(3)}-${Math.max(...ratios).toFixed(3)})`,
+    );
     console.log(`bench/overlay.hosts.ts: ${((Date.now() - started) / 1000).toFixed(0)} s including host start and stop`);
   } finally {
     stopHosts();

@@ -64,7 +64,12 @@ async function main() {
     {
       newResource(args) {
         if (args.type === "pulumi:pulumi:StackReference") {
-          const outputs = { swarmManagerAddress: "192.0.2.1:2377", swarmManagerNodeId: "node", swarmWorkerToken: "SWMTKN-1-bench", overlayNetwork: "optimized-swarm" };
+          const outputs = {
+            swarmManagerAddress: "192.0.2.1:2377",
+            swarmManagerNodeId: "node",
+            swarmWorkerToken: "SWMTKN-1-bench",
+            overlayNetwork: "optimized-swarm",
+          };
           return { id: String(args.inputs.name), state: { name: args.inputs.name, outputs, secretOutputNames: ["swarmWorkerToken"] } };
         }
         return { id: `${args.name}-id`, state: args.inputs };

@@ -48,10 +48,34 @@ const WAYS: readonly Way[] = [
   // ts-node 7 keeps each compiled file in a cache (TS_NODE_CACHE_DIRECTORY) and skips compiling
   // and type-checking a file it finds there: cold is a preview after a change of the code (or a
   // fresh machine), warm one after a change of the stack files only
-  { name: "old-cold", what: "typescript: true: vendored ts-node 7, type check, empty cache", nodeArgs: [], mode: "old", cacheEnv: { name: "TS_NODE_CACHE_DIRECTORY", fresh: true } },
-  { name: "old-warm", what: "typescript: true: vendored ts-node 7, every file in its cache", nodeArgs: [], mode: "old", cacheEnv: { name: "TS_NODE_CACHE_DIRECTORY", fresh: false } },
-  { name: "new-cold", what: "typescript: false, nodeargs --require ./tools/register-ts.cjs, empty cache", nodeArgs: HOOK, mode: "new", cacheEnv: { name: "REGISTER_TS_CACHE_DIR", fresh: true } },
-  { name: "new", what: "typescript: false, nodeargs --require ./tools/register-ts.cjs", nodeArgs: HOOK, mode: "new", cacheEnv: { name: "REGISTER_TS_CACHE_DIR", fresh: false } },
+  {
+    name: "old-cold",
+    what: "typescript: true: vendored ts-node 7, type check, empty cache",
+    nodeArgs: [],
+    mode: "old",
+    cacheEnv: { name: "TS_NODE_CACHE_DIRECTORY", fresh: true },
+  },
+  {
+    name: "old-warm",
+    what: "typescript: true: vendored ts-node 7, every file in its cache",
+    nodeArgs: [],
+    mode: "old",
+    cacheEnv: { name: "TS_NODE_CACHE_DIRECTORY", fresh: false },
+  },
+  {
+    name: "new-cold",
+    what: "typescript: false, nodeargs --require ./tools/register-ts.cjs, empty cache",
+    nodeArgs: HOOK,
+    mode: "new",
+    cacheEnv: { name: "REGISTER_TS_CACHE_DIR", fresh: true },
+  },
+  {
+    name: "new",
+    what: "typescript: false, nodeargs --require ./tools/register-ts.cjs",
+    nodeArgs: HOOK,
+    mode: "new",
+    cacheEnv: { name: "REGISTER_TS_CACHE_DIR", fresh: false },
+  },
   { name: "tsx", what: "typescript: false, nodeargs --import tsx (its own cache)", nodeArgs: ["--import", "tsx"], mode: "new" },
 ];
 
@@ -75,7 +99,13 @@ function runOnce(way: Way): Sample {
   const line = r.stdout.trim().split("\n").pop() ?? "";
   if (r.status !== 0 || !line.startsWith("{")) throw new Error(`${way.name}: exit ${r.status}\n${r.stderr}`);
   const j = JSON.parse(line) as { totalMs: number; requireMs: number; resources: number };
-  return { wallMs, totalMs: j.totalMs, requireMs: j.requireMs, resources: j.resources, undefinedWarnings: (r.stderr.match(/Undefined value \(/g) ?? []).length };
+  return {
+    wallMs,
+    totalMs: j.totalMs,
+    requireMs: j.requireMs,
+    resources: j.resources,
+    undefinedWarnings: (r.stderr.match(/Undefined value \(/g) ?? []).length,
+  };
 }
 
 const median = (xs: readonly number[]) => {
@@ -86,7 +116,9 @@ const median = (xs: readonly number[]) => {
 const s1 = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 const samples = new Map<Way["name"], Sample[]>(WAYS.map((w) => [w.name, []]));
-console.log(`preview bench: stack ${stack}, ${rounds} rounds, ${WAYS.length} ways per round, node ${process.version}, ${os.cpus().length} cores, load ${os.loadavg()[0]!.toFixed(1)}`);
+console.log(
+  `preview bench: stack ${stack}, ${rounds} rounds, ${WAYS.length} ways per round, node ${process.version}, ${os.cpus().length} cores, load ${os.loadavg()[0]!.toFixed(1)}`,
+);
 // not counted: fills the kept caches, as any preview after the first finds them
 for (const way of WAYS) runOnce(way);
 for (let round = 0; round < rounds; round++) {
@@ -113,9 +145,16 @@ for (const w of WAYS) {
   );
 }
 const pairs = (a: Way["name"], b: Way["name"]) => samples.get(a)!.map((x, i) => x.totalMs / samples.get(b)![i]!.totalMs);
-for (const [a, b] of [["new", "old-cold"], ["new", "old-warm"], ["new-cold", "old-cold"], ["tsx", "old-warm"]] as const) {
+for (const [a, b] of [
+  ["new", "old-cold"],
+  ["new", "old-warm"],
+  ["new-cold", "old-cold"],
+  ["tsx", "old-warm"],
+] as const) {
   const p = pairs(a, b);
-  console.log(`${a}/${b} paired ratio: median ${median(p).toFixed(3)} (worst ${Math.max(...p).toFixed(3)}, best ${Math.min(...p).toFixed(3)}) over ${p.length} rounds`);
+  console.log(
+    `${a}/${b} paired ratio: median ${median(p).toFixed(3)} (worst ${Math.max(...p).toFixed(3)}, best ${Math.min(...p).toFixed(3)}) over ${p.length} rounds`,
+  );
 }
 fs.rmSync(WORK, { recursive: true, force: true });
 const newMedian = median(samples.get("new")!.map((x) => x.totalMs));

@@ -67,7 +67,9 @@ export class ContainerService extends pulumi.ComponentResource {
     const s = args.service;
     const access = args.access;
     const child = { parent: this, dependsOn: [...args.after] };
-    const pulled = s.pull ? new docker.RemoteImage(`${name}-image`, { name: s.image, keepLocally: true }, { parent: this, provider: args.provider, dependsOn: [...args.after] }) : undefined;
+    const pulled = s.pull
+      ? new docker.RemoteImage(`${name}-image`, { name: s.image, keepLocally: true }, { parent: this, provider: args.provider, dependsOn: [...args.after] })
+      : undefined;
     this.image = pulled ? pulled.imageId : pulumi.output(s.image);
 
     const mounts = s.mounts.map((m) => {
@@ -143,14 +145,14 @@ export class ContainerService extends pulumi.ComponentResource {
     };
 
     // 1. free the name; runs again whenever the container is to be created again
-    const adopt = hostCommand(
-      `${name}-adopt`,
-      { access, script: "container-adopt", createArgs: [s.containerName, configHash], triggers: [configHash] },
-      child,
-    );
+    const adopt = hostCommand(`${name}-adopt`, { access, script: "container-adopt", createArgs: [s.containerName, configHash], triggers: [configHash] }, child);
     // 2. destinations exist before the container mounts them
     const dirs = args.migrations.map((m) =>
-      hostCommand(`${name}-migrate-${m.name}-dir`, { access, script: "ensure-dir", createArgs: [m.destination, "0:0", "0700"], triggers: [sha256(m.destination)] }, child),
+      hostCommand(
+        `${name}-migrate-${m.name}-dir`,
+        { access, script: "ensure-dir", createArgs: [m.destination, "0:0", "0700"], triggers: [sha256(m.destination)] },
+        child,
+      ),
     );
     // 3. the container, created stopped. retainOnDelete: when Pulumi replaces or deletes it, the
     // provider does not stop and remove it (resourceDockerContainerDelete would, by id, at once):

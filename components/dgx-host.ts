@@ -107,11 +107,7 @@ export class DgxHost extends pulumi.ComponentResource {
     //   -> fstrim, smartd, the fio baseline, the alert units, the live df.
     // Nothing that restarts dockerd or loads the data disks runs while a migration copies.
     const checks = preflightChecks(config);
-    this.preflight = hostCommand(
-      `${name}-preflight`,
-      { access, script: "preflight", createArgs: checks, triggers: [sha256(checks.join(" "))] },
-      child,
-    );
+    this.preflight = hostCommand(`${name}-preflight`, { access, script: "preflight", createArgs: checks, triggers: [sha256(checks.join(" "))] }, child);
     const packageList = hostPackages(config);
     this.packages = hostCommand(
       `${name}-packages`,
@@ -256,7 +252,12 @@ export class DgxHost extends pulumi.ComponentResource {
       sysctl: { path: this.kernel.path, content: this.kernel.content },
       monitoring: [...(this.monitoring?.hostFiles ?? []), ...(this.observability?.hostFiles ?? [])],
       backup: this.backup?.hostFiles ?? [],
-      firewall: this.firewall ? [{ path: FIREWALL_FILE, content: this.firewall.ruleset, kind: "file" }, { path: `/etc/systemd/system/${FIREWALL_UNIT}`, content: this.firewall.unit, kind: "file" }] : [],
+      firewall: this.firewall
+        ? [
+            { path: FIREWALL_FILE, content: this.firewall.ruleset, kind: "file" },
+            { path: `/etc/systemd/system/${FIREWALL_UNIT}`, content: this.firewall.unit, kind: "file" },
+          ]
+        : [],
     });
     this.drift = driftExpectation(config, this.hostFiles, [...(this.monitoring?.unitSet?.enable ?? []), ...(this.backup?.unitSet.enable ?? [])]);
     this.registerOutputs({ daemonJsonHash: this.daemon.fragmentHash, sysctlFile: this.kernel.path });

@@ -87,7 +87,10 @@ export class Monitoring extends pulumi.ComponentResource {
     const unitSet = monitoringUnits(args.host, mon, maintenance, args.containers ?? [], args.metrics ?? false);
     if (unitSet) {
       // the alert check may run as soon as its timer is enabled: the webhook file first
-      this.units = unitSetCommand(`${name}-units`, access, MONITORING_SET, unitSet, { ...child, dependsOn: [...args.after, ...(args.webhook ? [args.webhook] : [])] });
+      this.units = unitSetCommand(`${name}-units`, access, MONITORING_SET, unitSet, {
+        ...child,
+        dependsOn: [...args.after, ...(args.webhook ? [args.webhook] : [])],
+      });
       this.unitSet = unitSet;
       hostFiles.push(...unitSetFiles(unitSet));
     }

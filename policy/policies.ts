@@ -90,7 +90,7 @@ export const remoteCommandPinsHostKey: ResourceValidationPolicy = {
 /** A command that receives something on stdin (only secrets travel there) logs nothing. */
 export const secretStdinNoLogging: ResourceValidationPolicy = {
   name: "secret-stdin-no-logging",
-  description: "A command:remote:Command with stdin (secrets travel only there) sets logging: \"none\", so no tool can echo the secret into the Pulumi log.",
+  description: 'A command:remote:Command with stdin (secrets travel only there) sets logging: "none", so no tool can echo the secret into the Pulumi log.',
   enforcementLevel: "mandatory",
   validateResource: (args: ResourceValidationArgs, reportViolation: ReportViolation) => {
     if (args.type !== COMMAND_TYPE) return;
@@ -114,7 +114,8 @@ function isBindOption(o: unknown): boolean {
 /** A bind-backed local volume names an absolute, normalised device directory. */
 export const bindVolumeAbsoluteDevice: ResourceValidationPolicy = {
   name: "bind-volume-absolute-device",
-  description: "A docker Volume with driverOpts.o = bind has an absolute, normalised driverOpts.device (Docker accepts a relative one and only fails when a container mounts it).",
+  description:
+    "A docker Volume with driverOpts.o = bind has an absolute, normalised driverOpts.device (Docker accepts a relative one and only fails when a container mounts it).",
   enforcementLevel: "mandatory",
   validateResource: (args: ResourceValidationArgs, reportViolation: ReportViolation) => {
     if (args.type !== VOLUME_TYPE) return;
@@ -161,7 +162,8 @@ function normaliseTarget(p: string): string {
 /** No container mounts two sources at one path (`mounts[].target`, `volumes[].containerPath`). */
 export const containerOneSourcePerTarget: ResourceValidationPolicy = {
   name: "container-one-source-per-target",
-  description: "A docker Container mounts at most one source at each container path, counting mounts[].target and volumes[].containerPath together (Docker refuses a duplicate mount point).",
+  description:
+    "A docker Container mounts at most one source at each container path, counting mounts[].target and volumes[].containerPath together (Docker refuses a duplicate mount point).",
   enforcementLevel: "mandatory",
   validateResource: (args: ResourceValidationArgs, reportViolation: ReportViolation) => {
     if (args.type !== CONTAINER_TYPE) return;
@@ -212,7 +214,9 @@ export const containerPortBound: ResourceValidationPolicy = {
     ports.forEach((p: unknown, i) => {
       if (!isObject(p)) return;
       if (p.ip === undefined || p.ip === "" || p.ip === "0.0.0.0") {
-        reportViolation(`ports[${i}] (external ${String(p.external)}) is published on every interface: bind it to an address of the host (ports[].ip), or label the container ${EXPOSE_TO_ALL_LABEL}=true.`);
+        reportViolation(
+          `ports[${i}] (external ${String(p.external)}) is published on every interface: bind it to an address of the host (ports[].ip), or label the container ${EXPOSE_TO_ALL_LABEL}=true.`,
+        );
       }
     });
   },

@@ -7,7 +7,16 @@
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { deleteAction, deleteWaves, planFor, replaceOrder, Scheduler, type StateEntry } from "./e2e/engine";
-import { containerCreateRequest, containerUpdateCallsApi, diffCommand, diffContainer, diffNetwork, diffVolume, goDurationNs, volumeState } from "./e2e/providers";
+import {
+  containerCreateRequest,
+  containerUpdateCallsApi,
+  diffCommand,
+  diffContainer,
+  diffNetwork,
+  diffVolume,
+  goDurationNs,
+  volumeState,
+} from "./e2e/providers";
 import { startCapture, type Registration } from "../tools/mock-capture";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -16,12 +25,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function recorder() {
   const t0 = Date.now();
   const times = new Map<string, { start: number; end: number }>();
-  const work = (name: string, ms: number, fail = false) => async () => {
-    const start = Date.now() - t0;
-    await sleep(ms);
-    times.set(name, { start, end: Date.now() - t0 });
-    return !fail;
-  };
+  const work =
+    (name: string, ms: number, fail = false) =>
+    async () => {
+      const start = Date.now() - t0;
+      await sleep(ms);
+      times.set(name, { start, end: Date.now() - t0 });
+      return !fail;
+    };
   const overlap = (a: string, b: string) => times.get(a)!.start < times.get(b)!.end && times.get(b)!.start < times.get(a)!.end;
   return { times, work, overlap };
 }
@@ -160,7 +171,10 @@ describe("docker container diff (terraform-provider-docker v4.5.0)", () => {
   it("a ForceNew attribute (image, mounts, envs) replaces", () => {
     expect(diffContainer(olds, { ...olds, image: "img:2" })).toMatchObject({ kind: "replace", replaceKeys: ["image"] });
     expect(diffContainer(olds, { ...olds, envs: ["A=1"] })).toMatchObject({ kind: "replace", replaceKeys: ["envs"] });
-    expect(diffContainer(olds, { ...olds, mounts: [{ type: "bind", source: "/b", target: "/d" }] })).toMatchObject({ kind: "replace", replaceKeys: ["mounts"] });
+    expect(diffContainer(olds, { ...olds, mounts: [{ type: "bind", source: "/b", target: "/d" }] })).toMatchObject({
+      kind: "replace",
+      replaceKeys: ["mounts"],
+    });
   });
   it("restart alone is an update through ContainerUpdate; a health check change only changes the state", () => {
     const restart = diffContainer(olds, { ...olds, restart: "always" });
@@ -178,16 +192,38 @@ describe("docker container diff (terraform-provider-docker v4.5.0)", () => {
 });
 
 describe("docker volume and network diff: declaration against the read state, all ForceNew", () => {
-  const inspect = { Name: "v", Driver: "local", Options: { type: "none", o: "bind", device: "/data/x" }, Labels: { "managed-by": "dgx-storage" }, Mountpoint: "/var/lib/docker/volumes/v/_data" };
-  const declared = { name: "v", driver: "local", driverOpts: { type: "none", o: "bind", device: "/data/x" }, labels: [{ label: "managed-by", value: "dgx-storage" }] };
+  const inspect = {
+    Name: "v",
+    Driver: "local",
+    Options: { type: "none", o: "bind", device: "/data/x" },
+    Labels: { "managed-by": "dgx-storage" },
+    Mountpoint: "/var/lib/docker/volumes/v/_data",
+  };
+  const declared = {
+    name: "v",
+    driver: "local",
+    driverOpts: { type: "none", o: "bind", device: "/data/x" },
+    labels: [{ label: "managed-by", value: "dgx-storage" }],
+  };
   it("a volume that already existed with other options is a replacement on the next apply", () => {
     expect(diffVolume(volumeState(inspect), declared).kind).toBe("same");
     expect(diffVolume(volumeState({ ...inspect, Options: null }), declared)).toMatchObject({ kind: "replace", replaceKeys: ["driverOpts"] });
   });
   it("a network's Computed options are compared only when declared", () => {
-    const state = { name: "n", driver: "overlay", attachable: true, internal: false, scope: "swarm", options: { "com.docker.network.driver.overlay.vxlanid_list": "4097" }, labels: [] };
+    const state = {
+      name: "n",
+      driver: "overlay",
+      attachable: true,
+      internal: false,
+      scope: "swarm",
+      options: { "com.docker.network.driver.overlay.vxlanid_list": "4097" },
+      labels: [],
+    };
     expect(diffNetwork(state, { name: "n", driver: "overlay", attachable: true }).kind).toBe("same");
-    expect(diffNetwork(state, { name: "n", driver: "overlay", attachable: true, options: { encrypted: "" } })).toMatchObject({ kind: "replace", replaceKeys: ["options"] });
+    expect(diffNetwork(state, { name: "n", driver: "overlay", attachable: true, options: { encrypted: "" } })).toMatchObject({
+      kind: "replace",
+      replaceKeys: ["options"],
+    });
   });
 });
 

@@ -127,7 +127,8 @@ export async function runStack(opts: RunOptions): Promise<StackRun> {
     stackOutputs: opts.stackOutputs ?? MANAGER_OUTPUTS,
     secretOutputNames: ["swarmWorkerToken"],
     commandStdout: (name) =>
-      opts.commandStdout?.(name) ?? (name.endsWith("-swarm-init") ? SWARM_INIT_STDOUT : name.endsWith("-backup-ssh-key") ? `${OFFSITE_PUBLIC_KEY}\n` : undefined),
+      opts.commandStdout?.(name) ??
+      (name.endsWith("-swarm-init") ? SWARM_INIT_STDOUT : name.endsWith("-backup-ssh-key") ? `${OFFSITE_PUBLIC_KEY}\n` : undefined),
     ...(opts.hook ? { hook: opts.hook } : {}),
   });
   const { registrations } = capture;

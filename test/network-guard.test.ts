@@ -45,11 +45,13 @@ describe("the network guard", () => {
     try {
       const port = (server.address() as AddressInfo).port;
       const body = await new Promise<string>((resolve, reject) =>
-        http.get(`http://127.0.0.1:${port}/`, (res) => {
-          let b = "";
-          res.on("data", (c) => (b += c));
-          res.on("end", () => resolve(b));
-        }).on("error", reject),
+        http
+          .get(`http://127.0.0.1:${port}/`, (res) => {
+            let b = "";
+            res.on("data", (c) => (b += c));
+            res.on("end", () => resolve(b));
+          })
+          .on("error", reject),
       );
       expect(body).toBe("ok");
     } finally {
@@ -61,6 +63,9 @@ describe("the network guard", () => {
   it("classifies addresses", () => {
     expect(["127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"].every(isLoopback)).toBe(true);
     expect(["192.168.68.69", "10.0.0.1", "example.com", "::"].some(isLoopback)).toBe(false);
-    expect(reachableAddresses("ssh://u@192.168.68.71:22 192.0.2.5 198.51.100.7 203.0.113.9 127.0.0.1 0.0.0.0 10.1.2.3 v1.2.3.4.5")).toEqual(["192.168.68.71", "10.1.2.3"]);
+    expect(reachableAddresses("ssh://u@192.168.68.71:22 192.0.2.5 198.51.100.7 203.0.113.9 127.0.0.1 0.0.0.0 10.1.2.3 v1.2.3.4.5")).toEqual([
+      "192.168.68.71",
+      "10.1.2.3",
+    ]);
   });
 });

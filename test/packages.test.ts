@@ -53,7 +53,10 @@ const WRAPPERS: Record<string, { readonly valued: readonly string[]; readonly wo
   flock: { valued: ["-w", "-E", "--timeout", "--conflict-exit-code"], words: 1 },
   xargs: { valued: ["-a", "-d", "-E", "-I", "-L", "-n", "-P", "-s", "--arg-file", "--delimiter", "--max-args", "--max-procs"], words: 0 },
   unshare: { valued: [], words: 0 },
-  "systemd-run": { valued: ["-u", "-p", "-E", "--unit", "--property", "--setenv", "--description", "--slice", "--uid", "--gid", "--working-directory"], words: 0 },
+  "systemd-run": {
+    valued: ["-u", "-p", "-E", "--unit", "--property", "--setenv", "--description", "--slice", "--uid", "--gid", "--working-directory"],
+    words: 0,
+  },
 };
 
 export interface Call {
@@ -63,7 +66,11 @@ export interface Call {
 }
 
 interface Word {
-  readonly Parts?: readonly { readonly Type: string; readonly Value?: string; readonly Parts?: readonly { readonly Type: string; readonly Value?: string }[] }[];
+  readonly Parts?: readonly {
+    readonly Type: string;
+    readonly Value?: string;
+    readonly Parts?: readonly { readonly Type: string; readonly Value?: string }[];
+  }[];
   readonly Pos: { readonly Line: number };
 }
 
@@ -107,10 +114,23 @@ export function shellCalls(file: string): { calls: Call[]; functions: Set<string
         let words = wrapper.words;
         while (i < args.length) {
           const a = literal(args[i]);
-          if (a === "--") { i++; break; }
-          if (a !== undefined && a.startsWith("-")) { i += wrapper.valued.includes(a) ? 2 : 1; continue; }
-          if (a !== undefined && command === "env" && a.includes("=")) { i++; continue; }
-          if (words > 0) { words--; i++; continue; }
+          if (a === "--") {
+            i++;
+            break;
+          }
+          if (a !== undefined && a.startsWith("-")) {
+            i += wrapper.valued.includes(a) ? 2 : 1;
+            continue;
+          }
+          if (a !== undefined && command === "env" && a.includes("=")) {
+            i++;
+            continue;
+          }
+          if (words > 0) {
+            words--;
+            i++;
+            continue;
+          }
           break;
         }
       }
@@ -125,16 +145,21 @@ export function shellCalls(file: string): { calls: Call[]; functions: Set<string
 export function tsCalls(file: string): Call[] {
   const rel = path.relative(REPO, file);
   const out: Call[] = [];
-  fs.readFileSync(file, "utf8").split("\n").forEach((text, i) => {
-    for (const m of text.matchAll(/\b(?:spawnSync|spawn|execFileSync|execFile)\(\s*"([^"/\s]+)"/g)) out.push({ command: m[1]!, file: rel, line: i + 1 });
-  });
+  fs.readFileSync(file, "utf8")
+    .split("\n")
+    .forEach((text, i) => {
+      for (const m of text.matchAll(/\b(?:spawnSync|spawn|execFileSync|execFile)\(\s*"([^"/\s]+)"/g)) out.push({ command: m[1]!, file: rel, line: i + 1 });
+    });
   return out;
 }
 
 function filesUnder(dir: string, test: (name: string) => boolean): string[] {
   const abs = path.join(REPO, dir);
   if (!fs.existsSync(abs)) return [];
-  return fs.readdirSync(abs, { withFileTypes: true, recursive: true }).filter((e) => e.isFile() && test(e.name)).map((e) => path.join(e.parentPath, e.name));
+  return fs
+    .readdirSync(abs, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile() && test(e.name))
+    .map((e) => path.join(e.parentPath, e.name));
 }
 
 const SHELL_FILES = [
@@ -143,7 +168,11 @@ const SHELL_FILES = [
   ...filesUnder("tools", (n) => n.endsWith(".sh")),
   path.join(REPO, ".ci/run"),
 ];
-const TS_FILES = [...filesUnder("test", (n) => n.endsWith(".ts")), ...filesUnder("tools", (n) => n.endsWith(".ts")), ...filesUnder("bench", (n) => n.endsWith(".ts"))];
+const TS_FILES = [
+  ...filesUnder("test", (n) => n.endsWith(".ts")),
+  ...filesUnder("tools", (n) => n.endsWith(".ts")),
+  ...filesUnder("bench", (n) => n.endsWith(".ts")),
+];
 
 /** Every external command the project calls, with where, once per command (first place seen). */
 function externalCalls(): Call[] {
@@ -187,13 +216,19 @@ function readDpkg(commands: readonly string[]): Dpkg {
     if (m) owners.set(m[2]!, m[1]!.split(",")[0]!.trim());
   }
   const fields = new Map<string, { base: boolean; depends: string[] }>();
-  const w = spawnSync("dpkg-query", ["-W", "-f", "${Package}\t${Essential}\t${Priority}\t${Depends},${Pre-Depends}\n"], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+  const w = spawnSync("dpkg-query", ["-W", "-f", "${Package}\t${Essential}\t${Priority}\t${Depends},${Pre-Depends}\n"], {
+    encoding: "utf8",
+    maxBuffer: 64 * 1024 * 1024,
+  });
   for (const line of w.stdout.split("\n")) {
     const [pkg, essential, priority, depends] = line.split("\t");
     if (!pkg) continue;
     fields.set(pkg, {
       base: essential === "yes" || priority === "required",
-      depends: (depends ?? "").split(/[,|]/).map((d) => d.trim().split(/[\s:(]/)[0]!).filter(Boolean),
+      depends: (depends ?? "")
+        .split(/[,|]/)
+        .map((d) => d.trim().split(/[\s:(]/)[0]!)
+        .filter(Boolean),
     });
   }
   return {
@@ -202,7 +237,9 @@ function readDpkg(commands: readonly string[]): Dpkg {
       if (files.length === 0) return undefined;
       // a file of a package wins over one no package owns (a hand-installed client in /usr/local/bin)
       for (const file of files) {
-        const pkg = dpkgNames(file).map((n) => owners.get(n)).find(Boolean);
+        const pkg = dpkgNames(file)
+          .map((n) => owners.get(n))
+          .find(Boolean);
         if (pkg) return { file, pkg };
       }
       return { file: files[0]!, pkg: "" };
@@ -219,7 +256,7 @@ describe("the commands the project calls", () => {
     fs.writeFileSync(
       file,
       [
-        "helper() { rsync -a \"$1\" /x; }",
+        'helper() { rsync -a "$1" /x; }',
         "timeout -s KILL 5 fio --version | grep -q fio && sudo -n -u root borg list",
         "v=$(flock -w 9 /run/l.lock systemd-run --unit e2e -p X=1 sqlite3 db 'select 1')",
         "cat <<EOF",
@@ -231,7 +268,22 @@ describe("the commands the project calls", () => {
     try {
       const { calls, functions } = shellCalls(file);
       expect([...functions]).toEqual(["helper"]);
-      expect(calls.map((c) => c.command)).toEqual(["rsync", "timeout", "fio", "grep", "sudo", "borg", "flock", "systemd-run", "sqlite3", "cat", "helper", "smartd", "env", "python3"]);
+      expect(calls.map((c) => c.command)).toEqual([
+        "rsync",
+        "timeout",
+        "fio",
+        "grep",
+        "sudo",
+        "borg",
+        "flock",
+        "systemd-run",
+        "sqlite3",
+        "cat",
+        "helper",
+        "smartd",
+        "env",
+        "python3",
+      ]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -258,12 +310,16 @@ describe("the commands the project calls", () => {
         const owner = dpkg.owner(c.command);
         const at = `${c.command} (${c.file}:${c.line})`;
         if (!owner) {
-          problems.push(`${at} is not installed, and ${claimed ? `its package ${claimed} is listed but not installed: run tools/install-deps.sh` : "no package of apt-packages.txt provides it: add it"}`);
+          problems.push(
+            `${at} is not installed, and ${claimed ? `its package ${claimed} is listed but not installed: run tools/install-deps.sh` : "no package of apt-packages.txt provides it: add it"}`,
+          );
         } else if (claimed && owner.pkg !== claimed && !dpkg.dependencies(claimed).includes(owner.pkg)) {
           problems.push(`${at}: apt-packages.txt says ${claimed}, but ${owner.file} belongs to ${owner.pkg === "" ? "no package" : owner.pkg}`);
         } else if (!claimed && !(owner.pkg && dpkg.isBase(owner.pkg))) {
           const pkg = owner.pkg === "" ? undefined : owner.pkg;
-          problems.push(`${at} comes from ${pkg ?? `${owner.file}, which no package owns`}: add "${pkg ?? "<its package>"}  ${c.command}" to apt-packages.txt (it is not in the base system)`);
+          problems.push(
+            `${at} comes from ${pkg ?? `${owner.file}, which no package owns`}: add "${pkg ?? "<its package>"}  ${c.command}" to apt-packages.txt (it is not in the base system)`,
+          );
         }
       }
       expect(problems).toEqual([]);
@@ -271,13 +327,17 @@ describe("the commands the project calls", () => {
 
     it("lists every tool a suite declares it needs (describeWith), so the failure can name the package", () => {
       const declared = TS_FILES.flatMap((f) =>
-        [...fs.readFileSync(f, "utf8").matchAll(/tools:\s*\[([^\]]*)\]/g)].flatMap((m) => [...m[1]!.matchAll(/"([^"]+)"/g)].map((t) => ({ tool: t[1]!, file: path.relative(REPO, f) }))),
+        [...fs.readFileSync(f, "utf8").matchAll(/tools:\s*\[([^\]]*)\]/g)].flatMap((m) =>
+          [...m[1]!.matchAll(/"([^"]+)"/g)].map((t) => ({ tool: t[1]!, file: path.relative(REPO, f) })),
+        ),
       );
       const listed = new Set([...aptPackages().values()].flat());
       const dpkg = readDpkg(declared.map((d) => d.tool));
       const base = (tool: string) => dpkg.isBase(dpkg.owner(tool)?.pkg ?? "");
       expect(declared.length).toBeGreaterThan(0);
-      expect(declared.filter((d) => !listed.has(d.tool) && !base(d.tool)).map((d) => `${d.file}: ${d.tool} (not in apt-packages.txt, not in the base system)`)).toEqual([]);
+      expect(
+        declared.filter((d) => !listed.has(d.tool) && !base(d.tool)).map((d) => `${d.file}: ${d.tool} (not in apt-packages.txt, not in the base system)`),
+      ).toEqual([]);
     });
   });
 });

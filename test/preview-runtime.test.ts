@@ -9,7 +9,12 @@ import { REPO, runStack, stackFileConfig } from "./harness";
 const HOOK = "./tools/register-ts.cjs";
 
 function node(args: readonly string[], env: Record<string, string> = {}) {
-  return spawnSync(process.execPath, args, { cwd: REPO, encoding: "utf8", timeout: 120_000, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: os.tmpdir(), ...env } });
+  return spawnSync(process.execPath, args, {
+    cwd: REPO,
+    encoding: "utf8",
+    timeout: 120_000,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: os.tmpdir(), ...env },
+  });
 }
 
 describe("how pulumi runs the program (Pulumi.yaml runtime options)", () => {
@@ -19,7 +24,10 @@ describe("how pulumi runs the program (Pulumi.yaml runtime options)", () => {
     expect(project.runtime.options).toMatchObject({ typescript: false, nodeargs: `--require ${HOOK}` });
     expect(fs.existsSync(path.join(REPO, HOOK))).toBe(true);
     // what the hook needs at `pulumi up` is a dependency, and the type check it skips runs in npm test
-    const pkg = JSON.parse(fs.readFileSync(path.join(REPO, "package.json"), "utf8")) as { dependencies: Record<string, string>; scripts: Record<string, string> };
+    const pkg = JSON.parse(fs.readFileSync(path.join(REPO, "package.json"), "utf8")) as {
+      dependencies: Record<string, string>;
+      scripts: Record<string, string>;
+    };
     expect(pkg.dependencies.esbuild).toBeDefined();
     expect(pkg.scripts.test).toMatch(/^npm run typecheck && /);
     expect(pkg.scripts.typecheck).toBe("tsc -p .");

@@ -14,11 +14,18 @@ function shellFiles(dir: string): string[] {
   });
 }
 
-const files = [...shellFiles(SCRIPTS_DIR), ...shellFiles(path.join(REPO, "test")), ...shellFiles(path.join(REPO, ".ci")), ...shellFiles(path.join(REPO, "tools"))];
+const files = [
+  ...shellFiles(SCRIPTS_DIR),
+  ...shellFiles(path.join(REPO, "test")),
+  ...shellFiles(path.join(REPO, ".ci")),
+  ...shellFiles(path.join(REPO, "tools")),
+];
 
 describe("shell scripts", () => {
   it("exist", () => {
-    expect(files.map((f) => path.basename(f))).toEqual(expect.arrayContaining(["lib.sh", "daemon-json-merge.sh", "docker-restart.sh", "sysctl-apply.sh", "run"]));
+    expect(files.map((f) => path.basename(f))).toEqual(
+      expect.arrayContaining(["lib.sh", "daemon-json-merge.sh", "docker-restart.sh", "sysctl-apply.sh", "run"]),
+    );
   });
 
   it.each(files.map((f) => [path.relative(REPO, f)]))("%s passes shellcheck", (rel) => {

@@ -181,17 +181,25 @@ describe("stack config errors stop the program before any resource exists", () =
   it("GIVEN an invalid stack file THEN every problem is listed and nothing is registered", async () => {
     const config = stackFileConfig("Pulumi.sark.yaml");
     const host = config.host as Record<string, unknown>;
-    const bad = { ...config, host: { ...host, address: "192.168.68.999", ssh: { user: "maxvamp", port: 99999, hostKey: "unpinned" } }, sysctl: { "vm.swappiness": 500 } };
+    const bad = {
+      ...config,
+      host: { ...host, address: "192.168.68.999", ssh: { user: "maxvamp", port: 99999, hostKey: "unpinned" } },
+      sysctl: { "vm.swappiness": 500 },
+    };
     const error = await runStack({ stack: "sark", config: bad }).then(
       () => undefined,
       (e: unknown) => e as Error & { registrations: readonly Registration[] },
     );
-    expect(error?.message).toMatch(/Pulumi\.sark\.yaml: invalid stack config \(3 problems\)[\s\S]*host\.address[\s\S]*host\.ssh\.port[\s\S]*sysctl\.vm\.swappiness/);
+    expect(error?.message).toMatch(
+      /Pulumi\.sark\.yaml: invalid stack config \(3 problems\)[\s\S]*host\.address[\s\S]*host\.ssh\.port[\s\S]*sysctl\.vm\.swappiness/,
+    );
     expect(error?.registrations).toEqual([]);
   });
 
   it("GIVEN pulumi up with an unpinned host key THEN it refuses with the keyscan command", async () => {
-    await expect(realStack("sark", false)).rejects.toThrow(/host\.ssh\.hostKey: "unpinned" cannot be applied; pin the key first: ssh-keyscan -t ed25519 -p 22 192\.168\.68\.69/);
+    await expect(realStack("sark", false)).rejects.toThrow(
+      /host\.ssh\.hostKey: "unpinned" cannot be applied; pin the key first: ssh-keyscan -t ed25519 -p 22 192\.168\.68\.69/,
+    );
   });
 
   it("GIVEN the SSH key set in plaintext THEN it is rejected", async () => {
@@ -202,7 +210,11 @@ describe("stack config errors stop the program before any resource exists", () =
   it("GIVEN a pinned key THEN pulumi up goes ahead and every command carries it", async () => {
     const config = stackFileConfig("Pulumi.sark.yaml");
     const host = config.host as { ssh: Record<string, unknown> };
-    const run = await runStack({ stack: "sark", config: withPeerKey({ ...config, host: { ...host, ssh: { ...host.ssh, hostKey: FIXTURE_HOST_KEY } } }), preview: false });
+    const run = await runStack({
+      stack: "sark",
+      config: withPeerKey({ ...config, host: { ...host, ssh: { ...host.ssh, hostKey: FIXTURE_HOST_KEY } } }),
+      preview: false,
+    });
     const cmds = run.ofType(COMMAND);
     expect(cmds.map((c) => c.name).sort()).toEqual(
       [
@@ -234,16 +246,18 @@ describe("stack config errors stop the program before any resource exists", () =
     );
     // every command on SARK carries SARK's key; the one that installs the receiving side on CLU, CLU's
     for (const c of cmds) {
-      expect((c.inputs.connection as Record<string, unknown>).hostKey, c.name).toBe(c.name === "sark-backup-offsite-receive" ? FIXTURE_PEER_HOST_KEY : FIXTURE_HOST_KEY);
+      expect((c.inputs.connection as Record<string, unknown>).hostKey, c.name).toBe(
+        c.name === "sark-backup-offsite-receive" ? FIXTURE_PEER_HOST_KEY : FIXTURE_HOST_KEY,
+      );
     }
   });
 
   it("GIVEN pulumi up with the other host's key unpinned in backup.offsite THEN it refuses before anything runs", async () => {
     const config = stackFileConfig("Pulumi.sark.yaml");
     const host = config.host as { ssh: Record<string, unknown> };
-    await expect(runStack({ stack: "sark", config: { ...config, host: { ...host, ssh: { ...host.ssh, hostKey: FIXTURE_HOST_KEY } } }, preview: false })).rejects.toThrow(
-      /backup\.offsite\.ssh\.hostKey: "unpinned" cannot be applied; pin the other host's key/,
-    );
+    await expect(
+      runStack({ stack: "sark", config: { ...config, host: { ...host, ssh: { ...host.ssh, hostKey: FIXTURE_HOST_KEY } } }, preview: false }),
+    ).rejects.toThrow(/backup\.offsite\.ssh\.hostKey: "unpinned" cannot be applied; pin the other host's key/);
   });
 });
 
@@ -259,7 +273,11 @@ describe("what an operator sees on every preview", () => {
     const config = stackFileConfig(`Pulumi.${stack}.yaml`);
     const host = config.host as { ssh: Record<string, unknown> };
     // an up needs pinned keys; a preview runs the committed files as they are
-    const run = await runStack({ stack, config: preview ? config : withPeerKey({ ...config, host: { ...host, ssh: { ...host.ssh, hostKey: FIXTURE_HOST_KEY } } }), preview });
+    const run = await runStack({
+      stack,
+      config: preview ? config : withPeerKey({ ...config, host: { ...host, ssh: { ...host.ssh, hostKey: FIXTURE_HOST_KEY } } }),
+      preview,
+    });
     // the SDK warns "Undefined value (<key>) will not show as a stack output" for a top-level
     // export that is undefined or an Output resolving to undefined (sdk/nodejs/runtime/stack.ts)
     expect(Object.entries(run.rawExports).filter(([, v]) => v === undefined)).toEqual([]);
@@ -269,7 +287,9 @@ describe("what an operator sees on every preview", () => {
     else expect(keys.filter((k) => MANAGER_ONLY.includes(k))).toEqual([]);
     // the off-site public key exists only once the other host's key is pinned (pulumi up here)
     expect(keys.includes("backupOffsitePublicKey")).toBe(!preview);
-    expect(keys).toEqual(expect.arrayContaining(["hostName", "address", "daemonJsonHash", "sysctlFile", "volumes", "containers", "overlayNetwork", "backupStatus"]));
+    expect(keys).toEqual(
+      expect.arrayContaining(["hostName", "address", "daemonJsonHash", "sysctlFile", "volumes", "containers", "overlayNetwork", "backupStatus"]),
+    );
   });
 
   it("GIVEN a config error THEN the program fails with a RunError: the SDK prints its message alone, no stack", async () => {

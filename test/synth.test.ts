@@ -59,11 +59,20 @@ describe("npm run synth", () => {
     expect(fs.statSync(file).size).toBeGreaterThan(3_000);
     expect(fs.statSync(file).size).toBeLessThan(20_000);
     expect(svg).toMatch(/^<\?xml version="1\.0" encoding="UTF-8"\?>\n<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" width="960" height="480"/);
-    for (const id of ["series-sark", "series-clu", "series-sark-backup", "threshold-60", "threshold-80", "threshold-90"]) expect(svg).toContain(`<g id="${id}"`);
+    for (const id of ["series-sark", "series-clu", "series-sark-backup", "threshold-60", "threshold-80", "threshold-90"])
+      expect(svg).toContain(`<g id="${id}"`);
     expect(svg).toContain("Add additional container storage volumes");
     expect(svg).toContain("Archive cold data to external storage");
     // well-formed XML (python's parser), and the series it finds
-    const parsed = spawnSync("python3", ["-c", "import sys, xml.etree.ElementTree as E; t = E.parse(sys.argv[1]); ns = '{http://www.w3.org/2000/svg}'; print(sorted(g.get('id') for g in t.iter(ns + 'g') if (g.get('id') or '').startswith('series-')))", file], { encoding: "utf8" });
+    const parsed = spawnSync(
+      "python3",
+      [
+        "-c",
+        "import sys, xml.etree.ElementTree as E; t = E.parse(sys.argv[1]); ns = '{http://www.w3.org/2000/svg}'; print(sorted(g.get('id') for g in t.iter(ns + 'g') if (g.get('id') or '').startswith('series-')))",
+        file,
+      ],
+      { encoding: "utf8" },
+    );
     expect(parsed.stderr).toBe("");
     expect(parsed.stdout.trim()).toBe("['series-clu', 'series-sark', 'series-sark-backup']");
   });

@@ -50,7 +50,9 @@ export function unmet(needs: Needs): string | undefined {
   const missing = (needs.tools ?? []).filter((t) => !onPath(t));
   if (missing.length > 0) {
     const pkgs = [...new Set(missing.map((t) => packageOf(t) ?? `(no package lists ${t} in apt-packages.txt)`))];
-    problems.push(`${missing.join(", ")} ${missing.length === 1 ? "is" : "are"} not installed: apt-get install ${pkgs.join(" ")} (or tools/install-deps.sh, which installs apt-packages.txt)`);
+    problems.push(
+      `${missing.join(", ")} ${missing.length === 1 ? "is" : "are"} not installed: apt-get install ${pkgs.join(" ")} (or tools/install-deps.sh, which installs apt-packages.txt)`,
+    );
   }
   if (needs.root && process.getuid?.() !== 0) problems.push("it needs root (loop devices, mounts)");
   return problems.length > 0 ? problems.join("; ") : undefined;

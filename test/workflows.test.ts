@@ -52,7 +52,12 @@ interface Workflow {
   jobs: Record<string, Job>;
 }
 
-const files = fs.existsSync(WORKFLOWS) ? fs.readdirSync(WORKFLOWS).filter((f) => /\.ya?ml$/.test(f)).sort() : [];
+const files = fs.existsSync(WORKFLOWS)
+  ? fs
+      .readdirSync(WORKFLOWS)
+      .filter((f) => /\.ya?ml$/.test(f))
+      .sort()
+  : [];
 const text = (file: string) => fs.readFileSync(path.join(WORKFLOWS, file), "utf8");
 const workflow = (file: string) => parseYaml(text(file)) as Workflow;
 const allJobs = () => files.flatMap((f) => Object.entries(workflow(f).jobs).map(([id, job]) => ({ file: f, id, job })));
@@ -101,16 +106,17 @@ describe("workflow files", () => {
     expect(kinds).toEqual(expect.arrayContaining(["syntax-check", "expression"]));
   });
 
-  it.each(allSteps().filter(({ step }) => step.run !== undefined).map(({ file, job, step }) => [`${file} ${job}: ${step.name ?? step.run!.split("\n")[0]}`, step.run!]))(
-    "%s: shellcheck passes the run script",
-    (_label, script) => {
-      // as the runner runs it with `shell: bash`: bash --noprofile --norc -eo pipefail {0}
-      const r = spawnSync("shellcheck", ["-s", "bash", "-"], { input: `#!/usr/bin/env bash\nset -eo pipefail\n${script}`, encoding: "utf8" });
-      expect(r.error, "shellcheck is not installed (apt-get install shellcheck)").toBeUndefined();
-      expect(r.stdout + r.stderr).toBe("");
-      expect(r.status).toBe(0);
-    },
-  );
+  it.each(
+    allSteps()
+      .filter(({ step }) => step.run !== undefined)
+      .map(({ file, job, step }) => [`${file} ${job}: ${step.name ?? step.run!.split("\n")[0]}`, step.run!]),
+  )("%s: shellcheck passes the run script", (_label, script) => {
+    // as the runner runs it with `shell: bash`: bash --noprofile --norc -eo pipefail {0}
+    const r = spawnSync("shellcheck", ["-s", "bash", "-"], { input: `#!/usr/bin/env bash\nset -eo pipefail\n${script}`, encoding: "utf8" });
+    expect(r.error, "shellcheck is not installed (apt-get install shellcheck)").toBeUndefined();
+    expect(r.stdout + r.stderr).toBe("");
+    expect(r.status).toBe(0);
+  });
 });
 
 describe("runner, permissions, secrets, actions", () => {
@@ -163,13 +169,16 @@ describe("runner, permissions, secrets, actions", () => {
     for (const { file, step } of allSteps()) {
       if (!step.run?.includes("$DGX_SSH_KEY")) continue;
       const uses = step.run.split("\n").filter((l) => l.includes("$DGX_SSH_KEY"));
-      for (const l of uses) expect(l.trim(), file).toMatch(/^printf '%s\\n' "\$DGX_SSH_KEY" \| (ssh-add -q -|pulumi config set --stack "\$STACK" --secret sshPrivateKey)$/);
+      for (const l of uses)
+        expect(l.trim(), file).toMatch(/^printf '%s\\n' "\$DGX_SSH_KEY" \| (ssh-add -q -|pulumi config set --stack "\$STACK" --secret sshPrivateKey)$/);
     }
   });
 
   it("every action is pinned by a full commit SHA, with its version in a comment", () => {
     for (const f of files) {
-      const uses = text(f).split("\n").filter((l) => /^\s*(- )?uses:/.test(l));
+      const uses = text(f)
+        .split("\n")
+        .filter((l) => /^\s*(- )?uses:/.test(l));
       expect(uses.length, f).toBeGreaterThan(0);
       for (const l of uses) expect(l, f).toMatch(/uses: [\w.-]+\/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$/);
     }
@@ -248,7 +257,9 @@ describe("drift.yml", () => {
         encoding: "utf8",
         env: { PATH: `${dir}:${process.env.PATH}`, STACK: "sark", RUNNER_TEMP: dir, GITHUB_STEP_SUMMARY: summary },
       });
-      expect(fs.readFileSync(path.join(dir, "argv"), "utf8")).toBe("preview --stack sark --refresh --expect-no-changes --diff --color never --suppress-progress --non-interactive\n");
+      expect(fs.readFileSync(path.join(dir, "argv"), "utf8")).toBe(
+        "preview --stack sark --refresh --expect-no-changes --diff --color never --suppress-progress --non-interactive\n",
+      );
       return { status: r.status, summary: fs.readFileSync(summary, "utf8"), log: r.stdout };
     }
 
@@ -259,7 +270,7 @@ describe("drift.yml", () => {
       "    ~ command:remote:Command: (update)",
       "        [id=sark-kernel-apply-4b2c]",
       "        [urn=urn:pulumi:sark::dgx-storage::dgx-storage:index:DgxHost$dgx-storage:index:KernelTuning$command:remote:Command::sark-kernel-apply]",
-      '      ~ triggers: [',
+      "      ~ triggers: [",
       '          ~ [0]: "abc" => "def"',
       "        ]",
       "    +-docker:index/container:Container: (replace)",
@@ -282,7 +293,12 @@ describe("drift.yml", () => {
       expect(r.summary).toContain("## Drift of stack `sark` (pulumi preview --refresh)");
       expect(r.summary).toContain("exited 255.");
       expect(r.summary).toContain(
-        ["| change | type | resource |", "|---|---|---|", "| `~` update | `command:remote:Command` | `sark-kernel-apply` |", "| `+-` replace | `docker:index/container:Container` | `sark-chromadb-container` |"].join("\n"),
+        [
+          "| change | type | resource |",
+          "|---|---|---|",
+          "| `~` update | `command:remote:Command` | `sark-kernel-apply` |",
+          "| `+-` replace | `docker:index/container:Container` | `sark-chromadb-container` |",
+        ].join("\n"),
       );
       expect(r.summary).toContain("    Resources:\n        ~ 1 to update\n        +-1 to replace\n");
       expect(r.summary).toContain("error: no changes were expected");

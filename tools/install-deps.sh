@@ -16,7 +16,10 @@ installed() { [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == i
 missing=()
 while IFS= read -r p; do installed "$p" || missing+=("$p"); done < <(packages)
 if ((${#missing[@]} > 0)); then
-	[[ $(id -u) -eq 0 ]] || { echo "install-deps: run as root to install: ${missing[*]}" >&2; exit 1; }
+	[[ $(id -u) -eq 0 ]] || {
+		echo "install-deps: run as root to install: ${missing[*]}" >&2
+		exit 1
+	}
 	echo "install-deps: apt-get install ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq

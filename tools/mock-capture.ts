@@ -181,17 +181,25 @@ export async function startCapture(opts: CaptureOptions): Promise<Capture> {
   const originalRead = monitor.readResource.bind(monitor);
   monitor.readResource = (req, callback) => {
     pending++;
-    const forward = () => originalRead(req, (err, res) => {
-      if (!err && res) {
-        reads.push({ urn: res.getUrn(), type: req.getType(), name: req.getName(), id: req.getId(), parent: req.getParent() });
-      }
-      pending--;
-      callback(err, res);
-    });
+    const forward = () =>
+      originalRead(req, (err, res) => {
+        if (!err && res) {
+          reads.push({ urn: res.getUrn(), type: req.getType(), name: req.getName(), id: req.getId(), parent: req.getParent() });
+        }
+        pending--;
+        callback(err, res);
+      });
     if (!opts.hook) return forward();
     const urn = monitor.newUrn(req.getParent(), req.getType(), req.getName());
     const hook = opts.hook;
-    const read = { urn, type: req.getType(), name: req.getName(), id: req.getId(), parent: req.getParent(), inputs: unwrap(req.getProperties().toJavaScript(), "", [], false) as Record<string, unknown> };
+    const read = {
+      urn,
+      type: req.getType(),
+      name: req.getName(),
+      id: req.getId(),
+      parent: req.getParent(),
+      inputs: unwrap(req.getProperties().toJavaScript(), "", [], false) as Record<string, unknown>,
+    };
     viaHook(urn, () => hook.read(read), forward);
   };
   const original = monitor.registerResource.bind(monitor);
@@ -217,11 +225,12 @@ export async function startCapture(opts: CaptureOptions): Promise<Capture> {
   };
   monitor.registerResource = (req, callback) => {
     pending++;
-    const forward = () => original(req, (err, res) => {
-      if (!err && res) registrations.push(registrationOf(req, res.getUrn()));
-      pending--;
-      callback(err, res);
-    });
+    const forward = () =>
+      original(req, (err, res) => {
+        if (!err && res) registrations.push(registrationOf(req, res.getUrn()));
+        pending--;
+        callback(err, res);
+      });
     if (!opts.hook) return forward();
     const hook = opts.hook;
     const reg = registrationOf(req, monitor.newUrn(req.getParent(), req.getType(), req.getName()));

@@ -33,7 +33,11 @@ let esbuild;
 
 function transform(source, filename) {
   esbuild ??= require("esbuild");
-  const key = crypto.createHash("sha256").update(JSON.stringify([esbuild.version, OPTIONS, filename])).update(source).digest("hex");
+  const key = crypto
+    .createHash("sha256")
+    .update(JSON.stringify([esbuild.version, OPTIONS, filename]))
+    .update(source)
+    .digest("hex");
   const cached = path.join(CACHE_DIR, `${key}.js`);
   try {
     return fs.readFileSync(cached, "utf8");

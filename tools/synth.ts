@@ -43,7 +43,7 @@ function table(regs: readonly Registration[], reads: readonly Read[]): string {
     const flags = [r.protect && "protect", r.retainOnDelete && "retainOnDelete", r.deleteBeforeReplace && "deleteBeforeReplace"].filter(Boolean).join(", ");
     const triggers = Array.isArray(r.inputs.triggers) ? (r.inputs.triggers as unknown[]).map(short).join(" ") : "";
     const deps = r.dependsOn.map((u) => byUrn.get(u) ?? u).join(", ");
-    const provider = r.provider ? r.provider.split("::")[3]?.split("::")[0] ?? r.provider : "";
+    const provider = r.provider ? (r.provider.split("::")[3]?.split("::")[0] ?? r.provider) : "";
     return `| ${r.type} | ${r.name} | ${byUrn.get(r.parent) ?? ""} | ${deps} | ${triggers} | ${flags} | ${provider} |`;
   });
   const readRows = reads.map((r) => `| ${r.type} | ${r.name} | ${byUrn.get(r.parent) ?? ""} |  |  | reads ${r.id} |  |`);
@@ -75,10 +75,15 @@ async function main(): Promise<void> {
       const cmd = r.plainInputs[phase];
       if (typeof cmd !== "string") continue;
       const stdin = r.secretPaths.includes("stdin") ? "# stdin: [secret]\n" : "";
-      write(path.join("commands", `${r.name}.${phase}.sh`), `#!/bin/sh\n# ${r.name} (${phase}) on ${config.host.name}: the exact command pulumi runs over SSH\n${stdin}${cmd}\n`, 0o755);
+      write(
+        path.join("commands", `${r.name}.${phase}.sh`),
+        `#!/bin/sh\n# ${r.name} (${phase}) on ${config.host.name}: the exact command pulumi runs over SSH\n${stdin}${cmd}\n`,
+        0o755,
+      );
     }
   }
-  for (const s of fs.readdirSync(SCRIPTS_DIR).filter((f) => fs.statSync(path.join(SCRIPTS_DIR, f)).isFile())) write(path.join("scripts", s), fs.readFileSync(path.join(SCRIPTS_DIR, s), "utf8"), 0o755);
+  for (const s of fs.readdirSync(SCRIPTS_DIR).filter((f) => fs.statSync(path.join(SCRIPTS_DIR, f)).isFile()))
+    write(path.join("scripts", s), fs.readFileSync(path.join(SCRIPTS_DIR, s), "utf8"), 0o755);
   write("resources.md", `# Resources of stack ${stack}\n\n${table(capture.registrations, capture.reads)}`);
   // both servers on one chart: every stack file, read through the same door; from the config
   // figures (the plan's capacity inputs, as the stack outputs), so the chart is the same on every
@@ -91,11 +96,16 @@ async function main(): Promise<void> {
   );
   if (series.length > 0) {
     const { model, annualGrowth } = series[0]!.input;
-    write("capacity.svg", renderCapacityChart(series, { title: `Projected storage utilization (${model ?? "compound"} growth, ${Math.round(annualGrowth * 100)}%/year)` }));
+    write(
+      "capacity.svg",
+      renderCapacityChart(series, { title: `Projected storage utilization (${model ?? "compound"} growth, ${Math.round(annualGrowth * 100)}%/year)` }),
+    );
   }
 
   const count = (p: string) => (fs.existsSync(path.join(out, p)) ? fs.readdirSync(path.join(out, p), { recursive: true }).length : 0);
-  console.log(`synth: ${stack}: ${capture.registrations.length} resources, ${host.hostFiles.length} host files, ${count("commands")} commands -> ${path.relative(process.cwd(), out)}`);
+  console.log(
+    `synth: ${stack}: ${capture.registrations.length} resources, ${host.hostFiles.length} host files, ${count("commands")} commands -> ${path.relative(process.cwd(), out)}`,
+  );
 }
 
 main().catch((e: unknown) => {

@@ -58,15 +58,10 @@ export function cidrMask(bits: number): number {
 export function inCidr(address: string, net: string): boolean {
   const [base, bits] = net.split("/");
   const mask = cidrMask(Number(bits));
-  return ((ipv4Number(address) & mask) >>> 0) === ((ipv4Number(base!) & mask) >>> 0);
+  return (ipv4Number(address) & mask) >>> 0 === (ipv4Number(base!) & mask) >>> 0;
 }
 
-export const port = z
-  .number()
-  .int("a whole number")
-  .min(1, "a port from 1 to 65535")
-  .max(65535, "a port from 1 to 65535")
-  .meta({ title: "port 1..65535" });
+export const port = z.number().int("a whole number").min(1, "a port from 1 to 65535").max(65535, "a port from 1 to 65535").meta({ title: "port 1..65535" });
 
 /** An absolute, normalised POSIX path without `..`, `//` or a trailing slash. */
 export const absolutePath = z
@@ -127,11 +122,7 @@ export const duration = z
   .regex(/^\d+(ms|s|m|h)$/, "a duration such as '30s'")
   .meta({ title: "duration such as '30s'" });
 
-export const percent = z
-  .number()
-  .gt(0, "a percentage above 0")
-  .max(100, "a percentage of at most 100")
-  .meta({ title: "percent" });
+export const percent = z.number().gt(0, "a percentage above 0").max(100, "a percentage of at most 100").meta({ title: "percent" });
 
 // ---------------------------------------------------------------------------------------------
 // Helpers of the cross-field rules

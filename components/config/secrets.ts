@@ -64,11 +64,15 @@ export const SECRET_DOCS: Readonly<Record<SecretKey, { readonly type: string; re
   vllmApiKey: {
     type: "secret: 32+ characters, no spaces",
     default: "required when a service's `secretEnv` names it",
-    description: "vLLM's API key (CLU): `openssl rand -hex 32 | pulumi config set --secret vllmApiKey`. Clients send `Authorization: Bearer <key>` (docs/reach.md).",
+    description:
+      "vLLM's API key (CLU): `openssl rand -hex 32 | pulumi config set --secret vllmApiKey`. Clients send `Authorization: Bearer <key>` (docs/reach.md).",
   },
 };
 
-const TOKEN_FORMAT = { test: /^[A-Za-z0-9._~+/=-]{32,}$/, expected: "at least 32 characters of letters, digits and ._~+/=- on one line (e.g. openssl rand -hex 32)" };
+const TOKEN_FORMAT = {
+  test: /^[A-Za-z0-9._~+/=-]{32,}$/,
+  expected: "at least 32 characters of letters, digits and ._~+/=- on one line (e.g. openssl rand -hex 32)",
+};
 
 /** What a secret's value must look like (the value is never shown in a problem). */
 const SECRET_FORMATS: Readonly<Partial<Record<SecretKey, { readonly test: RegExp; readonly expected: string }>>> = {
@@ -126,7 +130,9 @@ export function secretProblems(
       problems.push("cloudCredentials: (missing) secret, required with backup.cloud; set it with: pulumi config set --secret cloudCredentials < creds.json (docs/backups-cloud.md)");
     }
     if (values.backup !== undefined && !present.includes("borgPassphrase")) {
-      problems.push("borgPassphrase: (missing) secret, required with a backup section; set it with: pulumi config set --secret borgPassphrase (keep a copy off the hosts)");
+      problems.push(
+        "borgPassphrase: (missing) secret, required with a backup section; set it with: pulumi config set --secret borgPassphrase (keep a copy off the hosts)",
+      );
     }
   }
   for (const k of opts.invalidSecrets ?? []) {

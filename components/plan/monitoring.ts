@@ -122,7 +122,9 @@ export function plannedCapacity(capacity: CapacityConfig, today: Date): PlannedC
  * disk), `<host>-<disk>` for the others.
  */
 export function capacitySeries(configs: readonly HostConfig[], today: Date): { host: string; input: CapacityInput }[] {
-  return configs.flatMap((c) => (c.capacity ? capacityInputs(c.capacity, today) : []).map((d, i) => ({ host: i === 0 ? c.host.name : `${c.host.name}-${d.name}`, input: d.input })));
+  return configs.flatMap((c) =>
+    (c.capacity ? capacityInputs(c.capacity, today) : []).map((d, i) => ({ host: i === 0 ? c.host.name : `${c.host.name}-${d.name}`, input: d.input })),
+  );
 }
 
 /** A live df reading of one data mount, projected when a growth rate is configured. */

@@ -156,7 +156,8 @@ export function offsiteKnownHosts(o: OffsiteTarget): string {
 export function offsiteAuthorizedKey(pubKey: string, repoPath: string): string {
   const key = pubKey.trim();
   if (!/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( [^\n\r"]*)?$/.test(key)) throw new Error("not an SSH public key line");
-  if (!/^\/[A-Za-z0-9_./-]+$/.test(repoPath) || repoPath.includes("..")) throw new Error(`the repository path must be absolute and plain, got ${JSON.stringify(repoPath)}`);
+  if (!/^\/[A-Za-z0-9_./-]+$/.test(repoPath) || repoPath.includes(".."))
+    throw new Error(`the repository path must be absolute and plain, got ${JSON.stringify(repoPath)}`);
   return `command="borg serve --append-only --restrict-to-path ${repoPath}",restrict ${key}`;
 }
 

@@ -70,7 +70,9 @@ export function renderCapacityChart(series: readonly ChartSeries[], opts: ChartO
   for (const th of CAPACITY_THRESHOLDS) {
     const color = THRESHOLD_COLORS[th.percent] ?? "#888888";
     out.push(`<g id="threshold-${th.percent}" class="threshold">`);
-    out.push(`<line x1="${M.left}" y1="${n(y(th.percent))}" x2="${M.left + pw}" y2="${n(y(th.percent))}" stroke="${color}" stroke-width="1.5" stroke-dasharray="6 4"/>`);
+    out.push(
+      `<line x1="${M.left}" y1="${n(y(th.percent))}" x2="${M.left + pw}" y2="${n(y(th.percent))}" stroke="${color}" stroke-width="1.5" stroke-dasharray="6 4"/>`,
+    );
     out.push(`</g>`);
   }
 
@@ -85,7 +87,9 @@ export function renderCapacityChart(series: readonly ChartSeries[], opts: ChartO
       out.push(`<circle cx="${n(x(p.t))}" cy="${n(y(p.percent))}" r="3.5" fill="${color}"><title>${esc(s.host)} ${p.date}: ${p.percent}%</title></circle>`);
     }
     const last = pts[pts.length - 1]!;
-    out.push(`<text x="${n(x(last.t) - 4)}" y="${n(y(last.percent) - 8)}" text-anchor="end" fill="${color}" font-weight="bold">${esc(s.host)} ${last.percent}%</text>`);
+    out.push(
+      `<text x="${n(x(last.t) - 4)}" y="${n(y(last.percent) - 8)}" text-anchor="end" fill="${color}" font-weight="bold">${esc(s.host)} ${last.percent}%</text>`,
+    );
     out.push(`</g>`);
     // legend
     const ly = M.top + ph - 40 + i * 18;

@@ -110,9 +110,7 @@ export function bundledScript(name: ScriptName): string {
   const files = CARRIED_FILES[name] ?? [];
   const read = (file: string) => fs.readFileSync(path.join(SCRIPTS_DIR, file), "utf8");
   const sourced = files.filter((f) => f.endsWith(".sh")).map((file) => read(file).replace(/^#!.*\n/, ""));
-  const carried = files
-    .filter((f) => !f.endsWith(".sh"))
-    .map((file) => `${carriedVariable(file)}='${read(file).replace(/'/g, `'\\''`)}'\n`);
+  const carried = files.filter((f) => !f.endsWith(".sh")).map((file) => `${carriedVariable(file)}='${read(file).replace(/'/g, `'\\''`)}'\n`);
   const body = scriptText(name).replace(/^#!.*\n/, "");
   return shebang + hostPathAssignments() + lib.slice(shebang.length) + sourced.join("") + carried.join("") + body;
 }

@@ -21,9 +21,7 @@ export function daemonJsonFragment(s: DaemonSettings): DaemonJsonFragment {
     "storage-driver": s.storageDriver,
     "log-driver": s.logDriver,
     // log-opts values are strings in daemon.json: dockerd rejects `"max-file": 5`
-    ...(FILE_LOG_DRIVERS.has(s.logDriver)
-      ? { "log-opts": { "max-size": s.logOpts.maxSize, "max-file": String(s.logOpts.maxFile) } }
-      : {}),
+    ...(FILE_LOG_DRIVERS.has(s.logDriver) ? { "log-opts": { "max-size": s.logOpts.maxSize, "max-file": String(s.logOpts.maxFile) } } : {}),
     "live-restore": s.liveRestore,
   };
 }

@@ -35,6 +35,10 @@ export function renderDriftTable(host: string, drifts: readonly Drift[]): string
   const rows = [["kind", "what", "expected", "actual"], ...drifts.map((d) => [d.kind, d.what, d.expected, d.actual])];
   const cut = (s: string) => (s.length > 60 ? `${s.slice(0, 57)}...` : s);
   const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => cut(r[i]!).length)));
-  const line = (r: string[]) => r.map((c, i) => cut(c).padEnd(widths[i]!)).join("  ").trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => cut(c).padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
   return [`${host}: ${drifts.length} difference${drifts.length === 1 ? "" : "s"}`, line(rows[0]!), ...rows.slice(1).map(line)].join("\n") + "\n";
 }

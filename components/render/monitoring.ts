@@ -112,7 +112,8 @@ export function storageAlertConfig(plan: MonitoringPlan): StorageAlertConfig {
   };
   pct("usage", usage.warningPercent, usage.criticalPercent);
   pct("iowait", iowait.warningPercent, iowait.criticalPercent);
-  if (!(Number.isInteger(iowait.sampleSeconds) && iowait.sampleSeconds >= 1 && iowait.sampleSeconds <= 60)) fail(`iowait.sampleSeconds must be 1..60, got ${iowait.sampleSeconds}`);
+  if (!(Number.isInteger(iowait.sampleSeconds) && iowait.sampleSeconds >= 1 && iowait.sampleSeconds <= 60))
+    fail(`iowait.sampleSeconds must be 1..60, got ${iowait.sampleSeconds}`);
   const minFraction = iops.minFraction ?? 0.5;
   if (!(minFraction > 0 && minFraction < 1)) fail(`iops.minFraction must be between 0 and 1, got ${minFraction}`);
   const webhookFile = plan.webhookFile === null ? null : (plan.webhookFile ?? DEFAULT_WEBHOOK_FILE);
@@ -143,7 +144,13 @@ export function monitoringUnitSet(plan: MonitoringPlan): UnitSet {
   const interval = plan.intervalMinutes ?? 5;
   if (!(Number.isInteger(interval) && interval >= 1 && interval <= 60)) fail(`intervalMinutes must be 1..60, got ${interval}`);
   const service = renderUnit([
-    ["Unit", [["Description", "dgx-storage: storage alert check (usage, I/O wait, IOPS, containers)"], ["After", "docker.service"]]],
+    [
+      "Unit",
+      [
+        ["Description", "dgx-storage: storage alert check (usage, I/O wait, IOPS, containers)"],
+        ["After", "docker.service"],
+      ],
+    ],
     [
       "Service",
       [
@@ -158,7 +165,14 @@ export function monitoringUnitSet(plan: MonitoringPlan): UnitSet {
   ]);
   const timer = renderUnit([
     ["Unit", [["Description", `dgx-storage: storage alert check every ${interval} minutes`]]],
-    ["Timer", [["OnBootSec", "2min"], ["OnUnitActiveSec", `${interval}min`], ["AccuracySec", "30s"]]],
+    [
+      "Timer",
+      [
+        ["OnBootSec", "2min"],
+        ["OnUnitActiveSec", `${interval}min`],
+        ["AccuracySec", "30s"],
+      ],
+    ],
     ["Install", [["WantedBy", "timers.target"]]],
   ]);
   const hook = `#!/bin/sh\n# Managed by dgx-storage (Pulumi). smartd's -M exec hook: smartd passes no arguments.\nexec ${STORAGE_ALERT_SCRIPT} smartd ${STORAGE_ALERT_CONFIG}\n`;

@@ -48,15 +48,13 @@ export function renderSmartdConf(plan: SmartdPlan): string {
   const crit = plan.temperatureCriticalC ?? 70;
   const info = plan.temperatureInfoC ?? 0;
   if (!Number.isInteger(crit) || crit < 1 || crit > 120) throw new Error(`temperatureCriticalC must be a whole number of degrees 1..120, got ${crit}`);
-  if (!Number.isInteger(info) || info < 0 || (info > 0 && info > crit)) throw new Error(`temperatureInfoC must be 0 (off) or a whole number up to ${crit}, got ${info}`);
+  if (!Number.isInteger(info) || info < 0 || (info > 0 && info > crit))
+    throw new Error(`temperatureInfoC must be 0 (off) or a whole number up to ${crit}, got ${info}`);
   if (!/^\/[A-Za-z0-9_./-]+$/.test(plan.alertExec)) throw new Error(`alertExec must be an absolute path without spaces, got '${plan.alertExec}'`);
   const mail = plan.mailTo ?? "<nomailer>";
   if (!/^(<nomailer>|[A-Za-z0-9_.+@-]+(,[A-Za-z0-9_.+@-]+)*)$/.test(mail)) throw new Error(`mailTo must be addresses separated by commas, got '${mail}'`);
   const seen = new Set<string>();
-  const lines = [
-    MANAGED_HEADER,
-    "# One line per NVMe device. -W DIFF,INFO,CRIT: CRIT is \"greater or equal\", so >70 C is 71.",
-  ];
+  const lines = [MANAGED_HEADER, '# One line per NVMe device. -W DIFF,INFO,CRIT: CRIT is "greater or equal", so >70 C is 71.'];
   for (const d of plan.devices) {
     if (!DEVICE.test(d.path)) throw new Error(`not a device path: '${d.path}'`);
     if (seen.has(d.path)) throw new Error(`device listed twice: ${d.path}`);

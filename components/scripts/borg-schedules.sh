@@ -20,7 +20,7 @@ if ! declare -F dgx_lib_loaded >/dev/null; then
 	. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 fi
 
-[[ $# -eq 2 && ( "$1" == report || "$1" == disable ) ]] || die "usage: borg-schedules.sh report|disable <repository path>"
+[[ $# -eq 2 && ("$1" == report || "$1" == disable) ]] || die "usage: borg-schedules.sh report|disable <repository path>"
 mode="$1" repo="$2"
 [[ "$repo" == /* ]] || die "the repository must be an absolute path, got '$repo'"
 stamp="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -45,7 +45,10 @@ clear_passphrase() {
 	read -r -a words <<<"$1"
 	for word in "${words[@]}"; do
 		[[ "$word" == /* && -f "${ROOT}${word}" ]] || continue
-		grep -Eq "BORG_PASSPHRASE=['\"]?[^'\"\$[:space:]]" "${ROOT}${word}" && { echo "$word"; return 0; }
+		grep -Eq "BORG_PASSPHRASE=['\"]?[^'\"\$[:space:]]" "${ROOT}${word}" && {
+			echo "$word"
+			return 0
+		}
 	done
 	[[ "$1" =~ BORG_PASSPHRASE=[\'\"]?[^\'\"\$[:space:]] ]] && echo "its command line"
 	return 0

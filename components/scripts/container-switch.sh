@@ -56,7 +56,6 @@ field() { docker container inspect --format "$2" "$1" 2>/dev/null || true; }
 ours() { [[ "$(field "$1" '{{index .Config.Labels "managed-by"}}')" == dgx-storage ]]; }
 now() { date +%s.%N; }
 
-
 # The switch proper: run in the transient unit (or directly in tests, ROOT set).
 switch() {
 	[[ -n "$(field "$new" '{{.Id}}')" ]] ||
@@ -115,7 +114,10 @@ switch() {
 # finish SWITCHED : the bookkeeping once the new container serves the name.
 finish() {
 	[[ -f "$adoption" ]] || return 0
-	[[ "$(state_get "$adoption" state)" == switched && "$1" == 0 ]] && { retire_compose; return 0; }
+	[[ "$(state_get "$adoption" state)" == switched && "$1" == 0 ]] && {
+		retire_compose
+		return 0
+	}
 	state_set "$adoption" "state=switched" "switchedAt=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	local kept
 	kept="$(state_get "$adoption" kept)"

@@ -448,7 +448,10 @@ if has_container; then
 	mapfile -t running < <(writers)
 	recorded=()
 	for id in "${running[@]}"; do recorded+=("$id:$(docker inspect -f '{{.HostConfig.RestartPolicy.Name}}' "$id")"); done
-	marker_set service_stopped=1 writers="$(IFS=,; echo "${recorded[*]}")"
+	marker_set service_stopped=1 writers="$(
+		IFS=,
+		echo "${recorded[*]}"
+	)"
 	stopped=1
 	for id in "${running[@]}"; do
 		log "stopping $(docker inspect -f '{{.Name}}' "$id" | cut -c2-) (${id:0:12})"

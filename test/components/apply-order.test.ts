@@ -50,7 +50,13 @@ describe.each(["sark", "clu"] as const)("%s: the declared order of the first app
     const r = await run();
     for (const svc of services) {
       const s = `${stack}-${svc}`;
-      for (const prepared of [`${stack}-daemon-restart`, `${stack}-kernel-apply`, `${stack}-backup-units`, `${stack}-backup-existing-jobs`, stack === "sark" ? `${stack}-swarm-network` : `${stack}-swarm-join`]) {
+      for (const prepared of [
+        `${stack}-daemon-restart`,
+        `${stack}-kernel-apply`,
+        `${stack}-backup-units`,
+        `${stack}-backup-existing-jobs`,
+        stack === "sark" ? `${stack}-swarm-network` : `${stack}-swarm-join`,
+      ]) {
         before(r, prepared, `${s}-adopt`);
         before(r, prepared, `${s}-container`);
       }
@@ -77,7 +83,15 @@ describe.each(["sark", "clu"] as const)("%s: the declared order of the first app
     const r = await run();
     const copies = r.ofType(COMMAND).filter((c) => c.name.endsWith("-run") && c.name.includes("-migrate-"));
     expect(copies.length).toBe(migrations[services[0]!]!.length);
-    const disruptive = [`${stack}-daemon-merge`, `${stack}-daemon-restart`, `${stack}-packages`, `${stack}-monitoring-fstrim`, `${stack}-monitoring-fio-data`, `${stack}-monitoring-units`, `${stack}-monitoring-smartd`];
+    const disruptive = [
+      `${stack}-daemon-merge`,
+      `${stack}-daemon-restart`,
+      `${stack}-packages`,
+      `${stack}-monitoring-fstrim`,
+      `${stack}-monitoring-fio-data`,
+      `${stack}-monitoring-units`,
+      `${stack}-monitoring-smartd`,
+    ];
     for (const c of copies) {
       for (const d of disruptive) expect(waitsFor(r, c.name, d) || waitsFor(r, d, c.name), `${d} and ${c.name} are ordered`).toBe(true);
     }

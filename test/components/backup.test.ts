@@ -8,12 +8,30 @@ import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { BACKUP_SET } from "../../components/backup";
 import { backupPlan, OFFSITE_KEY_PATH } from "../../components/plan/backup";
-import { automaticBackupPaths, ConfigError, loadStackFile, parseHostConfig, UNPINNED_HOST_KEY, type HostConfig, type ParseOptions } from "../../components/config";
+import {
+  automaticBackupPaths,
+  ConfigError,
+  loadStackFile,
+  parseHostConfig,
+  UNPINNED_HOST_KEY,
+  type HostConfig,
+  type ParseOptions,
+} from "../../components/config";
 import { backupUnitSet, offsiteAuthorizedKey } from "../../components/render/backup";
 import { bundledScript, scriptCommand, sha256 } from "../../components/render/command";
 import { renderUnitSet } from "../../components/render/systemd";
 import { FIXTURE_HOST_KEY, FIXTURE_PEER_HOST_KEY, validConfig, withPeerKey, withValue } from "../fixtures";
-import { expectConfigProblem, OFFSITE_PUBLIC_KEY, pinnedStackConfig, REPO, runStack, SENTINEL_BORG_PASSPHRASE, SENTINEL_SSH_KEY, waitsFor, type StackRun } from "../harness";
+import {
+  expectConfigProblem,
+  OFFSITE_PUBLIC_KEY,
+  pinnedStackConfig,
+  REPO,
+  runStack,
+  SENTINEL_BORG_PASSPHRASE,
+  SENTINEL_SSH_KEY,
+  waitsFor,
+  type StackRun,
+} from "../harness";
 
 const COMMAND = "command:remote:Command";
 const SENTINEL_WEBHOOK = "https://ntfy.example/dgx-sentinel-webhook-7c2e";
@@ -52,7 +70,9 @@ describe.each(["sark", "clu"] as const)("%s: the Backup component", (stack) => {
     expect(comp.type).toBe("dgx-storage:index:Backup");
     expect(r.registrations.find((x) => x.urn === comp.parent)?.name).toBe(stack);
     const children = r.registrations.filter((x) => x.parent === comp.urn).map((x) => `${x.type} ${x.name}`);
-    expect(children.sort()).toEqual(["repo", "ssh-key", "offsite-receive", "units", "existing-jobs"].map((role) => `${COMMAND} ${stack}-backup-${role}`).sort());
+    expect(children.sort()).toEqual(
+      ["repo", "ssh-key", "offsite-receive", "units", "existing-jobs"].map((role) => `${COMMAND} ${stack}-backup-${role}`).sort(),
+    );
   });
 
   it("sets up the repository with the passphrase on stdin only: secret, logging none, outputs secret, no delete", async () => {
@@ -107,7 +127,12 @@ describe.each(["sark", "clu"] as const)("%s: the Backup component", (stack) => {
     expect(c.inputs.create).toBe(tail("install-units", ["apply", BACKUP_SET, manifest]));
     expect(c.inputs.delete).toBe(tail("install-units", ["remove", BACKUP_SET]));
     expect(c.inputs.triggers).toEqual([sha256(manifest)]);
-    expect(c.dependsOn).toEqual([r.byName(`${stack}-packages`).urn, r.byName(`${stack}-backup-repo`).urn, r.byName(`${stack}-backup-ssh-key`).urn, r.byName(`${stack}-backup-offsite-receive`).urn]);
+    expect(c.dependsOn).toEqual([
+      r.byName(`${stack}-packages`).urn,
+      r.byName(`${stack}-backup-repo`).urn,
+      r.byName(`${stack}-backup-ssh-key`).urn,
+      r.byName(`${stack}-backup-offsite-receive`).urn,
+    ]);
     const set = JSON.parse(manifest) as { files: { path: string; mode: string; content: string }[]; enable: string[] };
     expect(set.enable).toEqual([
       "dgx-backup-daily.timer",
@@ -120,7 +145,11 @@ describe.each(["sark", "clu"] as const)("%s: the Backup component", (stack) => {
     ]);
     // the alert file is the host's: this set never writes it
     expect(set.files.map((f) => f.path)).not.toContain("/etc/dgx-storage/alert-webhook");
-    expect(set.files.find((f) => f.path === "/etc/dgx-storage/borg/offsite-known_hosts")).toEqual({ path: "/etc/dgx-storage/borg/offsite-known_hosts", mode: "0644", content: `${p.peer} ${FIXTURE_PEER_HOST_KEY}\n` });
+    expect(set.files.find((f) => f.path === "/etc/dgx-storage/borg/offsite-known_hosts")).toEqual({
+      path: "/etc/dgx-storage/borg/offsite-known_hosts",
+      mode: "0644",
+      content: `${p.peer} ${FIXTURE_PEER_HOST_KEY}\n`,
+    });
     const offsite = set.files.find((f) => f.path === "/etc/systemd/system/dgx-backup-offsite.service")!.content;
     expect(offsite).toContain(`--repo ssh://${p.user}@${p.peer}:22${p.dir}/repo --host ${stack} `);
     expect(offsite).toContain(` copy-offsite ${OFFSITE_KEY_PATH} /etc/dgx-storage/borg/offsite-known_hosts `);
@@ -140,13 +169,22 @@ describe.each(["sark", "clu"] as const)("%s: the Backup component", (stack) => {
     const r = await run(stack);
     expect(r.exports.backupRepository).toBe(p.repo);
     expect(r.exports.backupKeyExport).toBe(`/etc/dgx-storage/borg/${stack}.key`);
-    expect(r.exports.backupStatus).toMatchObject({ repository: p.repo, passFile: `/etc/dgx-storage/borg/${stack}.pass`, offsite: `ssh://${p.user}@${p.peer}:22${p.dir}/repo` });
+    expect(r.exports.backupStatus).toMatchObject({
+      repository: p.repo,
+      passFile: `/etc/dgx-storage/borg/${stack}.pass`,
+      offsite: `ssh://${p.user}@${p.peer}:22${p.dir}/repo`,
+    });
   });
 
   it("GIVEN the other host's key still unpinned THEN preview declares the repository and units without the off-site parts", async () => {
     const r = await runStack({ stack, config: peerUnpinned(stack) });
     const comp = r.byName(`${stack}-backup`);
-    expect(r.registrations.filter((x) => x.parent === comp.urn).map((x) => x.name).sort()).toEqual([`${stack}-backup-existing-jobs`, `${stack}-backup-repo`, `${stack}-backup-units`]);
+    expect(
+      r.registrations
+        .filter((x) => x.parent === comp.urn)
+        .map((x) => x.name)
+        .sort(),
+    ).toEqual([`${stack}-backup-existing-jobs`, `${stack}-backup-repo`, `${stack}-backup-units`]);
     expect(r.byName(`${stack}-backup-units`).dependsOn).toEqual([r.byName(`${stack}-packages`).urn, r.byName(`${stack}-backup-repo`).urn]);
     expect(String(r.byName(`${stack}-backup-units`).inputs.create)).not.toContain("dgx-backup-offsite");
   });
@@ -164,7 +202,9 @@ describe("backup plans of the real stack files", () => {
     expect(daily).toContain(
       "ExecStart=/bin/bash /usr/local/lib/dgx-storage/borg-run.sh --lock-wait 38880 --repo /mnt/borg-backup --host sark --growth-factor 4 create daily --sqlite /data/enhanced/chromadb/chroma.sqlite3 /data/chroma /data/enhanced /home/maxvamp/chromadb-data\n",
     );
-    expect(daily).toContain("ExecStart=/bin/bash /usr/local/lib/dgx-storage/borg-run.sh --lock-wait 38880 --repo /mnt/borg-backup --host sark --growth-factor 4 prune daily --keep-daily=7 --keep-weekly=4 --keep-monthly=6\n");
+    expect(daily).toContain(
+      "ExecStart=/bin/bash /usr/local/lib/dgx-storage/borg-run.sh --lock-wait 38880 --repo /mnt/borg-backup --host sark --growth-factor 4 prune daily --keep-daily=7 --keep-weekly=4 --keep-monthly=6\n",
+    );
     const hourly = set.files.find((f) => f.path === "/etc/systemd/system/dgx-backup-hourly.service")!.content;
     expect(hourly).toContain("prune hourly --keep-hourly=24\n");
   });
@@ -256,7 +296,11 @@ describe("config door: backup", () => {
       growthFactor: 4,
       drillSample: 200,
       existingJobs: "report",
-      offsite: { ssh: { address: "192.0.2.11", port: 22, user: "maxvamp", hostKey: FIXTURE_PEER_HOST_KEY }, user: "borg-sark", repoDir: "/data/borg-offsite/sark" },
+      offsite: {
+        ssh: { address: "192.0.2.11", port: 22, user: "maxvamp", hostKey: FIXTURE_PEER_HOST_KEY },
+        user: "borg-sark",
+        repoDir: "/data/borg-offsite/sark",
+      },
     });
   });
 
@@ -287,27 +331,71 @@ describe("config door: backup", () => {
     ["a relative daily path", (c) => withValue(c, "backup.paths.daily", ["data"]), "backup.paths.daily.0", "absolute path"],
     ["a daily path twice", (c) => withValue(c, "backup.paths.daily", ["/data/enhanced", "/data/enhanced"]), "backup.paths.daily.1", "a path listed once"],
     ["an hourly path twice", (c) => withValue(c, "backup.paths.hourly", ["/srv", "/srv"]), "backup.paths.hourly.1", "a path listed once"],
-    ["the repository inside a daily path", (c) => withValue(c, "backup.repository.path", "/data/enhanced/borg"), "backup.repository.path", "borg would archive its own repository"],
-    ["the repository inside a bind volume", (c) => withValue(c, "backup.repository.path", "/data/chroma/borg"), "backup.repository.path", "a bind volume or service mount of this host"],
-    ["a daily path inside the repository", (c) => withValue(c, "backup.paths.daily", ["/mnt/borg-backup/x"]), "backup.paths.daily.0", "a path outside the repository /mnt/borg-backup"],
-    ["a database outside every path", (c) => withValue(c, "backup.sqlite", ["/var/lib/x.sqlite3"]), "backup.sqlite.0", "a database file inside a backed-up path"],
-    ["hourly paths without keep-hourly", (c) => withValue(c, "backup.retention", { hourly: { daily: 2 } }), "backup.retention.hourly.hourly", "a keep-hourly number above 0"],
+    [
+      "the repository inside a daily path",
+      (c) => withValue(c, "backup.repository.path", "/data/enhanced/borg"),
+      "backup.repository.path",
+      "borg would archive its own repository",
+    ],
+    [
+      "the repository inside a bind volume",
+      (c) => withValue(c, "backup.repository.path", "/data/chroma/borg"),
+      "backup.repository.path",
+      "a bind volume or service mount of this host",
+    ],
+    [
+      "a daily path inside the repository",
+      (c) => withValue(c, "backup.paths.daily", ["/mnt/borg-backup/x"]),
+      "backup.paths.daily.0",
+      "a path outside the repository /mnt/borg-backup",
+    ],
+    [
+      "a database outside every path",
+      (c) => withValue(c, "backup.sqlite", ["/var/lib/x.sqlite3"]),
+      "backup.sqlite.0",
+      "a database file inside a backed-up path",
+    ],
+    [
+      "hourly paths without keep-hourly",
+      (c) => withValue(c, "backup.retention", { hourly: { daily: 2 } }),
+      "backup.retention.hourly.hourly",
+      "a keep-hourly number above 0",
+    ],
     ["a retention of zeros", (c) => withValue(c, "backup.retention", { daily: { daily: 0 } }), "backup.retention.daily", "at least one keep number above 0"],
     ["an upper-case repository name", (c) => withValue(c, "backup.repository.name", "Sark"), "backup.repository.name", "a lower-case name"],
     ["a schedule with a quote", (c) => withValue(c, "backup.schedules.daily", "02:00'"), "backup.schedules.daily", "OnCalendar"],
     ["a growth factor of 1", (c) => withValue(c, "backup.growthFactor", 1), "backup.growthFactor", "above 1"],
-    ["the off-site copy on this host itself", (c) => withValue(c, "backup.offsite.ssh.address", "192.0.2.10"), "backup.offsite.ssh.address", "an off-site copy on this host itself protects nothing"],
+    [
+      "the off-site copy on this host itself",
+      (c) => withValue(c, "backup.offsite.ssh.address", "192.0.2.10"),
+      "backup.offsite.ssh.address",
+      "an off-site copy on this host itself protects nothing",
+    ],
     ["a receiving user with a capital", (c) => withValue(c, "backup.offsite.user", "Borg"), "backup.offsite.user", "e.g. 'borg-sark'"],
     ["a bad peer host key", (c) => withValue(c, "backup.offsite.ssh.hostKey", "SHA256:abc"), "backup.offsite.ssh.hostKey", "OpenSSH public host key line"],
     ["a typo in a key", (c) => withValue(c, "backup.paths.dayly", ["/srv"]), "backup.paths.dayly", "unknown key"],
-    ["no daily path at all", (c) => withValue(withValue(withValue(c, "volumes", []), "backup.paths", { daily: [] }), "backup.sqlite", []), "backup.paths.daily", "at least one path"],
+    [
+      "no daily path at all",
+      (c) => withValue(withValue(withValue(c, "volumes", []), "backup.paths", { daily: [] }), "backup.sqlite", []),
+      "backup.paths.daily",
+      "at least one path",
+    ],
     ["a borg snapshot without a backup section", (c) => withValue(c, "backup", undefined), "(root)", ""],
   ])("rejects %s", (label, mutate, key, expected) => {
     if (label.startsWith("a borg snapshot")) {
       const values = {
         ...mutate(base()),
-        services: { chromadb: { host: "sark", image: "chromadb/chroma:0.6.3", overlay: false, mounts: [{ source: "/home/maxvamp/chromadb-data", target: "/chroma/chroma" }] } },
-        migrations: [{ name: "chromadb", service: "chromadb", source: "/home/maxvamp/chromadb-data", destination: "/data/enhanced/chromadb", snapshot: "borg" }],
+        services: {
+          chromadb: {
+            host: "sark",
+            image: "chromadb/chroma:0.6.3",
+            overlay: false,
+            mounts: [{ source: "/home/maxvamp/chromadb-data", target: "/chroma/chroma" }],
+          },
+        },
+        migrations: [
+          { name: "chromadb", service: "chromadb", source: "/home/maxvamp/chromadb-data", destination: "/data/enhanced/chromadb", snapshot: "borg" },
+        ],
       };
       expectConfigProblem(values, "migrations.0.snapshot", "\"borg\" is invalid; expected 'none', or a backup section");
       return;

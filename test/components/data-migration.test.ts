@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { expectConfigProblem, pinnedStackConfig, runStack, waitsFor } from "../harness";
 
-
 describe("data migration under mocks", () => {
   it("sark: the destination made, the container created stopped on it, copy and cut-over, the switch, then finalize", async () => {
     const r = await runStack({ stack: "sark", config: pinnedStackConfig("sark") });
@@ -20,7 +19,9 @@ describe("data migration under mocks", () => {
     expect(String(run.inputs.create)).toMatch(
       / migrate run chromadb sark-chromadb-container-id \/home\/maxvamp\/chromadb-data \/data\/enhanced\/chromadb - 10 300 borg:sark:sark:\/mnt\/borg-backup$/,
     );
-    expect(String(finalize.inputs.create)).toMatch(/ migrate finalize chromadb sark-chromadb-container-id \/home\/maxvamp\/chromadb-data \/data\/enhanced\/chromadb 300$/);
+    expect(String(finalize.inputs.create)).toMatch(
+      / migrate finalize chromadb sark-chromadb-container-id \/home\/maxvamp\/chromadb-data \/data\/enhanced\/chromadb 300$/,
+    );
     // never undone by pulumi destroy
     for (const c of [dir, run, finalize]) expect(c.inputs).not.toHaveProperty("delete");
     expect(container.dependsOn).toEqual(expect.arrayContaining([dir.urn, r.byName("sark-chromadb-adopt").urn]));
@@ -43,7 +44,9 @@ describe("data migration under mocks", () => {
   it("a stack without migrations mounts the source as configured", async () => {
     const { migrations: _m, ...config } = pinnedStackConfig("sark");
     const r = await runStack({ stack: "sark", config });
-    expect(r.byName("sark-chromadb-container").inputs.mounts).toEqual([{ type: "bind", source: "/home/maxvamp/chromadb-data", target: "/chroma/chroma", readOnly: false }]);
+    expect(r.byName("sark-chromadb-container").inputs.mounts).toEqual([
+      { type: "bind", source: "/home/maxvamp/chromadb-data", target: "/chroma/chroma", readOnly: false },
+    ]);
     expect(r.registrations.filter((x) => x.name.includes("migrate"))).toEqual([]);
   });
 });
@@ -58,14 +61,20 @@ describe("config door: migrations", () => {
 
   it("rejects an unknown service", () => reject(migration({ service: "chroma" }), "migrations.0.service", "a service of this stack (chromadb)"));
   it("rejects a source the service does not mount", () =>
-    reject(migration({ source: "/home/maxvamp/other" }), "migrations.0.source", "a path that service chromadb mounts (its bind mounts: /home/maxvamp/chromadb-data)"));
+    reject(
+      migration({ source: "/home/maxvamp/other" }),
+      "migrations.0.source",
+      "a path that service chromadb mounts (its bind mounts: /home/maxvamp/chromadb-data)",
+    ));
   it("rejects a destination inside the source", () =>
     reject(migration({ destination: "/home/maxvamp/chromadb-data/new" }), "migrations.0.destination", "neither equal to nor inside the source"));
   it("rejects a destination equal to the source", () =>
     reject(migration({ destination: "/home/maxvamp/chromadb-data" }), "migrations.0.destination", "neither equal to nor inside the source"));
-  it("rejects a destination that contains the source", () => reject(migration({ destination: "/home" }), "migrations.0.destination", "neither equal to nor inside"));
+  it("rejects a destination that contains the source", () =>
+    reject(migration({ destination: "/home" }), "migrations.0.destination", "neither equal to nor inside"));
   it("rejects a relative destination", () => reject(migration({ destination: "data/enhanced" }), "migrations.0.destination", "absolute path"));
-  it("rejects a mount point that does not hold the destination", () => reject(migration({ mount: "/srv" }), "migrations.0.mount", "the mount point that holds the destination"));
+  it("rejects a mount point that does not hold the destination", () =>
+    reject(migration({ mount: "/srv" }), "migrations.0.mount", "the mount point that holds the destination"));
   it("rejects a margin above 100%", () => reject(migration({ marginPercent: 150 }), "migrations.0.marginPercent", "at most 100"));
   it("rejects two migrations with one name", () => {
     const m = migration({});

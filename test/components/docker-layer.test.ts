@@ -4,10 +4,20 @@ import { describe, expect, it } from "vitest";
 import { loadStackFile, parseHostConfig } from "../../components/config";
 import { sha256 } from "../../components/render/command";
 import { FIXTURE_HOST_KEY } from "../fixtures";
-import { expectConfigProblem, pinnedStackConfig, REPO, runStack, SENTINEL_CHROMA_TOKEN, SENTINEL_JOIN_TOKEN, stackFileConfig, UNKNOWN, type Registration, type StackRun } from "../harness";
+import {
+  expectConfigProblem,
+  pinnedStackConfig,
+  REPO,
+  runStack,
+  SENTINEL_CHROMA_TOKEN,
+  SENTINEL_JOIN_TOKEN,
+  stackFileConfig,
+  UNKNOWN,
+  type Registration,
+  type StackRun,
+} from "../harness";
 
 const VOLUME = "docker:index/volume:Volume";
-
 
 const run = (stack: "sark" | "clu", preview = true) => runStack({ stack, config: pinnedStackConfig(stack), preview });
 
@@ -23,10 +33,14 @@ describe("Docker provider per host", () => {
     expect(provider.inputs.host).toBe(`ssh://maxvamp@${address}:22`);
     // provider inputs reach the engine JSON-encoded
     expect(JSON.parse(String(provider.inputs.sshOpts))).toEqual([
-      "-o", "StrictHostKeyChecking=yes",
-      "-o", "UserKnownHostsFile=/dev/null",
-      "-o", "BatchMode=yes",
-      "-o", `KnownHostsCommand=/bin/echo '${address} ${FIXTURE_HOST_KEY}'`,
+      "-o",
+      "StrictHostKeyChecking=yes",
+      "-o",
+      "UserKnownHostsFile=/dev/null",
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      `KnownHostsCommand=/bin/echo '${address} ${FIXTURE_HOST_KEY}'`,
     ]);
     const docker = dockerResources(r);
     expect(docker.length).toBeGreaterThan(3);
@@ -138,7 +152,9 @@ describe("services", () => {
     // created stopped: the switch starts it and waits for its health check (waitTimeout: 180)
     expect(c.inputs).toMatchObject({ start: false, mustRun: false, destroyGraceSeconds: 30 });
     expect(c.inputs).not.toHaveProperty("wait");
-    expect(String(r.byName("sark-chromadb-switch").inputs.create)).toMatch(/ container-switch chromadb sark-chromadb-container-id 180 30 --migration chromadb$/);
+    expect(String(r.byName("sark-chromadb-switch").inputs.create)).toMatch(
+      / container-switch chromadb sark-chromadb-container-id 180 30 --migration chromadb$/,
+    );
     expect(c.deleteBeforeReplace).toBe(true);
     const image = r.byName("sark-chromadb-image");
     expect(image.inputs).toMatchObject({ name: "chromadb/chroma:0.6.3", keepLocally: true });
@@ -169,7 +185,9 @@ describe("services", () => {
     expect(c.inputs.shmSize).toBe(16384);
     expect(c.inputs.command).toEqual(expect.arrayContaining(["--model", "/models/GLM-4.5-Air-AWQ"]));
     expect(c.deleteBeforeReplace).toBe(true);
-    expect(c.dependsOn).toEqual(expect.arrayContaining([r.byName("clu-swarm-join").urn, r.byName("clu-volumes-vllm-models").urn, r.byName("clu-vllm-adopt").urn]));
+    expect(c.dependsOn).toEqual(
+      expect.arrayContaining([r.byName("clu-swarm-join").urn, r.byName("clu-volumes-vllm-models").urn, r.byName("clu-vllm-adopt").urn]),
+    );
   });
 
   it("a GPU named by id is requested by id", async () => {
@@ -209,32 +227,59 @@ describe("config door: the Docker layer", () => {
 
   it("rejects the plan's two sources at one container path", () =>
     reject(
-      chroma({ mounts: [{ source: "chroma-data", target: "/chroma/data" }, { source: "/data/chroma", target: "/chroma/data", readOnly: true }] }),
+      chroma({
+        mounts: [
+          { source: "chroma-data", target: "/chroma/data" },
+          { source: "/data/chroma", target: "/chroma/data", readOnly: true },
+        ],
+      }),
       "services.chromadb.mounts.1.target",
       "one source per container path",
     ));
   it("rejects a relative bind device", () =>
     reject({ ...base(), volumes: [{ name: "chroma-persistent", host: "sark", bind: { device: "data/chroma" } }] }, "volumes.0.bind.device", "absolute path"));
   it.each([0, -1, 1.5])("rejects a GPU count of %s", (count) => reject(chroma({ gpus: { count } }), "services.chromadb.gpus.count", "a positive whole number"));
-  it("rejects GPUs given both by count and by id", () => reject(chroma({ gpus: { count: 1, deviceIds: ["0"] } }), "services.chromadb.gpus", "either count or deviceIds"));
+  it("rejects GPUs given both by count and by id", () =>
+    reject(chroma({ gpus: { count: 1, deviceIds: ["0"] } }), "services.chromadb.gpus", "either count or deviceIds"));
   it("rejects a service placed on an unknown host", () => reject(chroma({ host: "sarc" }), "services.chromadb.host", "this stack's host 'sark'"));
   it("rejects a volume placed on the other host", () =>
     reject({ ...base(), volumes: [{ name: "memory-data", host: "clu" }] }, "volumes.0.host", "this stack's host 'sark'"));
   it("rejects a duplicate volume name", () =>
-    reject({ ...base(), volumes: [{ name: "chroma-data", host: "sark" }, { name: "chroma-data", host: "sark" }] }, "volumes.1.name", "a unique volume name"));
+    reject(
+      {
+        ...base(),
+        volumes: [
+          { name: "chroma-data", host: "sark" },
+          { name: "chroma-data", host: "sark" },
+        ],
+      },
+      "volumes.1.name",
+      "a unique volume name",
+    ));
   it("rejects two volumes binding one device", () =>
     reject(
-      { ...base(), volumes: [{ name: "a", host: "sark", bind: { device: "/data/x" } }, { name: "b", host: "sark", bind: { device: "/data/x" } }] },
+      {
+        ...base(),
+        volumes: [
+          { name: "a", host: "sark", bind: { device: "/data/x" } },
+          { name: "b", host: "sark", bind: { device: "/data/x" } },
+        ],
+      },
       "volumes.1.bind.device",
       "a device no other volume uses",
     ));
   it.each(["chromadb/chroma:latest", "chromadb/chroma", "localhost:5000/chroma"])("rejects the unpinned image %s", (image) =>
-    reject(chroma({ image }), "services.chromadb.image", "pinned tag or digest"));
+    reject(chroma({ image }), "services.chromadb.image", "pinned tag or digest"),
+  );
   it("accepts an image pinned by digest", () => {
     expect(() => parseHostConfig(chroma({ image: `chromadb/chroma@sha256:${"a".repeat(64)}` }), { source: "x" })).not.toThrow();
   });
   it("rejects a mount of an undeclared volume", () =>
-    reject(chroma({ mounts: [{ source: "chroma-dta", target: "/chroma/chroma" }] }), "services.chromadb.mounts.0.source", "a volume declared in this stack's volumes"));
+    reject(
+      chroma({ mounts: [{ source: "chroma-dta", target: "/chroma/chroma" }] }),
+      "services.chromadb.mounts.0.source",
+      "a volume declared in this stack's volumes",
+    ));
   it("rejects two services publishing one host port", () => {
     const c = chroma({});
     const services = c.services as Record<string, unknown>;
@@ -242,14 +287,26 @@ describe("config door: the Docker layer", () => {
     reject(c, "services.other.ports.0.published", "a host port no other service publishes");
   });
   it("rejects a network on a worker", () =>
-    reject({ ...pinnedStackConfig("clu"), swarm: { role: "worker", advertiseAddress: "192.168.68.71", managerStack: "organization/dgx-storage/sark", network: { name: "x" } } }, "swarm.network", "no network on a worker"));
+    reject(
+      {
+        ...pinnedStackConfig("clu"),
+        swarm: { role: "worker", advertiseAddress: "192.168.68.71", managerStack: "organization/dgx-storage/sark", network: { name: "x" } },
+      },
+      "swarm.network",
+      "no network on a worker",
+    ));
   it("rejects an overlay service without a swarm", () => {
     const { swarm: _s, ...noSwarm } = base();
     reject(noSwarm, "services.chromadb.overlay", "a swarm section");
   });
   it("rejects a bad owner and mode", () => {
-    reject({ ...base(), volumes: [{ name: "v", host: "sark", bind: { device: "/data/v", owner: "maxvamp", mode: "755x" } }] }, "volumes.0.bind.owner", "numeric 'uid:gid'");
+    reject(
+      { ...base(), volumes: [{ name: "v", host: "sark", bind: { device: "/data/v", owner: "maxvamp", mode: "755x" } }] },
+      "volumes.0.bind.owner",
+      "numeric 'uid:gid'",
+    );
     reject({ ...base(), volumes: [{ name: "v", host: "sark", bind: { device: "/data/v", mode: "0999" } }] }, "volumes.0.bind.mode", "octal mode");
   });
-  it("rejects a health check that is not CMD or CMD-SHELL", () => reject(chroma({ healthcheck: { test: ["curl", "-f", "x"] } }), "services.chromadb.healthcheck.test", "CMD or CMD-SHELL"));
+  it("rejects a health check that is not CMD or CMD-SHELL", () =>
+    reject(chroma({ healthcheck: { test: ["curl", "-f", "x"] } }), "services.chromadb.healthcheck.test", "CMD or CMD-SHELL"));
 });

@@ -18,10 +18,17 @@ import { expectConfigProblem, pinnedStackConfig, REPO, runStack, SENTINEL_SSH_KE
 
 const COMMAND = "command:remote:Command";
 const SENTINEL_WEBHOOK = "https://ntfy.example/dgx-sentinel-webhook-7c2e";
-const FIO_STDOUT = JSON.stringify(parseFioJson(fs.readFileSync(path.join(__dirname, "..", "fixtures", "fio-baseline-1s.json"), "utf8"), { dir: "/data", size: "8G", runtimeSeconds: 30, measuredAt: "2026-11-24T12:00:00Z" })) + "\n";
+const FIO_STDOUT =
+  JSON.stringify(
+    parseFioJson(fs.readFileSync(path.join(__dirname, "..", "fixtures", "fio-baseline-1s.json"), "utf8"), {
+      dir: "/data",
+      size: "8G",
+      runtimeSeconds: 30,
+      measuredAt: "2026-11-24T12:00:00Z",
+    }),
+  ) + "\n";
 const TB = 1e12;
 const DF_STDOUT = `# measured 2026-11-24\nFilesystem 1-blocks Used Available Capacity Mounted-on\n/dev/md0 ${3.7 * TB} ${1.9 * TB} ${1.8 * TB} 52% /data\n`;
-
 
 function run(stack: "sark" | "clu", opts: { webhook?: string; preview?: boolean } = {}): Promise<StackRun> {
   return runStack({
@@ -47,9 +54,7 @@ describe.each(["sark", "clu"] as const)("%s: the Monitoring component", (stack) 
     expect(r.registrations.find((x) => x.urn === comp.parent)?.name).toBe(stack);
     // (registration order follows dependencies: compared sorted)
     const children = r.registrations.filter((x) => x.parent === comp.urn).map((x) => `${x.type} ${x.name}`);
-    expect(children.sort()).toEqual(
-      ["units", "fstrim", "smartd", "fio-data", "df"].map((role) => `${COMMAND} ${stack}-monitoring-${role}`).sort(),
-    );
+    expect(children.sort()).toEqual(["units", "fstrim", "smartd", "fio-data", "df"].map((role) => `${COMMAND} ${stack}-monitoring-${role}`).sort());
   });
 
   it("has the host install smartmontools, sysstat and fio with apt-ensure (no delete: packages stay), before any of its commands", async () => {
@@ -60,12 +65,22 @@ describe.each(["sark", "clu"] as const)("%s: the Monitoring component", (stack) 
     expect(c.inputs.triggers).toEqual(["python3 rsync inotify-tools borgbackup smartmontools sysstat fio nftables"]);
     expect(c.inputs).not.toHaveProperty("delete");
     expect(c.dependsOn).toEqual([r.byName(`${stack}-preflight`).urn]);
-    for (const role of ["units", "fstrim", "smartd", "fio-data", "df"]) expect(waitsFor(r, `${stack}-monitoring-${role}`, `${stack}-packages`), role).toBe(true);
+    for (const role of ["units", "fstrim", "smartd", "fio-data", "df"])
+      expect(waitsFor(r, `${stack}-monitoring-${role}`, `${stack}-packages`), role).toBe(true);
   });
 
   it("installs the monitoring unit set (alert check, smartd hook, fstrim.timer) after the packages and every service's switch; delete removes it", async () => {
     const r = await run(stack);
-    const manifest = renderUnitSet(monitoringUnitSet(monitoringPlan(stack, mon, Object.values(config.services).map((s) => s.containerName), true)));
+    const manifest = renderUnitSet(
+      monitoringUnitSet(
+        monitoringPlan(
+          stack,
+          mon,
+          Object.values(config.services).map((s) => s.containerName),
+          true,
+        ),
+      ),
+    );
     const c = r.byName(`${stack}-monitoring-units`);
     expect(c.inputs.create).toBe(tail("install-units", ["apply", "monitoring", manifest]));
     expect(String(c.inputs.create).endsWith(` install-units apply monitoring ${shq(manifest)}`)).toBe(true);
@@ -95,7 +110,11 @@ describe.each(["sark", "clu"] as const)("%s: the Monitoring component", (stack) 
 
   it("configures smartd for the four NVMe devices after the unit set (its hook); delete restores the distribution's file", async () => {
     const r = await run(stack);
-    const conf = renderSmartdConf({ devices: ["/dev/nvme0n1", "/dev/nvme1n1", "/dev/nvme2n1", "/dev/nvme3n1"].map((p) => ({ path: p })), alertExec: SMARTD_ALERT_HOOK, temperatureCriticalC: 70 });
+    const conf = renderSmartdConf({
+      devices: ["/dev/nvme0n1", "/dev/nvme1n1", "/dev/nvme2n1", "/dev/nvme3n1"].map((p) => ({ path: p })),
+      alertExec: SMARTD_ALERT_HOOK,
+      temperatureCriticalC: 70,
+    });
     expect(conf).toContain("/dev/nvme3n1 -d nvme -H -l error -W 0,0,71 ");
     const c = r.byName(`${stack}-monitoring-smartd`);
     expect(c.inputs.create).toBe(tail("smartd-config", ["apply", "/etc/smartd.conf", conf]));
@@ -114,7 +133,11 @@ describe.each(["sark", "clu"] as const)("%s: the Monitoring component", (stack) 
     const second = await run(stack);
     expect(second.byName(`${stack}-monitoring-fio-data`).inputs.triggers).toEqual(c.inputs.triggers);
     // a changed trigger string in config is the way to measure again
-    const bumped = await runStack({ stack, config: withValue(pinnedStackConfig(stack), "monitoring.baseline.trigger", "2"), secrets: { sshPrivateKey: SENTINEL_SSH_KEY } });
+    const bumped = await runStack({
+      stack,
+      config: withValue(pinnedStackConfig(stack), "monitoring.baseline.trigger", "2"),
+      secrets: { sshPrivateKey: SENTINEL_SSH_KEY },
+    });
     expect(bumped.byName(`${stack}-monitoring-fio-data`).inputs.triggers).toEqual(["/data", "8G", "30", "2"]);
   });
 
@@ -217,7 +240,9 @@ describe("stack outputs", () => {
     const r = await runStack({ stack: "sark", config });
     const children = r.registrations.filter((x) => x.parent === r.byName("sark-monitoring").urn).map((x) => x.name);
     expect(children.sort()).toEqual(["sark-monitoring-fstrim", "sark-monitoring-units"]);
-    expect(r.byName("sark-monitoring-units").inputs.create).toBe(tail("install-units", ["apply", "monitoring", renderUnitSet({ files: [], enable: ["fstrim.timer"] })]));
+    expect(r.byName("sark-monitoring-units").inputs.create).toBe(
+      tail("install-units", ["apply", "monitoring", renderUnitSet({ files: [], enable: ["fstrim.timer"] })]),
+    );
   });
 });
 

@@ -30,13 +30,25 @@ function chroma(patch: Record<string, unknown>): Record<string, unknown> {
 
 describe("config door: published ports name their address", () => {
   it("GIVEN a port without ip THEN it is refused, naming the key and what to write", () =>
-    expectConfigProblem(chroma({ ports: [{ published: 8000, target: 8000 }] }), "services.chromadb.ports.0.ip", "an address of this host to publish on (e.g. 192.168.68.69); or exposeToAll: true"));
+    expectConfigProblem(
+      chroma({ ports: [{ published: 8000, target: 8000 }] }),
+      "services.chromadb.ports.0.ip",
+      "an address of this host to publish on (e.g. 192.168.68.69); or exposeToAll: true",
+    ));
 
   it("GIVEN ip 0.0.0.0 THEN it is refused like no address", () =>
-    expectConfigProblem(chroma({ ports: [{ published: 8000, target: 8000, ip: "0.0.0.0" }] }), "services.chromadb.ports.0.ip", '"0.0.0.0" is invalid; expected an address of this host'));
+    expectConfigProblem(
+      chroma({ ports: [{ published: 8000, target: 8000, ip: "0.0.0.0" }] }),
+      "services.chromadb.ports.0.ip",
+      '"0.0.0.0" is invalid; expected an address of this host',
+    ));
 
   it("GIVEN an ip that is not an IPv4 address THEN the value is named", () =>
-    expectConfigProblem(chroma({ ports: [{ published: 8000, target: 8000, ip: "192.168.68" }] }), "services.chromadb.ports.0.ip", '"192.168.68" is invalid; expected an IPv4 address'));
+    expectConfigProblem(
+      chroma({ ports: [{ published: 8000, target: 8000, ip: "192.168.68" }] }),
+      "services.chromadb.ports.0.ip",
+      '"192.168.68" is invalid; expected an IPv4 address',
+    ));
 
   it("GIVEN exposeToAll THEN a port without ip is published on every interface, on purpose", () => {
     const c = parseHostConfig(chroma({ exposeToAll: true, ports: [{ published: 8000, target: 8000 }] }), { source: "Pulumi.sark.yaml" });
@@ -63,9 +75,12 @@ describe("config door: client networks and the swarm peer", () => {
     ["192.168.68.0/33", "an IPv4 network in CIDR form"],
     ["lan", "an IPv4 network in CIDR form"],
     ["192.168.68.5/24", "no host bits set (e.g. '192.168.68.0/24', not '192.168.68.5/24')"],
-  ])("GIVEN client network %s THEN it is refused: %s", (bad, text) => expectConfigProblem(withValue(sark(), "network.clients", [bad]), "network.clients.0", text));
+  ])("GIVEN client network %s THEN it is refused: %s", (bad, text) =>
+    expectConfigProblem(withValue(sark(), "network.clients", [bad]), "network.clients.0", text),
+  );
 
-  it("GIVEN no client network THEN the section is refused", () => expectConfigProblem(withValue(sark(), "network.clients", []), "network.clients", "at least one client network"));
+  it("GIVEN no client network THEN the section is refused", () =>
+    expectConfigProblem(withValue(sark(), "network.clients", []), "network.clients", "at least one client network"));
 
   it("GIVEN a network section and a swarm without peer THEN the peer is asked for", () =>
     expectConfigProblem(withValue(sark(), "swarm.peer", undefined), "swarm.peer", "the other swarm node's address"));
@@ -74,7 +89,10 @@ describe("config door: client networks and the swarm peer", () => {
     expectConfigProblem(withValue(sark(), "swarm.peer", "192.168.68.69"), "swarm.peer", "not this host's own advertiseAddress"));
 
   it("GIVEN a single address as /32 THEN it is a client network", () => {
-    expect(parseHostConfig(withValue(sark(), "network.clients", ["192.168.68.0/24", "10.8.0.7/32"]), { source: "x" }).network?.clients).toEqual(["192.168.68.0/24", "10.8.0.7/32"]);
+    expect(parseHostConfig(withValue(sark(), "network.clients", ["192.168.68.0/24", "10.8.0.7/32"]), { source: "x" }).network?.clients).toEqual([
+      "192.168.68.0/24",
+      "10.8.0.7/32",
+    ]);
   });
 });
 
@@ -95,7 +113,9 @@ describe("config door: the service tokens are secrets", () => {
     expect(problems(pinnedStackConfig("sark"), [...present, "chromaToken"])).toBe("");
   });
   it("GIVEN the token inline in plaintext THEN it is refused", () => {
-    expect(problems({ ...pinnedStackConfig("sark"), chromaToken: "x".repeat(40) }, [...present, "chromaToken"])).toContain("chromaToken: must be set as a secret");
+    expect(problems({ ...pinnedStackConfig("sark"), chromaToken: "x".repeat(40) }, [...present, "chromaToken"])).toContain(
+      "chromaToken: must be set as a secret",
+    );
   });
   it("GIVEN a short token THEN it is refused without showing it", () => {
     const m = problems(pinnedStackConfig("sark"), [...present, "chromaToken"], ["chromaToken"]);
@@ -163,20 +183,34 @@ describe.each(["sark", "clu"] as const)("stack %s under mocks: reach", (stack) =
 });
 
 describe("renderFirewall", () => {
-  const spec = { clients: ["192.168.68.0/24", "10.8.0.7/32"], peer: "192.168.68.71", published: [{ ip: "192.168.68.69", port: 8000, protocol: "tcp" as const }] };
+  const spec = {
+    clients: ["192.168.68.0/24", "10.8.0.7/32"],
+    peer: "192.168.68.71",
+    published: [{ ip: "192.168.68.69", port: 8000, protocol: "tcp" as const }],
+  };
 
   it("replaces the table in one transaction, drops swarm ports from all but the peer and published ports from all but the clients", () => {
     const text = renderFirewall(spec);
     const lines = text.split("\n").map((l) => l.trim());
-    expect(lines.slice(0, 8).filter((l) => l.startsWith("table") || l.startsWith("delete"))).toEqual(["table inet dgx-storage", "delete table inet dgx-storage", "table inet dgx-storage {"]);
+    expect(lines.slice(0, 8).filter((l) => l.startsWith("table") || l.startsWith("delete"))).toEqual([
+      "table inet dgx-storage",
+      "delete table inet dgx-storage",
+      "table inet dgx-storage {",
+    ]);
     expect(lines).toContain("elements = { 192.168.68.0/24, 10.8.0.7/32 }");
     expect(lines).toContain("type filter hook input priority filter - 1; policy accept;");
     expect(lines).toContain("type filter hook forward priority filter - 1; policy accept;");
     expect(lines).toContain("tcp dport { 2377, 7946 } jump swarm_peer");
     expect(lines).toContain("udp dport { 4789, 7946 } jump swarm_peer");
     expect(lines).toContain("meta l4proto esp jump swarm_peer");
-    expect(lines.slice(lines.indexOf("chain swarm_peer {") + 1, lines.indexOf("chain swarm_peer {") + 4)).toEqual(["fib saddr type local accept", "ip saddr 192.168.68.71 accept", "drop"]);
-    expect(lines).toContain("meta l4proto tcp ct direction original ct status dnat ct original ip daddr 192.168.68.69 ct original proto-dst 8000 ip saddr != @clients drop");
+    expect(lines.slice(lines.indexOf("chain swarm_peer {") + 1, lines.indexOf("chain swarm_peer {") + 4)).toEqual([
+      "fib saddr type local accept",
+      "ip saddr 192.168.68.71 accept",
+      "drop",
+    ]);
+    expect(lines).toContain(
+      "meta l4proto tcp ct direction original ct status dnat ct original ip daddr 192.168.68.69 ct original proto-dst 8000 ip saddr != @clients drop",
+    );
     expect(text.startsWith("# Managed by dgx-storage")).toBe(true);
   });
 
@@ -193,7 +227,11 @@ describe("renderFirewall", () => {
 
   it("the unit loads the file at boot, before dockerd, after Ubuntu's nftables.service, and has no ExecStop", () => {
     const unit = parseUnit(renderFirewallUnit());
-    const get = (section: string, key: string) => unit.find(([s]) => s === section)?.[1].filter(([k]) => k === key).map(([, v]) => v);
+    const get = (section: string, key: string) =>
+      unit
+        .find(([s]) => s === section)?.[1]
+        .filter(([k]) => k === key)
+        .map(([, v]) => v);
     expect(get("Service", "ExecStart")).toEqual([`/usr/sbin/nft -f ${FIREWALL_FILE}`]);
     expect(get("Service", "ExecStop")).toEqual([]);
     expect(get("Unit", "Before")?.[0]).toContain("docker.service");
@@ -211,4 +249,3 @@ describe("renderFirewall", () => {
     }
   });
 });
-

@@ -5,8 +5,7 @@ import { FIXTURE_HOST_KEY, validConfig, withValue } from "../fixtures";
 import { REPO } from "../harness";
 
 const SOURCE = "Pulumi.fixture.yaml";
-const parse = (values: Record<string, unknown>, mode: "preview" | "apply" = "preview") =>
-  parseHostConfig(values, { source: SOURCE, mode });
+const parse = (values: Record<string, unknown>, mode: "preview" | "apply" = "preview") => parseHostConfig(values, { source: SOURCE, mode });
 
 function problemsOf(values: Record<string, unknown>, mode: "preview" | "apply" = "preview"): string {
   try {
@@ -83,7 +82,12 @@ const REJECTED: [string, (c: Record<string, unknown>) => Record<string, unknown>
   ["host name with underscore", (c) => withValue(c, "host.name", "dgx_1"), "host.name", "lower-case host name"],
   ["host key of an unknown type", (c) => withValue(c, "host.ssh.hostKey", "ssh-dss AAAAB3NzaC1kc3M="), "host.ssh.hostKey", "OpenSSH public host key"],
   ["host key truncated", (c) => withValue(c, "host.ssh.hostKey", FIXTURE_HOST_KEY.slice(0, 30)), "host.ssh.hostKey", "OpenSSH public host key"],
-  ["host key whose blob names another type", (c) => withValue(c, "host.ssh.hostKey", FIXTURE_HOST_KEY.replace("ssh-ed25519", "ssh-rsa")), "host.ssh.hostKey", "OpenSSH public host key"],
+  [
+    "host key whose blob names another type",
+    (c) => withValue(c, "host.ssh.hostKey", FIXTURE_HOST_KEY.replace("ssh-ed25519", "ssh-rsa")),
+    "host.ssh.hostKey",
+    "OpenSSH public host key",
+  ],
   ["typo in a host key name", (c) => withValue(withValue(c, "host.ssh.user", undefined), "host.ssh.usr", "maxvamp"), "host.ssh.usr", "unknown key"],
   ["typo in a top-level key", (c) => ({ ...c, sysctls: { "vm.swappiness": 10 } }), "sysctls", "unknown key"],
   ["typo in a daemon key", (c) => withValue(c, "docker.daemon.storagedriver", "overlay2"), "docker.daemon.storagedriver", "unknown key"],
@@ -100,9 +104,24 @@ const REJECTED: [string, (c: Record<string, unknown>) => Record<string, unknown>
   ["unknown swarm role", (c) => withValue(c, "swarm.role", "leader"), "swarm.role", "expected one of"],
   ["worker without managerStack", (c) => withValue(c, "swarm.role", "worker"), "swarm.managerStack", "manager's stack"],
   ["manager with managerStack", (c) => withValue(c, "swarm.managerStack", "organization/dgx-storage/sark"), "swarm.managerStack", "no managerStack"],
-  ["relative disk mount", (c) => withValue(c, "capacity.disks", [{ name: "primary", mount: "data", sizeTB: 3.7, usedTB: 1 }]), "capacity.disks.0.mount", "absolute path"],
-  ["mount with ..", (c) => withValue(c, "capacity.disks", [{ name: "primary", mount: "/data/../etc", sizeTB: 3.7, usedTB: 1 }]), "capacity.disks.0.mount", "normalised path"],
-  ["used above size", (c) => withValue(c, "capacity.disks", [{ name: "primary", mount: "/data", sizeTB: 3.7, usedTB: 4 }]), "capacity.disks.0.usedTB", "at most sizeTB"],
+  [
+    "relative disk mount",
+    (c) => withValue(c, "capacity.disks", [{ name: "primary", mount: "data", sizeTB: 3.7, usedTB: 1 }]),
+    "capacity.disks.0.mount",
+    "absolute path",
+  ],
+  [
+    "mount with ..",
+    (c) => withValue(c, "capacity.disks", [{ name: "primary", mount: "/data/../etc", sizeTB: 3.7, usedTB: 1 }]),
+    "capacity.disks.0.mount",
+    "normalised path",
+  ],
+  [
+    "used above size",
+    (c) => withValue(c, "capacity.disks", [{ name: "primary", mount: "/data", sizeTB: 3.7, usedTB: 4 }]),
+    "capacity.disks.0.usedTB",
+    "at most sizeTB",
+  ],
   ["negative growth", (c) => withValue(c, "capacity.annualGrowth", -0.1), "capacity.annualGrowth", "0 or more"],
   ["ssh key inline in plaintext", (c) => ({ ...c, sshPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----" }), "sshPrivateKey", "--secret"],
   ["missing host section", (c) => withValue(c, "host", undefined), "host", "(missing)"],

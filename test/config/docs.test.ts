@@ -16,7 +16,9 @@ describe("docs/config.md: generated from the schema (npm run docs:config)", () =
     expect(row("docker.daemon.logOpts.maxFile")).toBe("| `docker.daemon.logOpts.maxFile` | whole number 1..100 | `5` | `log-opts.max-file`. |");
     expect(row("monitoring.usage")).toContain('| {warning, critical} | `{"warning": 80, "critical": 90}` |');
     expect(row("host.sudo")).toContain("| true unless `ssh.user` is root |");
-    expect(row("swarm.role")).toBe("| `swarm.role` | manager, worker | required with `swarm` | `manager` initialises the swarm; `worker` joins the manager's. |");
+    expect(row("swarm.role")).toBe(
+      "| `swarm.role` | manager, worker | required with `swarm` | `manager` initialises the swarm; `worker` joins the manager's. |",
+    );
     expect(row("volumes[].name")).toContain("| required with `volumes[]` |");
     expect(row("borgPassphrase")).toContain("| required with `backup` |");
   });

@@ -6,7 +6,10 @@ import { pinnedStackConfig } from "../harness";
 
 /** The issues a rule adds, run as a refinement of an empty object (as the door runs it). */
 function issuesOf(rule: (ctx: z.RefinementCtx) => void): { path: PropertyKey[]; message: string; input: unknown }[] {
-  const r = z.object({}).superRefine((_, ctx) => rule(ctx)).safeParse({}, { reportInput: true });
+  const r = z
+    .object({})
+    .superRefine((_, ctx) => rule(ctx))
+    .safeParse({}, { reportInput: true });
   return r.success ? [] : r.error.issues.map((i) => ({ path: i.path, message: i.message, input: (i as { input?: unknown }).input }));
 }
 
@@ -63,12 +66,22 @@ describe("config door: migrations are unique", () => {
   };
 
   it("rejects a second migration with the same name, naming the first", () => {
-    const lines = problems(moving([{ name: "move", destination: "/data/a" }, { name: "move", destination: "/data/b" }]));
+    const lines = problems(
+      moving([
+        { name: "move", destination: "/data/a" },
+        { name: "move", destination: "/data/b" },
+      ]),
+    );
     expect(lines).toContain('  - migrations.1.name: "move" is invalid; expected a unique name (migrations[0] has it)');
   });
 
   it("rejects a second migration to the same destination, naming the first", () => {
-    const lines = problems(moving([{ name: "one", destination: "/data/a" }, { name: "two", destination: "/data/a" }]));
+    const lines = problems(
+      moving([
+        { name: "one", destination: "/data/a" },
+        { name: "two", destination: "/data/a" },
+      ]),
+    );
     expect(lines).toContain('  - migrations.1.destination: "/data/a" is invalid; expected a destination no other migration uses (migrations[0])');
   });
 });

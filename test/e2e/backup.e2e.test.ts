@@ -17,7 +17,21 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OFFSITE_KEY_PATH } from "../../components/plan/backup";
 import type { ApplyResult, Engine } from "./engine";
-import { addOperator, asRoot, engineFor, installedFiles, mustRoot, startHosts, startWebhookReceiver, stopHosts, type HostName, type TestHosts, testStackConfig, WEBHOOK_RECEIVER_URL, type WebhookReceiver } from "./hosts";
+import {
+  addOperator,
+  asRoot,
+  engineFor,
+  installedFiles,
+  mustRoot,
+  startHosts,
+  startWebhookReceiver,
+  stopHosts,
+  type HostName,
+  type TestHosts,
+  testStackConfig,
+  WEBHOOK_RECEIVER_URL,
+  type WebhookReceiver,
+} from "./hosts";
 
 const PASSPHRASE = `e2e-borg-sentinel-${crypto.randomBytes(6).toString("hex")}`;
 const WEBHOOK = `${WEBHOOK_RECEIVER_URL}/alerts/e2e-backup`;
@@ -55,10 +69,14 @@ const result = (round: number, name: string) => {
 };
 
 /** Every file under the directories the backup commands install to: content, mode, owner, mtime. */
-const installed = (name: HostName) => installedFiles(hosts, name, ["etc/dgx-storage", "etc/systemd/system", "usr/local/lib/dgx-storage", "var/lib/dgx-storage/borg"]);
+const installed = (name: HostName) =>
+  installedFiles(hosts, name, ["etc/dgx-storage", "etc/systemd/system", "usr/local/lib/dgx-storage", "var/lib/dgx-storage/borg"]);
 
 const archives = (name: HostName, glob: string): string[] =>
-  mustRoot(hosts, name, `${BORG_ENV(name)} borg list --short --glob-archives '${glob}' ${REPO[name]}`).trim().split("\n").filter(Boolean);
+  mustRoot(hosts, name, `${BORG_ENV(name)} borg list --short --glob-archives '${glob}' ${REPO[name]}`)
+    .trim()
+    .split("\n")
+    .filter(Boolean);
 
 const since = (name: HostName) => mustRoot(hosts, name, "sleep 1; date +%s").trim();
 
@@ -113,7 +131,12 @@ describe("backups with borg on the test hosts", () => {
       const receive = r.run.byName(`${name}-backup-offsite-receive`).inputs;
       const peer = hosts.hosts[peerOf(name)];
       const c = receive.connection as Record<string, unknown>;
-      expect({ address: c.host, port: c.port, user: c.user, hostKey: c.hostKey }).toEqual({ address: "127.0.0.1", port: peer.port, user: "maxvamp", hostKey: peer.hostKey });
+      expect({ address: c.host, port: c.port, user: c.user, hostKey: c.hostKey }).toEqual({
+        address: "127.0.0.1",
+        port: peer.port,
+        user: "maxvamp",
+        hostKey: peer.hostKey,
+      });
       expect(String(receive.create)).toContain(r.stdout(`${name}-backup-ssh-key`).trim().split("\n").pop()!);
       expect(result(0, `${name}-backup-repo`).stdout).toContain(`initialised the repokey repository at ${REPO[name]}`);
       expect(result(0, `${name}-backup-offsite-receive`).stdout).toContain(`borg-${name} receives off-site copies in /srv/borg-offsite/${name}`);
@@ -127,18 +150,27 @@ describe("backups with borg on the test hosts", () => {
     );
     expect(mustRoot(hosts, "sark", "cat /etc/dgx-storage/borg/sark.pass")).toBe(`${PASSPHRASE}\n`);
     const pub = mustRoot(hosts, "sark", `cat ${OFFSITE_KEY_PATH}.pub`).trim();
-    expect(mustRoot(hosts, "clu", "cat /var/lib/borg-sark/.ssh/authorized_keys")).toBe(`command="borg serve --append-only --restrict-to-path /srv/borg-offsite/sark",restrict ${pub}\n`);
+    expect(mustRoot(hosts, "clu", "cat /var/lib/borg-sark/.ssh/authorized_keys")).toBe(
+      `command="borg serve --append-only --restrict-to-path /srv/borg-offsite/sark",restrict ${pub}\n`,
+    );
     expect(mustRoot(hosts, "clu", "stat -c '%a %U' /srv/borg-offsite/sark")).toBe("700 borg-sark\n");
   });
 
   it("the units passed systemd-analyze verify, and list-timers shows every backup timer with a next run", () => {
     for (const name of ["sark", "clu"] as const) {
-      const units = mustRoot(hosts, name, "ls /etc/systemd/system/dgx-backup-*").trim().split("\n").map((p) => path.basename(p));
+      const units = mustRoot(hosts, name, "ls /etc/systemd/system/dgx-backup-*")
+        .trim()
+        .split("\n")
+        .map((p) => path.basename(p));
       expect(units.sort()).toEqual(
-        ["daily", ...(name === "sark" ? ["hourly"] : []), "check", "verify", "drill", "offsite", "watch"].flatMap((j) => [`dgx-backup-${j}.service`, `dgx-backup-${j}.timer`]).sort(),
+        ["daily", ...(name === "sark" ? ["hourly"] : []), "check", "verify", "drill", "offsite", "watch"]
+          .flatMap((j) => [`dgx-backup-${j}.service`, `dgx-backup-${j}.timer`])
+          .sort(),
       );
       // what install-units.sh ran before installing them, again on the installed files: silent
-      expect(mustRoot(hosts, name, "cd /etc/systemd/system && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify dgx-backup-*.service dgx-backup-*.timer 2>&1")).toBe("");
+      expect(
+        mustRoot(hosts, name, "cd /etc/systemd/system && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify dgx-backup-*.service dgx-backup-*.timer 2>&1"),
+      ).toBe("");
       const timers = mustRoot(hosts, name, "systemctl list-timers --all --no-pager 'dgx-backup-*'");
       for (const u of units.filter((u) => u.endsWith(".timer"))) {
         const line = timers.split("\n").find((l) => l.includes(u));
@@ -188,11 +220,21 @@ systemctl show -p Result --value dgx-backup-daily.service`,
     expect(names).toHaveLength(2);
     const status = JSON.parse(mustRoot(hosts, "sark", "cat /var/lib/dgx-storage/backup-status/create-daily.json")) as Record<string, unknown>;
     expect(status).toMatchObject({ job: "create-daily", host: "sark", status: "ok", exit_code: 0, archive: names[1] });
-    mustRoot(hosts, "sark", `rm -rf /var/tmp/restore && mkdir /var/tmp/restore && cd /var/tmp/restore && ${BORG_ENV("sark")} borg extract ${REPO.sark}::${names[1]} srv/data`);
+    mustRoot(
+      hosts,
+      "sark",
+      `rm -rf /var/tmp/restore && mkdir /var/tmp/restore && cd /var/tmp/restore && ${BORG_ENV("sark")} borg extract ${REPO.sark}::${names[1]} srv/data`,
+    );
     expect(treeHashes("sark", "/var/tmp/restore/srv/data")).toBe(treeHashes("sark", "/srv/data"));
     // the restored SQLite copy opens with every row
     mustRoot(hosts, "sark", `cd /var/tmp/restore && ${BORG_ENV("sark")} borg extract ${REPO.sark}::${names[1]} var/lib/dgx-storage/sqlite-snapshots`);
-    expect(mustRoot(hosts, "sark", `python3 -c "import sqlite3; print(sqlite3.connect('/var/tmp/restore/var/lib/dgx-storage/sqlite-snapshots/home/maxvamp/chromadb-data/chroma.sqlite3').execute('select count(*) from fixture').fetchone()[0])"`)).toBe("1000\n");
+    expect(
+      mustRoot(
+        hosts,
+        "sark",
+        `python3 -c "import sqlite3; print(sqlite3.connect('/var/tmp/restore/var/lib/dgx-storage/sqlite-snapshots/home/maxvamp/chromadb-data/chroma.sqlite3').execute('select count(*) from fixture').fetchone()[0])"`,
+      ),
+    ).toBe("1000\n");
   });
 
   it("the monthly restore drill passes on the intact repository", () => {
@@ -216,7 +258,11 @@ systemctl show -p Result --value dgx-backup-daily.service`,
     expect(names[0]).toMatch(/^sark-offsite-/);
     // the key reaches nothing else: another path is refused, a shell command runs borg serve instead
     expect(remote("list ssh://borg-sark@172.31.250.11:22/srv/borg/clu").stderr).toContain("not allowed");
-    const shell = asRoot(hosts, "sark", `ssh -i ${OFFSITE_KEY_PATH} -o BatchMode=yes -o IdentitiesOnly=yes -o UserKnownHostsFile=/etc/dgx-storage/borg/offsite-known_hosts borg-sark@172.31.250.11 id </dev/null`);
+    const shell = asRoot(
+      hosts,
+      "sark",
+      `ssh -i ${OFFSITE_KEY_PATH} -o BatchMode=yes -o IdentitiesOnly=yes -o UserKnownHostsFile=/etc/dgx-storage/borg/offsite-known_hosts borg-sark@172.31.250.11 id </dev/null`,
+    );
     expect(shell.stdout).not.toMatch(/uid=/);
 
     // a compromised sark deletes its off-site history and compacts: the client sees it gone...

@@ -18,7 +18,6 @@ import { renderSysctl } from "../../components/render/sysctl";
 import type { ApplyResult, Engine, Step } from "./engine";
 import { asRoot, commandTarget, mustRoot, NVIDIA_DAEMON_JSON, ssh, stopHosts, type HostName, type TestHosts, testStackConfig, startSuite } from "./hosts";
 
-
 let hosts: TestHosts;
 let key: string;
 let engine: Engine;
@@ -52,7 +51,6 @@ docker volume ls --format 'volume {{.Name}} {{.Driver}}' | sort
 docker network ls --filter driver=overlay --format 'network {{.ID}} {{.Name}}' | sort`,
   );
 }
-
 
 function daemonJson(name: HostName): Record<string, unknown> {
   return JSON.parse(mustRoot(hosts, name, "cat /etc/docker/daemon.json")) as Record<string, unknown>;
@@ -123,7 +121,9 @@ describe("converge on the test hosts", () => {
   });
 
   it("daemon.json is merged: sark leaves storage-driver to DGX OS's -s flag, clu keeps NVIDIA's runtime keys", () => {
-    expect(rounds[0]!.sark.stdout("sark-daemon-merge")).toContain("storage-driver: already passed to dockerd as a flag in /etc/systemd/system/docker.service.d/override.conf");
+    expect(rounds[0]!.sark.stdout("sark-daemon-merge")).toContain(
+      "storage-driver: already passed to dockerd as a flag in /etc/systemd/system/docker.service.d/override.conf",
+    );
     expect(daemonJson("sark")).toEqual({ "live-restore": false, "log-driver": "json-file", "log-opts": { "max-file": "5", "max-size": "100m" } });
     expect(daemonJson("clu")).toEqual({
       ...JSON.parse(NVIDIA_DAEMON_JSON),
@@ -168,11 +168,16 @@ describe("converge on the test hosts", () => {
     expect(inspect("sark", "chromadb", "{{.State.Health.Status}} {{.HostConfig.RestartPolicy.Name}}")).toBe("healthy unless-stopped");
     expect(inspect("sark", "chromadb", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}")).toBe("optimized-swarm");
     expect(inspect("clu", "vllm", "{{.State.Health.Status}} {{.HostConfig.ShmSize}}")).toBe(`healthy ${16384 * 1024 * 1024}`);
-    expect(inspect("clu", "vllm", "{{json .HostConfig.DeviceRequests}}")).toBe('[{"Driver":"nvidia","Count":1,"DeviceIDs":null,"Capabilities":[["gpu"]],"Options":null}]');
+    expect(inspect("clu", "vllm", "{{json .HostConfig.DeviceRequests}}")).toBe(
+      '[{"Driver":"nvidia","Count":1,"DeviceIDs":null,"Capabilities":[["gpu"]],"Options":null}]',
+    );
     // dockerd's nvidia driver put the GPU into the container's environment (the stand-in hook ran)
     // (in the spec of the container's first process, not in its config: docker exec does not see it)
     expect(mustRoot(hosts, "clu", "docker exec vllm cat /proc/1/environ | tr '\\0' '\\n'")).toContain("NVIDIA_VISIBLE_DEVICES=");
-    expect(inspect("clu", "vllm", "{{range .Mounts}}{{.Type}}:{{.Destination}}:{{.RW}} {{end}}").split(" ").sort()).toEqual(["bind:/models/GLM-4.5-Air-AWQ:false", "volume:/root/.cache/huggingface:true"]);
+    expect(inspect("clu", "vllm", "{{range .Mounts}}{{.Type}}:{{.Destination}}:{{.RW}} {{end}}").split(" ").sort()).toEqual([
+      "bind:/models/GLM-4.5-Air-AWQ:false",
+      "volume:/root/.cache/huggingface:true",
+    ]);
   });
 
   it("round 2: every step is 'same', nothing runs, and nothing changes on either host", async () => {
@@ -193,7 +198,11 @@ describe("converge on the test hosts", () => {
   it("the memory service on clu reaches chromadb on sark by name over the attachable overlay network", () => {
     let body = "";
     for (let i = 0; i < 20 && !body.includes("heartbeat"); i++) {
-      body = asRoot(hosts, "clu", `docker exec memory-service python3 -c "import urllib.request; print(urllib.request.urlopen('http://chromadb:8000/api/v1/heartbeat', timeout=3).read().decode())"`).stdout;
+      body = asRoot(
+        hosts,
+        "clu",
+        `docker exec memory-service python3 -c "import urllib.request; print(urllib.request.urlopen('http://chromadb:8000/api/v1/heartbeat', timeout=3).read().decode())"`,
+      ).stdout;
       if (!body.includes("heartbeat")) mustRoot(hosts, "clu", "sleep 1");
     }
     expect(JSON.parse(body)).toHaveProperty(["nanosecond heartbeat"]);
@@ -205,7 +214,14 @@ describe("converge on the test hosts", () => {
     const pinned = { ...config, host: { ...config.host, ssh: { ...config.host.ssh, port: h.port, hostKey: h.hostKey } } };
     const opts = dockerSshOpts(pinned);
     const run = (o: string[]) =>
-      ssh({ address: h.address, port: h.port, user: "maxvamp", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBLrQgIozjqCs7hQKWbqXbleEIsOrirOHJPcW56vBRA4" }, hosts.privateKeyPath, "docker version --format '{{.Server.Version}}'", undefined, 60_000, o);
+      ssh(
+        { address: h.address, port: h.port, user: "maxvamp", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBLrQgIozjqCs7hQKWbqXbleEIsOrirOHJPcW56vBRA4" },
+        hosts.privateKeyPath,
+        "docker version --format '{{.Server.Version}}'",
+        undefined,
+        60_000,
+        o,
+      );
     const ok = run(opts);
     expect(ok.stderr).toBe("");
     expect(ok.stdout.trim()).toMatch(/^\d+\.\d+/);
@@ -220,7 +236,11 @@ describe("converge on the test hosts", () => {
     const good = mustRoot(hosts, "clu", "cat /etc/docker/daemon.json");
     // what the merge does before it writes: the previous file goes to the backups
     mustRoot(hosts, "clu", "cp -p /etc/docker/daemon.json /var/lib/dgx-storage/backups/daemon.json.29990101T000000Z.1");
-    mustRoot(hosts, "clu", `python3 -c 'import json; d=json.load(open("/etc/docker/daemon.json")); d["no-such-directive"]=True; json.dump(d, open("/etc/docker/daemon.json","w"))'`);
+    mustRoot(
+      hosts,
+      "clu",
+      `python3 -c 'import json; d=json.load(open("/etc/docker/daemon.json")); d["no-such-directive"]=True; json.dump(d, open("/etc/docker/daemon.json","w"))'`,
+    );
     const r = ssh(commandTarget(restart), hosts.privateKeyPath, String(restart!.inputs.create));
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("The previous daemon.json was restored");

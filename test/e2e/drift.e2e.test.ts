@@ -59,7 +59,11 @@ describe("host drift probe", () => {
   });
 
   it("GIVEN daemon.json, a sysctl value and a unit file edited by hand THEN exactly those three", () => {
-    mustRoot(hosts, "sark", `python3 -c 'import json; p="/etc/docker/daemon.json"; d=json.load(open(p)); d["log-opts"]["max-size"]="10m"; json.dump(d, open(p, "w"))'`);
+    mustRoot(
+      hosts,
+      "sark",
+      `python3 -c 'import json; p="/etc/docker/daemon.json"; d=json.load(open(p)); d["log-opts"]["max-size"]="10m"; json.dump(d, open(p, "w"))'`,
+    );
     mustRoot(hosts, "sark", "sysctl -q -w vm.swappiness=33");
     mustRoot(hosts, "sark", `sed -i 's/^OnUnitActiveSec=.*/OnUnitActiveSec=1h/' /etc/systemd/system/${ALERT_TIMER}`);
     const drifts = probe();

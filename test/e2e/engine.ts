@@ -136,7 +136,9 @@ export interface ApplyResult {
 export class ApplyFailed extends Error {
   constructor(readonly result: ApplyResult) {
     const bad = result.steps.filter((s) => s.status === "error" || s.status === "killed");
-    super(`${result.stack}: ${result.killed ? "killed; " : ""}${bad.length} step(s) failed:\n${bad.map((s) => `- ${s.op} ${s.name}: ${s.error ?? s.status}`).join("\n")}`);
+    super(
+      `${result.stack}: ${result.killed ? "killed; " : ""}${bad.length} step(s) failed:\n${bad.map((s) => `- ${s.op} ${s.name}: ${s.error ?? s.status}`).join("\n")}`,
+    );
   }
 }
 
@@ -195,7 +197,10 @@ export function diffFor(old: StateEntry, reg: Pick<Registration, "type" | "input
  * pkg/resource/deploy/step_generator.go: a protected resource cannot be replaced or deleted;
  * the state's flag or the program's counts).
  */
-export function planFor(old: StateEntry | undefined, reg: Pick<Registration, "type" | "inputs" | "protect" | "urn"> & { readonly forceReplace?: boolean }): Plan {
+export function planFor(
+  old: StateEntry | undefined,
+  reg: Pick<Registration, "type" | "inputs" | "protect" | "urn"> & { readonly forceReplace?: boolean },
+): Plan {
   if (!old) return { op: "create" };
   const diff: Diff = reg.forceReplace ? { kind: "replace", changed: ["--replace"], replaceKeys: ["--replace"] } : diffFor(old, reg);
   if (diff.kind === "replace" && (old.protect || reg.protect)) {
@@ -529,7 +534,14 @@ class Deployment implements RegistrationHook {
       }
       case NETWORK: {
         checkNetworkInputs(reg.inputs);
-        const i = reg.inputs as { name: string; driver?: string; attachable?: boolean; internal?: boolean; options?: Record<string, string>; labels?: { label: string; value: string }[] };
+        const i = reg.inputs as {
+          name: string;
+          driver?: string;
+          attachable?: boolean;
+          internal?: boolean;
+          options?: Record<string, string>;
+          labels?: { label: string; value: string }[];
+        };
         const api = this.docker(reg);
         // resourceDockerNetworkCreate (resource_docker_network_funcs.go lines 26-82). A taken name
         // fails: the provider's client (docker/docker v28.5.2, client/network_create.go) sets
@@ -549,7 +561,13 @@ class Deployment implements RegistrationHook {
         const id = (c.json as { Id: string }).Id;
         // the read waits for an overlay network's options (funcs.go lines 185-191)
         let inspect = await api.call("GET", `/networks/${id}`);
-        for (let n = 0; n < 30 && (inspect.json as { Scope: string; Options: object | null }).Scope === "swarm" && Object.keys((inspect.json as { Options: object | null }).Options ?? {}).length === 0; n++) {
+        for (
+          let n = 0;
+          n < 30 &&
+          (inspect.json as { Scope: string; Options: object | null }).Scope === "swarm" &&
+          Object.keys((inspect.json as { Options: object | null }).Options ?? {}).length === 0;
+          n++
+        ) {
           await sleep(1000);
           inspect = await api.call("GET", `/networks/${id}`);
         }
@@ -584,7 +602,8 @@ class Deployment implements RegistrationHook {
     const api = this.docker(reg);
     // findImage (funcs.go line 51) would pull a missing image; nothing can be pulled here
     const img = await api.call("GET", `/images/${encodeURIComponent(String(reg.inputs.image))}/json`);
-    if (img.status !== 200) throw new Error(`Unable to create container with image ${String(reg.inputs.image)}: not on the host, and the test hosts cannot pull`);
+    if (img.status !== 200)
+      throw new Error(`Unable to create container with image ${String(reg.inputs.image)}: not on the host, and the test hosts cannot pull`);
     // ContainerCreate with the name (funcs.go line 456): Docker answers 409 Conflict for a taken
     // name, and the step fails with nothing recorded
     const c = await api.call("POST", `/containers/create?name=${encodeURIComponent(req.name)}`, req.body);
@@ -596,9 +615,13 @@ class Deployment implements RegistrationHook {
     try {
       if (req.networks.length > 0) {
         const dis = await api.call("POST", "/networks/bridge/disconnect", { Container: id, Force: false });
-        if (dis.status !== 200 && !/is not connected to the network bridge/.test(dis.text)) throw new Error(`Unable to disconnect the default network: ${dis.text.trim()}`);
+        if (dis.status !== 200 && !/is not connected to the network bridge/.test(dis.text))
+          throw new Error(`Unable to disconnect the default network: ${dis.text.trim()}`);
         for (const n of req.networks) {
-          const con = await api.call("POST", `/networks/${encodeURIComponent(n.name)}/connect`, { Container: id, EndpointConfig: { Aliases: n.aliases, IPAMConfig: {} } });
+          const con = await api.call("POST", `/networks/${encodeURIComponent(n.name)}/connect`, {
+            Container: id,
+            EndpointConfig: { Aliases: n.aliases, IPAMConfig: {} },
+          });
           if (con.status !== 200) throw new Error(`Unable to connect to network '${n.name}': ${con.text.trim()}`);
         }
       }

@@ -74,7 +74,11 @@ const vllmUrl = () => `http://${boundAddress("clu", "vllm")}:8000/v1/models`;
 /** What the probers watch: a client of each service (published ports) and the memory service from inside. */
 const PROBES: Record<HostName, () => string[]> = {
   sark: () => [`chromadb=${chromaUrl()}`],
-  clu: () => ["memory-service=exec:memory-service|memory-service-pre-dgx-storage:http://127.0.0.1:8080/health", "memory-records=remember:memory-service|memory-service-pre-dgx-storage", `vllm=${vllmUrl()}`],
+  clu: () => [
+    "memory-service=exec:memory-service|memory-service-pre-dgx-storage:http://127.0.0.1:8080/health",
+    "memory-records=remember:memory-service|memory-service-pre-dgx-storage",
+    `vllm=${vllmUrl()}`,
+  ],
 };
 
 let hosts: TestHosts;
@@ -125,7 +129,16 @@ function rehearsalConfig(name: HostName): Record<string, unknown> {
   if (name === "sark") {
     return {
       ...c,
-      migrations: [{ name: "chromadb", service: "chromadb", source: "/home/maxvamp/chromadb-data", destination: "/data/enhanced/chromadb", healthTimeout: 60, snapshot: "borg" }],
+      migrations: [
+        {
+          name: "chromadb",
+          service: "chromadb",
+          source: "/home/maxvamp/chromadb-data",
+          destination: "/data/enhanced/chromadb",
+          healthTimeout: 60,
+          snapshot: "borg",
+        },
+      ],
       backup: {
         ...backup,
         repository: { path: "/mnt/borg-backup", name: "sark" },
@@ -137,7 +150,16 @@ function rehearsalConfig(name: HostName): Record<string, unknown> {
   }
   return {
     ...c,
-    migrations: [{ name: "memory-service", service: "memory-service", source: "/home/maxvamp/memory-data", destination: "/data/enhanced/memory-service", healthTimeout: 60, snapshot: "borg" }],
+    migrations: [
+      {
+        name: "memory-service",
+        service: "memory-service",
+        source: "/home/maxvamp/memory-data",
+        destination: "/data/enhanced/memory-service",
+        healthTimeout: 60,
+        snapshot: "borg",
+      },
+    ],
   };
 }
 
@@ -147,7 +169,12 @@ const apply = (name: HostName, extra: Partial<Parameters<Engine["up"]>[0]> = {})
 
 function startProbes(name: HostName): void {
   on(name, "cat > /usr/local/bin/e2e-prober.py && rm -f /var/tmp/probe.log", PROBER);
-  on(name, `systemd-run --unit e2e-prober python3 /usr/local/bin/e2e-prober.py --interval 0.2 --log /var/tmp/probe.log ${PROBES[name]().map((p) => `'${p}'`).join(" ")}`);
+  on(
+    name,
+    `systemd-run --unit e2e-prober python3 /usr/local/bin/e2e-prober.py --interval 0.2 --log /var/tmp/probe.log ${PROBES[name]()
+      .map((p) => `'${p}'`)
+      .join(" ")}`,
+  );
 }
 
 interface ProbeLine {
@@ -217,16 +244,24 @@ describe("the first apply on the servers as they run today", () => {
   });
 
   it("every service runs healthy in this project's container, on its new data", () => {
-    const inspect = (name: HostName, c: string) => on(name, `docker inspect -f '{{index .Config.Labels "managed-by"}} {{.State.Running}} {{if .State.Health}}{{.State.Health.Status}}{{end}} {{range .Mounts}}{{.Source}}:{{.Destination}} {{end}}' ${c}`).trim();
+    const inspect = (name: HostName, c: string) =>
+      on(
+        name,
+        `docker inspect -f '{{index .Config.Labels "managed-by"}} {{.State.Running}} {{if .State.Health}}{{.State.Health.Status}}{{end}} {{range .Mounts}}{{.Source}}:{{.Destination}} {{end}}' ${c}`,
+      ).trim();
     expect(inspect("sark", "chromadb")).toBe("dgx-storage true healthy /data/enhanced/chromadb:/chroma/chroma");
     expect(inspect("clu", "memory-service")).toMatch(/^dgx-storage true +\/data\/enhanced\/memory-service:\/app\/data$/);
     expect(inspect("clu", "vllm")).toMatch(/^dgx-storage true healthy /);
     // the GPU request reached the engine (no GPU is attached here: test/hosts/README.md)
-    expect(clu("docker inspect -f '{{json .HostConfig.DeviceRequests}}' vllm").trim()).toBe('[{"Driver":"nvidia","Count":1,"DeviceIDs":null,"Capabilities":[["gpu"]],"Options":null}]');
+    expect(clu("docker inspect -f '{{json .HostConfig.DeviceRequests}}' vllm").trim()).toBe(
+      '[{"Driver":"nvidia","Count":1,"DeviceIDs":null,"Capabilities":[["gpu"]],"Options":null}]',
+    );
   });
 
   it("no committed row is lost: every row of the old database is in the new one, and the writer goes on", () => {
-    const missing = sark("sqlite3 /data/enhanced/chromadb/chroma.sqlite3 \"ATTACH 'file:/home/maxvamp/chromadb-data/chroma.sqlite3?immutable=1' AS s; SELECT count(*) FROM s.t WHERE id NOT IN (SELECT id FROM main.t)\"").trim();
+    const missing = sark(
+      "sqlite3 /data/enhanced/chromadb/chroma.sqlite3 \"ATTACH 'file:/home/maxvamp/chromadb-data/chroma.sqlite3?immutable=1' AS s; SELECT count(*) FROM s.t WHERE id NOT IN (SELECT id FROM main.t)\"",
+    ).trim();
     expect(missing).toBe("0");
     // the source is a read-only bind mount now (SQLite cannot make its -shm there): read it immutable
     const old = Number(sark("sqlite3 'file:/home/maxvamp/chromadb-data/chroma.sqlite3?immutable=1' 'SELECT count(*) FROM t'"));
@@ -244,11 +279,29 @@ describe("the first apply on the servers as they run today", () => {
 
   it("each service was down only for its migration's downtime and the switch, not the whole apply (printed)", () => {
     const rows = [
-      { service: "chromadb", down: downtime(probes.sark!, "chromadb"), migration: migrationDowntime(first.sark!, "sark-chromadb-migrate-chromadb-run"), apply: first.sark!.steps.at(-1)!.end / 1000 },
-      { service: "memory-service", down: downtime(probes.clu!, "memory-service"), migration: migrationDowntime(first.clu!, "clu-memory-service-migrate-memory-service-run"), apply: first.clu!.steps.at(-1)!.end / 1000 },
+      {
+        service: "chromadb",
+        down: downtime(probes.sark!, "chromadb"),
+        migration: migrationDowntime(first.sark!, "sark-chromadb-migrate-chromadb-run"),
+        apply: first.sark!.steps.at(-1)!.end / 1000,
+      },
+      {
+        service: "memory-service",
+        down: downtime(probes.clu!, "memory-service"),
+        migration: migrationDowntime(first.clu!, "clu-memory-service-migrate-memory-service-run"),
+        apply: first.clu!.steps.at(-1)!.end / 1000,
+      },
       { service: "vllm", down: downtime(probes.clu!, "vllm"), migration: 0, apply: first.clu!.steps.at(-1)!.end / 1000 },
     ];
-    console.log(["service         down (s)  migration downtime (s)  whole apply (s)", ...rows.map((r) => `${r.service.padEnd(16)}${r.down.toFixed(1).padStart(8)}  ${String(Number.isNaN(r.migration) ? "-" : r.migration.toFixed(1)).padStart(22)}  ${r.apply.toFixed(1).padStart(15)}`)].join("\n"));
+    console.log(
+      [
+        "service         down (s)  migration downtime (s)  whole apply (s)",
+        ...rows.map(
+          (r) =>
+            `${r.service.padEnd(16)}${r.down.toFixed(1).padStart(8)}  ${String(Number.isNaN(r.migration) ? "-" : r.migration.toFixed(1)).padStart(22)}  ${r.apply.toFixed(1).padStart(15)}`,
+        ),
+      ].join("\n"),
+    );
     for (const r of rows) {
       expect(r.down, r.service).toBeLessThan(Infinity);
       // the switch adds a stop and a health wait: at most 20 s beyond the migration's own downtime
@@ -258,8 +311,17 @@ describe("the first apply on the servers as they run today", () => {
   });
 
   it("the old containers are kept stopped and renamed, restart policy no; the compose files cannot start them again", () => {
-    for (const [name, c] of [["sark", "chromadb"], ["clu", "memory-service"], ["clu", "vllm"]] as const) {
-      expect(on(name, `docker inspect -f '{{.State.Running}} {{.HostConfig.RestartPolicy.Name}} {{index .Config.Labels "com.docker.compose.project"}}' ${c}-pre-dgx-storage`).trim()).toBe("false no dgx");
+    for (const [name, c] of [
+      ["sark", "chromadb"],
+      ["clu", "memory-service"],
+      ["clu", "vllm"],
+    ] as const) {
+      expect(
+        on(
+          name,
+          `docker inspect -f '{{.State.Running}} {{.HostConfig.RestartPolicy.Name}} {{index .Config.Labels "com.docker.compose.project"}}' ${c}-pre-dgx-storage`,
+        ).trim(),
+      ).toBe("false no dgx");
     }
     for (const name of ["sark", "clu"] as const) {
       expect(on(name, "ls /home/maxvamp/dgx").trim().split("\n")).toEqual(["docker-compose.yml.pre-dgx-storage"]);
@@ -267,12 +329,16 @@ describe("the first apply on the servers as they run today", () => {
       expect(up.code).not.toBe(0);
       expect(up.stdout + up.stderr).toMatch(/Can't find a suitable configuration file/);
     }
-    expect(first.sark!.stdout("sark-chromadb-adopt")).toContain("chromadb-pre-dgx-storage belongs to the docker compose project 'dgx' (/home/maxvamp/dgx/docker-compose.yml)");
+    expect(first.sark!.stdout("sark-chromadb-adopt")).toContain(
+      "chromadb-pre-dgx-storage belongs to the docker compose project 'dgx' (/home/maxvamp/dgx/docker-compose.yml)",
+    );
   });
 
   it("the hand-made borg job is reported, with its passphrase in clear; it is left running (existingJobs: report)", () => {
     // line 4: crontab(1) writes its three "DO NOT EDIT" comment lines first
-    expect(first.sark!.run.exports.existingBackupJobs).toEqual(["/var/spool/cron/crontabs/root line 4: 0 2 * * * /home/maxvamp/borg-daily.sh (the borg passphrase is in clear in /home/maxvamp/borg-daily.sh)"]);
+    expect(first.sark!.run.exports.existingBackupJobs).toEqual([
+      "/var/spool/cron/crontabs/root line 4: 0 2 * * * /home/maxvamp/borg-daily.sh (the borg passphrase is in clear in /home/maxvamp/borg-daily.sh)",
+    ]);
     expect(first.sark!.stderr("sark-backup-existing-jobs")).toContain("backup.existingJobs: disable");
     expect(sark("crontab -l")).toBe("0 2 * * * /home/maxvamp/borg-daily.sh\n");
     // the migration's archive went into the repository made by hand, with the stack's passphrase
@@ -292,7 +358,10 @@ describe("the first apply on the servers as they run today", () => {
     const services = structuredClone(config.services) as Record<string, Record<string, unknown>>;
     services.vllm!.env = { ...(services.vllm!.env as Record<string, string> | undefined), VLLM_LOGGING_LEVEL: "DEBUG" };
     const r = await engine.up({ stack: "test-clu", config: { ...config, services }, secrets: secrets() });
-    const changed = r.steps.filter((s) => s.op !== "same" && s.op !== "read").map((s) => `${s.op} ${s.name}`).sort();
+    const changed = r.steps
+      .filter((s) => s.op !== "same" && s.op !== "read")
+      .map((s) => `${s.op} ${s.name}`)
+      .sort();
     // the adopt command is replaced create-first (its delete-replaced step has nothing to run); the
     // container delete-first, which for a retainOnDelete resource only forgets the old one
     expect(changed).toEqual(["delete clu-vllm-adopt", "replace clu-vllm-adopt", "replace clu-vllm-container", "update clu-vllm-switch"].sort());
@@ -301,7 +370,9 @@ describe("the first apply on the servers as they run today", () => {
     // the running predecessor was renamed across the overlay (moby/moby#42351), then stopped by the switch
     expect(r.stdout("clu-vllm-adopt")).toContain("renamed vllm");
     expect(r.stdout("clu-vllm-adopt")).toContain("left and rejoined 1 swarm-scoped network(s) for the rename");
-    expect(clu("docker inspect -f '{{.State.Running}} {{.HostConfig.RestartPolicy.Name}} {{index .Config.Labels \"managed-by\"}}' vllm-previous").trim()).toBe("false no dgx-storage");
+    expect(clu("docker inspect -f '{{.State.Running}} {{.HostConfig.RestartPolicy.Name}} {{index .Config.Labels \"managed-by\"}}' vllm-previous").trim()).toBe(
+      "false no dgx-storage",
+    );
     expect(clu("docker inspect -f '{{.State.Running}}' memory-service").trim()).toBe("true");
   });
 });
@@ -314,19 +385,31 @@ describe("faults of the first apply: each leaves every service running on whole 
   });
 
   it("GIVEN a volume with the plan's name but other options THEN a clear error and nothing on the host changed", async () => {
-    sark("docker volume rm chroma-persistent && mkdir -p /data/elsewhere && docker volume create --name chroma-persistent --opt type=none --opt device=/data/elsewhere --opt o=bind >/dev/null");
-    const before = sark("cat /etc/docker/daemon.json 2>/dev/null; docker ps -a --format '{{.Names}} {{.Status}}' | sed -E 's/Up [^(]*/Up/' | sort; ls /etc/systemd/system /var/lib/dgx-storage 2>&1; true");
+    sark(
+      "docker volume rm chroma-persistent && mkdir -p /data/elsewhere && docker volume create --name chroma-persistent --opt type=none --opt device=/data/elsewhere --opt o=bind >/dev/null",
+    );
+    const before = sark(
+      "cat /etc/docker/daemon.json 2>/dev/null; docker ps -a --format '{{.Names}} {{.Status}}' | sed -E 's/Up [^(]*/Up/' | sort; ls /etc/systemd/system /var/lib/dgx-storage 2>&1; true",
+    );
     const err = await apply("sark").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApplyFailed);
     const r = (err as ApplyFailed).result;
     expect(r.step("sark-preflight").status).toBe("error");
-    expect(r.step("sark-preflight").error).toContain("volume chroma-persistent exists with driver local and options 'device=/data/elsewhere;o=bind;type=none;'");
+    expect(r.step("sark-preflight").error).toContain(
+      "volume chroma-persistent exists with driver local and options 'device=/data/elsewhere;o=bind;type=none;'",
+    );
     expect(r.step("sark-preflight").error).toContain("nothing was changed");
     // no resource was created or changed (the components themselves are only registrations)
     expect(r.steps.filter((s) => s.status === "ok" && s.op !== "read" && !s.type.startsWith("dgx-storage:")).map((s) => s.name)).toEqual([]);
-    expect(sark("cat /etc/docker/daemon.json 2>/dev/null; docker ps -a --format '{{.Names}} {{.Status}}' | sed -E 's/Up [^(]*/Up/' | sort; ls /etc/systemd/system /var/lib/dgx-storage 2>&1; true")).toBe(before);
+    expect(
+      sark(
+        "cat /etc/docker/daemon.json 2>/dev/null; docker ps -a --format '{{.Names}} {{.Status}}' | sed -E 's/Up [^(]*/Up/' | sort; ls /etc/systemd/system /var/lib/dgx-storage 2>&1; true",
+      ),
+    ).toBe(before);
     // put it right, as the operator would: the next apply goes through
-    sark("docker volume rm chroma-persistent && docker volume create --name chroma-persistent --opt type=none --opt device=/data/chroma --opt o=bind >/dev/null");
+    sark(
+      "docker volume rm chroma-persistent && docker volume create --name chroma-persistent --opt type=none --opt device=/data/chroma --opt o=bind >/dev/null",
+    );
   });
 
   it("GIVEN the apply killed during the migration's downtime THEN the service runs, and the next apply resumes and loses nothing", async () => {
@@ -345,7 +428,9 @@ describe("faults of the first apply: each leaves every service running on whole 
     const lines = stopProbes("sark");
     expect(again.step("sark-chromadb-switch").status).toBe("ok");
     expect(sark("docker inspect -f '{{index .Config.Labels \"managed-by\"}} {{.State.Health.Status}}' chromadb").trim()).toBe("dgx-storage healthy");
-    const missing = sark("sqlite3 /data/enhanced/chromadb/chroma.sqlite3 \"ATTACH 'file:/home/maxvamp/chromadb-data/chroma.sqlite3?immutable=1' AS s; SELECT count(*) FROM s.t WHERE id NOT IN (SELECT id FROM main.t)\"").trim();
+    const missing = sark(
+      "sqlite3 /data/enhanced/chromadb/chroma.sqlite3 \"ATTACH 'file:/home/maxvamp/chromadb-data/chroma.sqlite3?immutable=1' AS s; SELECT count(*) FROM s.t WHERE id NOT IN (SELECT id FROM main.t)\"",
+    ).trim();
     expect(missing).toBe("0");
     expect(downtime(lines, "chromadb")).toBeLessThan(Infinity);
   });
@@ -364,7 +449,9 @@ describe("faults of the first apply: each leaves every service running on whole 
     expect(r.step("clu-vllm-switch").status).toBe("error");
     expect(r.step("clu-vllm-switch").error).toContain("did not become healthy within 20 s");
     // the old one: its name, its restart policy, running, answering
-    expect(clu("docker inspect -f '{{index .Config.Labels \"com.docker.compose.project\"}} {{.HostConfig.RestartPolicy.Name}} {{.State.Running}}' vllm").trim()).toBe("dgx always true");
+    expect(
+      clu("docker inspect -f '{{index .Config.Labels \"com.docker.compose.project\"}} {{.HostConfig.RestartPolicy.Name}} {{.State.Running}}' vllm").trim(),
+    ).toBe("dgx always true");
     clu(`python3 -c \"import urllib.request; urllib.request.urlopen('${vllmUrl()}')\"`);
     expect(clu("docker inspect -f '{{.State.Running}} {{index .Config.Labels \"managed-by\"}}' vllm-unhealthy").trim()).toBe("false dgx-storage");
     // the compose file is still there: the project was not taken over

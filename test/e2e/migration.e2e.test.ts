@@ -120,7 +120,14 @@ afterAll(() => {
 
 describe("data migration on a test host", () => {
   it("moves a live SQLite writer's data: nothing committed is lost, integrity ok, source read-only, re-runs change nothing", async () => {
-    const c: Case = { name: "chromadb", container: "chromadb", source: "/home/maxvamp/chromadb-data", destination: "/data/enhanced/chromadb", target: "/chroma/chroma", command: ["standin", "chroma"] };
+    const c: Case = {
+      name: "chromadb",
+      container: "chromadb",
+      source: "/home/maxvamp/chromadb-data",
+      destination: "/data/enhanced/chromadb",
+      target: "/chroma/chroma",
+      command: ["standin", "chroma"],
+    };
     // a fidelity tree beside the database: hard links, symlinks, xattrs, ACLs, setuid, foreign owner, FIFO, sparse, empty
     sark(`set -e
 mkdir -p ${c.source}/a/b/c && cd ${c.source}
@@ -156,7 +163,9 @@ mkfifo fifo && truncate -s 64M sparse && setfattr -n user.origin -v sark a/file.
     // every committed row of the source (its final state, the writer stopped) is in the destination;
     // the source is read-only by now (finalize ran), so it is opened immutable (no -shm to create)
     const src = `file:${c.source}/chroma.sqlite3?immutable=1`;
-    const missing = sark(`sqlite3 ${c.destination}/chroma.sqlite3 "ATTACH '${src}' AS s; SELECT count(*) FROM s.t WHERE id NOT IN (SELECT id FROM main.t)"`).trim();
+    const missing = sark(
+      `sqlite3 ${c.destination}/chroma.sqlite3 "ATTACH '${src}' AS s; SELECT count(*) FROM s.t WHERE id NOT IN (SELECT id FROM main.t)"`,
+    ).trim();
     expect(missing).toBe("0");
     expect(sark(`sqlite3 ${c.destination}/chroma.sqlite3 'PRAGMA integrity_check'`).trim()).toBe("ok");
     const rows = Number(sark(`sqlite3 '${src}' 'SELECT count(*) FROM t'`));
@@ -234,7 +243,15 @@ truncate -s 20M /var/tmp/small.img && mkfs.ext4 -q -F /var/tmp/small.img && moun
   });
 
   it("GIVEN the service unhealthy on the destination THEN it is brought back on the untouched source and the apply fails", async () => {
-    const c0: Case = { name: "unhealthy", container: "healthsvc", source: "/srv/health-src", destination: "/mnt/other/data", target: "/data", mount: "/mnt/other", healthTimeout: 30 };
+    const c0: Case = {
+      name: "unhealthy",
+      container: "healthsvc",
+      source: "/srv/health-src",
+      destination: "/mnt/other/data",
+      target: "/data",
+      mount: "/mnt/other",
+      healthTimeout: 30,
+    };
     sark(`set -e
 mkdir -p ${c0.source} /mnt/other && echo payload > ${c0.source}/file.txt
 truncate -s 64M /var/tmp/other.img && mkfs.ext4 -q -F /var/tmp/other.img && mount -o loop /var/tmp/other.img /mnt/other`);

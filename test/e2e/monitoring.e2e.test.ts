@@ -16,7 +16,21 @@ import { scriptCommand } from "../../components/render/command";
 import { SMARTD_ALERT_HOOK } from "../../components/render/monitoring";
 import { renderSmartdConf } from "../../components/render/smartd";
 import type { ApplyResult, Engine } from "./engine";
-import { addOperator, engineFor, installedFiles, mustRoot, ssh, startHosts, startWebhookReceiver, stopHosts, type HostName, type TestHosts, testStackConfig, WEBHOOK_RECEIVER_URL, type WebhookReceiver } from "./hosts";
+import {
+  addOperator,
+  engineFor,
+  installedFiles,
+  mustRoot,
+  ssh,
+  startHosts,
+  startWebhookReceiver,
+  stopHosts,
+  type HostName,
+  type TestHosts,
+  testStackConfig,
+  WEBHOOK_RECEIVER_URL,
+  type WebhookReceiver,
+} from "./hosts";
 
 const WEBHOOK = `${WEBHOOK_RECEIVER_URL}/alerts/e2e-secret-token`;
 const ALERT_MOUNT = "/mnt/alert-test";
@@ -30,7 +44,11 @@ const rounds: Record<HostName, ApplyResult>[] = [];
 const started = Date.now();
 
 const apply = (name: HostName) =>
-  engine.up({ stack: `test-${name}`, config: testStackConfig(hosts, name), secrets: { sshPrivateKey: key, ...(name === "sark" ? { alertWebhook: WEBHOOK } : {}) } });
+  engine.up({
+    stack: `test-${name}`,
+    config: testStackConfig(hosts, name),
+    secrets: { sshPrivateKey: key, ...(name === "sark" ? { alertWebhook: WEBHOOK } : {}) },
+  });
 
 async function converge(): Promise<void> {
   const sark = await apply("sark");
@@ -63,7 +81,11 @@ beforeAll(() => {
   addOperator(hosts, "sark");
   addOperator(hosts, "clu");
   // the usage alert's filesystem: a small ext4 on a loop device (monitoring.mounts of test-sark)
-  mustRoot(hosts, "sark", `set -e; mkdir -p ${ALERT_MOUNT}; truncate -s 64M /var/tmp/alert-test.img; mkfs.ext4 -q -F /var/tmp/alert-test.img; mount -o loop /var/tmp/alert-test.img ${ALERT_MOUNT}`);
+  mustRoot(
+    hosts,
+    "sark",
+    `set -e; mkdir -p ${ALERT_MOUNT}; truncate -s 64M /var/tmp/alert-test.img; mkfs.ext4 -q -F /var/tmp/alert-test.img; mount -o loop /var/tmp/alert-test.img ${ALERT_MOUNT}`,
+  );
   // the webhook receiver: appends each POST body to a file (what ntfy or healthchecks would get)
   receiver = startWebhookReceiver(hosts, "sark");
 });
@@ -98,10 +120,16 @@ describe("monitoring on the test hosts", () => {
   });
 
   it("fstrim: the one-off command explains a filesystem without discard, trims a real one, and fstrim.timer is enabled", () => {
-    expect(result(0, "sark-monitoring-fstrim").stdout).toMatch(/^fstrim-once: \/run: not trimmed, its filesystem or device does not support discard \(fstrim: .+\)$/);
+    expect(result(0, "sark-monitoring-fstrim").stdout).toMatch(
+      /^fstrim-once: \/run: not trimmed, its filesystem or device does not support discard \(fstrim: .+\)$/,
+    );
     // the same script on the loop-mounted ext4, as the command would run it
     const h = hosts.hosts.sark;
-    const r = ssh({ address: h.address, port: h.port, user: "maxvamp", hostKey: h.hostKey }, hosts.privateKeyPath, scriptCommand("fstrim-once", [ALERT_MOUNT], { sudo: true }));
+    const r = ssh(
+      { address: h.address, port: h.port, user: "maxvamp", hostKey: h.hostKey },
+      hosts.privateKeyPath,
+      scriptCommand("fstrim-once", [ALERT_MOUNT], { sudo: true }),
+    );
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^fstrim-once: \/mnt\/alert-test: [\d.]+ [KMG]?i?B \(\d+ bytes\) trimmed/);
     for (const name of ["sark", "clu"] as const) {
@@ -114,10 +142,14 @@ describe("monitoring on the test hosts", () => {
     expect(r.stderr).toContain("the configuration parses, but smartd cannot monitor its devices");
     expect(r.stdout).toContain(`${SMARTD_CONF} changed`);
     expect(r.stdout).toContain("smartd not (re)started: none of the configured devices is present on sark");
-    expect(mustRoot(hosts, "sark", `cat ${SMARTD_CONF}`)).toBe(renderSmartdConf({ devices: [{ path: "/dev/nvme0n1" }], alertExec: SMARTD_ALERT_HOOK, temperatureCriticalC: 70 }));
+    expect(mustRoot(hosts, "sark", `cat ${SMARTD_CONF}`)).toBe(
+      renderSmartdConf({ devices: [{ path: "/dev/nvme0n1" }], alertExec: SMARTD_ALERT_HOOK, temperatureCriticalC: 70 }),
+    );
     // and the reason smartd would not run here anyway: Debian's unit refuses virtualised hosts
     // (ConditionVirtualization=no, checked when the enabled unit was started at boot)
-    expect(mustRoot(hosts, "sark", "systemctl show -p ConditionResult --value smartmontools.service; systemd-detect-virt -c || true").trim().split("\n")[0]).toBe("no");
+    expect(
+      mustRoot(hosts, "sark", "systemctl show -p ConditionResult --value smartmontools.service; systemd-detect-virt -c || true").trim().split("\n")[0],
+    ).toBe("no");
   });
 
   it("the alert timer is listed with a next run", () => {
@@ -141,7 +173,9 @@ describe("monitoring on the test hosts", () => {
   it("the storage alert stays quiet below 80% and fires above it: journal (tag storage-alert) and webhook", () => {
     const quiet = runAlertCheck();
     expect(quiet).not.toMatch(/disk usage on sark at \/mnt\/alert-test/);
-    expect(mustRoot(hosts, "sark", "journalctl -u dgx-storage-alert.service -o cat --no-pager -n 20")).toMatch(/2 mounts, 1 containers, 1 IOPS targets checked/);
+    expect(mustRoot(hosts, "sark", "journalctl -u dgx-storage-alert.service -o cat --no-pager -n 20")).toMatch(
+      /2 mounts, 1 containers, 1 IOPS targets checked/,
+    );
     // 85% of the space the data can have (used + available, as df's Use%)
     const [used, avail] = mustRoot(hosts, "sark", `df -P -B1 ${ALERT_MOUNT} | tail -1`).trim().split(/\s+/).slice(2, 4).map(Number);
     const fill = Math.ceil(0.85 * (used! + avail!) - used!);
@@ -149,7 +183,9 @@ describe("monitoring on the test hosts", () => {
     const fired = runAlertCheck();
     const line = fired.split("\n").find((l) => l.includes(`disk usage on sark at ${ALERT_MOUNT}`));
     expect(line).toMatch(/^warning: disk usage on sark at \/mnt\/alert-test: 8[5-6]\.\d% used \(.+ of .+\), threshold 80%$/);
-    expect(mustRoot(hosts, "sark", `journalctl -t storage-alert -p warning..warning -o cat --no-pager | grep -c 'at ${ALERT_MOUNT}' || true`).trim()).not.toBe("0");
+    expect(mustRoot(hosts, "sark", `journalctl -t storage-alert -p warning..warning -o cat --no-pager | grep -c 'at ${ALERT_MOUNT}' || true`).trim()).not.toBe(
+      "0",
+    );
     expect(receiver.received()).toMatch(/^\/alerts\/e2e-secret-token .*disk usage on sark at \/mnt\/alert-test.*threshold 80%/m);
     // below the threshold again: no usage alert, and the webhook hears "resolved" once
     mustRoot(hosts, "sark", `rm -f ${ALERT_MOUNT}/fill && sync`);

@@ -285,7 +285,13 @@ export function checkNetworkInputs(inputs: Inputs): void {
 }
 
 /** The state resourceDockerVolumeRead sets (resource_docker_volume.go lines 308-312), from VolumeInspect. */
-export function volumeState(inspect: { Name: string; Driver: string; Options: Record<string, string> | null; Labels: Record<string, string> | null; Mountpoint: string }): Inputs {
+export function volumeState(inspect: {
+  Name: string;
+  Driver: string;
+  Options: Record<string, string> | null;
+  Labels: Record<string, string> | null;
+  Mountpoint: string;
+}): Inputs {
   return {
     name: inspect.Name,
     driver: inspect.Driver,
@@ -311,7 +317,16 @@ export function diffVolume(state: Inputs, news: Inputs): Diff {
 }
 
 /** The state resourceDockerNetworkReadRefreshFunc sets (resource_docker_network_funcs.go lines 175-196). */
-export function networkState(inspect: { Id: string; Name: string; Driver: string; Attachable: boolean; Internal: boolean; Scope: string; Options: Record<string, string> | null; Labels: Record<string, string> | null }): Inputs {
+export function networkState(inspect: {
+  Id: string;
+  Name: string;
+  Driver: string;
+  Attachable: boolean;
+  Internal: boolean;
+  Scope: string;
+  Options: Record<string, string> | null;
+  Labels: Record<string, string> | null;
+}): Inputs {
   return {
     name: inspect.Name,
     driver: inspect.Driver,
@@ -348,7 +363,9 @@ function labelSet(labels: Record<string, string> | null): { label: string; value
 function refuseUnknown(what: string, inputs: Inputs, known: ReadonlySet<string>): void {
   const unknown = Object.keys(inputs).filter((k) => !known.has(k) && !k.startsWith("__"));
   if (unknown.length > 0) {
-    throw new Error(`${what}: the e2e engine does not translate the input(s) ${unknown.join(", ")}; teach test/e2e/providers.ts what the provider does with them before using them`);
+    throw new Error(
+      `${what}: the e2e engine does not translate the input(s) ${unknown.join(", ")}; teach test/e2e/providers.ts what the provider does with them before using them`,
+    );
   }
 }
 
@@ -376,7 +393,11 @@ export class Processes {
       child.on("close", (code, signal) => {
         clearTimeout(timer);
         this.running.delete(child);
-        resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") + (signal ? `\n(ssh ended by ${signal})` : "") });
+        resolve({
+          code: code ?? -1,
+          stdout: Buffer.concat(out).toString("utf8"),
+          stderr: Buffer.concat(err).toString("utf8") + (signal ? `\n(ssh ended by ${signal})` : ""),
+        });
       });
     });
   }
@@ -434,30 +455,51 @@ export interface Connection {
  * newline removed (lines 103-106); a failure is `<err>: running "<cmd>":\n<stdout+stderr>` (line
  * 101), and leaves the outputs as they were.
  */
-export async function runRemoteCommand(procs: Processes, workdir: string, conn: Connection, command: string, stdin: string | undefined): Promise<{ ok: boolean; stdout: string; stderr: string; error?: string }> {
+export async function runRemoteCommand(
+  procs: Processes,
+  workdir: string,
+  conn: Connection,
+  command: string,
+  stdin: string | undefined,
+): Promise<{ ok: boolean; stdout: string; stderr: string; error?: string }> {
   assertLoopback(conn.host);
   if (!conn.privateKey) throw new Error("connection.privateKey is required here (the engine has no ssh agent)");
   const port = conn.port ?? 22;
   const knownHosts = writeOnce(path.join(workdir, `engine-known_hosts.${port}`), `[${conn.host}]:${port} ${conn.hostKey ?? ""}\n`, 0o644);
   const r = await procs.run(
     [
-      "-F", "/dev/null",
-      "-i", keyFile(workdir, conn.privateKey),
-      "-o", "IdentitiesOnly=yes",
-      "-o", `UserKnownHostsFile=${knownHosts}`,
-      "-o", "StrictHostKeyChecking=yes",
-      "-o", "BatchMode=yes",
-      "-o", "ConnectTimeout=10",
-      "-o", "LogLevel=ERROR",
+      "-F",
+      "/dev/null",
+      "-i",
+      keyFile(workdir, conn.privateKey),
+      "-o",
+      "IdentitiesOnly=yes",
+      "-o",
+      `UserKnownHostsFile=${knownHosts}`,
+      "-o",
+      "StrictHostKeyChecking=yes",
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "ConnectTimeout=10",
+      "-o",
+      "LogLevel=ERROR",
       ...multiplex(workdir),
-      "-p", String(port),
+      "-p",
+      String(port),
       `${conn.user ?? "root"}@${conn.host}`,
       command,
     ],
     stdin ?? "",
   );
   const trim = (s: string) => (s.endsWith("\n") ? s.slice(0, -1) : s);
-  if (r.code !== 0) return { ok: false, stdout: r.stdout, stderr: r.stderr, error: `Process exited with status ${r.code}: running ${JSON.stringify(command.slice(0, 200))}:\n${r.stdout}${r.stderr}` };
+  if (r.code !== 0)
+    return {
+      ok: false,
+      stdout: r.stdout,
+      stderr: r.stderr,
+      error: `Process exited with status ${r.code}: running ${JSON.stringify(command.slice(0, 200))}:\n${r.stdout}${r.stderr}`,
+    };
   return { ok: true, stdout: trim(r.stdout), stderr: trim(r.stderr) };
 }
 
@@ -482,7 +524,23 @@ export class DockerApi {
     // a provider's inputs reach the engine as strings, lists JSON-encoded (provider config)
     const raw = providerInputs.sshOpts;
     const opts = (typeof raw === "string" ? (JSON.parse(raw) as string[]) : (raw as string[] | undefined)) ?? [];
-    return new DockerApi(procs, ["-F", "/dev/null", "-i", keyPath, "-o", "IdentitiesOnly=yes", ...opts, "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", ...multiplex(workdir), "-p", m[3]!, `${m[1]}@${m[2]}`]);
+    return new DockerApi(procs, [
+      "-F",
+      "/dev/null",
+      "-i",
+      keyPath,
+      "-o",
+      "IdentitiesOnly=yes",
+      ...opts,
+      "-o",
+      "ConnectTimeout=10",
+      "-o",
+      "LogLevel=ERROR",
+      ...multiplex(workdir),
+      "-p",
+      m[3]!,
+      `${m[1]}@${m[2]}`,
+    ]);
   }
 
   /** One request; `path` without the version prefix. */
@@ -493,7 +551,11 @@ export class DockerApi {
     }
     const prefix = this.version ? `/v${this.version}` : "";
     const script = `import base64;exec(base64.b64decode('${Buffer.from(DOCKER_API_PY).toString("base64")}'))`;
-    const r = await this.procs.run([...this.sshArgs, `python3 -c "${script}" ${method} '${prefix}${apiPath}'`], body === undefined ? "" : JSON.stringify(body), 10 * 60_000);
+    const r = await this.procs.run(
+      [...this.sshArgs, `python3 -c "${script}" ${method} '${prefix}${apiPath}'`],
+      body === undefined ? "" : JSON.stringify(body),
+      10 * 60_000,
+    );
     if (r.code !== 0) throw new Error(`docker API ${method} ${apiPath}: ssh exited ${r.code}: ${r.stderr.trim()}`);
     const res = JSON.parse(r.stdout) as { status: number; body: string };
     let json: unknown = undefined;

@@ -28,7 +28,10 @@ function reachConfig(name: HostName): Record<string, unknown> {
   const c = testStackConfig(hosts, name);
   const services = structuredClone(c.services) as Record<string, Record<string, unknown>>;
   if (name === "sark") {
-    services.chromadb!.env = { ...(services.chromadb!.env as object), CHROMA_SERVER_AUTHN_PROVIDER: "chromadb.auth.token_authn.TokenAuthenticationServerProvider" };
+    services.chromadb!.env = {
+      ...(services.chromadb!.env as object),
+      CHROMA_SERVER_AUTHN_PROVIDER: "chromadb.auth.token_authn.TokenAuthenticationServerProvider",
+    };
     services.chromadb!.secretEnv = { CHROMA_SERVER_AUTHN_CREDENTIALS: "chromaToken" };
   } else {
     services.vllm!.secretEnv = { VLLM_API_KEY: "vllmApiKey" };
@@ -58,7 +61,10 @@ function from(who: { name: string }, code: string): { code: number; out: string 
 
 /** "open", "closed" (refused or dropped: no answer in 3 s) for a TCP port, seen from `who`. */
 function tcp(who: { name: string }, ip: string, port: number): string {
-  return from(who, `import socket\ntry:\n    socket.create_connection(("${ip}", ${port}), 3).close(); print("open")\nexcept OSError:\n    print("closed")`).out.trim();
+  return from(
+    who,
+    `import socket\ntry:\n    socket.create_connection(("${ip}", ${port}), 3).close(); print("open")\nexcept OSError:\n    print("closed")`,
+  ).out.trim();
 }
 
 /** The HTTP status of GET url from `who` (0: no answer), with the token when given. */
@@ -73,7 +79,9 @@ function http(who: { name: string }, url: string, token?: string): number {
 
 function lanContainer(c: { name: string; ip: string }): void {
   spawnSync("docker", ["rm", "-f", c.name], { encoding: "utf8" });
-  const r = spawnSync("docker", ["run", "-d", "--name", c.name, "--network", "dgxtest-net", "--ip", c.ip, "--entrypoint", "sleep", "standin:1", "3600"], { encoding: "utf8" });
+  const r = spawnSync("docker", ["run", "-d", "--name", c.name, "--network", "dgxtest-net", "--ip", c.ip, "--entrypoint", "sleep", "standin:1", "3600"], {
+    encoding: "utf8",
+  });
   if (r.status !== 0) throw new Error(`docker run ${c.name}: ${r.stderr}`);
 }
 
@@ -98,7 +106,10 @@ function expectReach(when: string): void {
   expect(http(CLIENT, `${vllm}/v1/models`, VLLM_API_KEY), `${when}: client -> vllm with key`).toBe(200);
   expect(tcp(CLIENT, ADDRESS.sark, 2377), `${when}: client -> sark:2377`).toBe("closed");
   // the peer: the swarm's ports are open to it, and the swarm works
-  expect(mustRoot(hosts, "clu", `python3 -c 'import socket; socket.create_connection(("${ADDRESS.sark}", 2377), 3).close(); print("open")'`).trim(), `${when}: clu -> sark:2377`).toBe("open");
+  expect(
+    mustRoot(hosts, "clu", `python3 -c 'import socket; socket.create_connection(("${ADDRESS.sark}", 2377), 3).close(); print("open")'`).trim(),
+    `${when}: clu -> sark:2377`,
+  ).toBe("open");
   expect(mustRoot(hosts, "sark", "docker node ls --format '{{.Status}}'").trim().split("\n"), `${when}: both swarm nodes`).toEqual(["Ready", "Ready"]);
 }
 
@@ -137,7 +148,10 @@ describe("reach on the test hosts", () => {
   it("apply: the firewall is loaded and enabled on both hosts, before the swarm and the services", async () => {
     rounds.push(await converge());
     const { sark, clu } = rounds[0]!;
-    for (const [name, r] of [["sark", sark], ["clu", clu]] as const) {
+    for (const [name, r] of [
+      ["sark", sark],
+      ["clu", clu],
+    ] as const) {
       expect(r.steps.filter((s) => s.status !== "ok").map((s) => `${s.op} ${s.name} ${s.status}`)).toEqual([]);
       expect(r.step(`${name}-firewall-apply`).end).toBeLessThanOrEqual(r.step(name === "sark" ? "sark-swarm-init" : "clu-swarm-join").start);
       expect(mustRoot(hosts, name, "systemctl is-enabled dgx-storage-firewall.service").trim()).toBe("enabled");
@@ -167,7 +181,9 @@ describe("reach on the test hosts", () => {
     const before = spawnSync("docker", ["inspect", "-f", "{{.State.StartedAt}}", ctr], { encoding: "utf8" }).stdout;
     asRoot(hosts, "sark", "systemctl reboot");
     await eventually(
-      () => spawnSync("docker", ["inspect", "-f", "{{.State.StartedAt}}", ctr], { encoding: "utf8" }).stdout !== before && asRoot(hosts, "sark", "systemctl is-active dgx-storage-firewall.service").stdout.trim() === "active",
+      () =>
+        spawnSync("docker", ["inspect", "-f", "{{.State.StartedAt}}", ctr], { encoding: "utf8" }).stdout !== before &&
+        asRoot(hosts, "sark", "systemctl is-active dgx-storage-firewall.service").stdout.trim() === "active",
       180,
       "sark back with its firewall unit active",
     );

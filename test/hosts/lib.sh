@@ -21,7 +21,10 @@ TESTBOX_IMAGE=testbox:1
 STANDIN_IMAGE=standin:1
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+die() {
+  printf 'ERROR: %s\n' "$*" >&2
+  exit 1
+}
 
 # The packages of the image: packages.txt without comments and blank lines.
 package_list() {
@@ -38,7 +41,10 @@ testbox_tar() { printf '%s/testbox-%s.tar\n' "$CACHE_DIR" "$(image_hash)"; }
 
 standin_tar() {
   printf '%s/standin-%s.tar\n' "$CACHE_DIR" \
-    "$({ cat "$HOSTS_DIR/build-standin.sh" "$HOSTS_DIR/standin.py"; image_name; } | sha256sum | cut -c1-12)"
+    "$({
+      cat "$HOSTS_DIR/build-standin.sh" "$HOSTS_DIR/standin.py"
+      image_name
+    } | sha256sum | cut -c1-12)"
 }
 
 container_name() { printf '%s%s\n' "$CONTAINER_PREFIX" "$1"; }
@@ -66,7 +72,10 @@ save_outer_sysctls() {
 }
 
 restore_outer_sysctls() {
-  [[ -s $OUTER_SYSCTL_SNAPSHOT ]] || { rm -f "$OUTER_SYSCTL_SNAPSHOT"; return 0; }
+  [[ -s $OUTER_SYSCTL_SNAPSHOT ]] || {
+    rm -f "$OUTER_SYSCTL_SNAPSHOT"
+    return 0
+  }
   local pass line key value now changed=()
   # Two passes: some values are coupled (vm.dirty_bytes / vm.dirty_ratio).
   for pass in 1 2; do

@@ -18,8 +18,8 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-BOOT_TIMEOUT=${BOOT_TIMEOUT:-180}  # s, systemd to reach running/degraded
-SSH_TIMEOUT=${SSH_TIMEOUT:-60}     # s, sshd to accept the client key
+BOOT_TIMEOUT=${BOOT_TIMEOUT:-180}    # s, systemd to reach running/degraded
+SSH_TIMEOUT=${SSH_TIMEOUT:-60}       # s, sshd to accept the client key
 DOCKER_TIMEOUT=${DOCKER_TIMEOUT:-90} # s, inner dockerd to answer
 
 [[ $# -eq 1 && -n $1 ]] || die "usage: $0 <workdir>"

@@ -65,7 +65,13 @@ async function violations(policy: ResourceValidationPolicy, r: FakeResource): Pr
     props,
     urn: `urn:pulumi:test::dgx-storage::${r.type}::${name}`,
     name,
-    opts: { protect: r.protect ?? false, ignoreChanges: [], aliases: [], customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 }, additionalSecretOutputs: [] },
+    opts: {
+      protect: r.protect ?? false,
+      ignoreChanges: [],
+      aliases: [],
+      customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 },
+      additionalSecretOutputs: [],
+    },
     stackTags: new Map<string, string>(),
     isType: () => false,
     asType: () => undefined,
@@ -239,15 +245,39 @@ describe("container-one-source-per-target", () => {
 
   it("does not read a mount's source, which may be unknown during preview", async () => {
     // the fixture really is unknown to a policy: reading it throws, as in a preview
-    const props = unknownCheckingProxy(deserializeProperties(Struct.fromJavaScript({ mounts: [{ source: UNKNOWN_VALUE }] }), false)) as { mounts: { source: unknown }[] };
+    const props = unknownCheckingProxy(deserializeProperties(Struct.fromJavaScript({ mounts: [{ source: UNKNOWN_VALUE }] }), false)) as {
+      mounts: { source: unknown }[];
+    };
     expect(() => props.mounts[0]!.source).toThrow(UnknownValueError);
     expect(await check(container({ mounts: [{ type: "volume", source: UNKNOWN_VALUE, target: "/data" }] }))).toEqual([]);
   });
 
   it.each([
-    ["two mounts at one target", { mounts: [{ type: "volume", source: "a", target: "/chroma/data" }, { type: "bind", source: "/data/chroma", target: "/chroma/data", readOnly: true }] }, /\/chroma\/data is mounted 2 times \(mounts\[0\], mounts\[1\]\)/],
-    ["a mount and a volume at one path", { mounts: [{ type: "volume", source: "vllm-models", target: "/models" }], volumes: [{ hostPath: "/data/models", containerPath: "/models" }] }, /\/models is mounted 2 times \(mounts\[0\], volumes\[0\]\)/],
-    ["the same path spelt with a trailing slash", { mounts: [{ type: "volume", source: "a", target: "/app/data/" }, { type: "bind", source: "/srv", target: "/app/data" }] }, /\/app\/data is mounted 2 times/],
+    [
+      "two mounts at one target",
+      {
+        mounts: [
+          { type: "volume", source: "a", target: "/chroma/data" },
+          { type: "bind", source: "/data/chroma", target: "/chroma/data", readOnly: true },
+        ],
+      },
+      /\/chroma\/data is mounted 2 times \(mounts\[0\], mounts\[1\]\)/,
+    ],
+    [
+      "a mount and a volume at one path",
+      { mounts: [{ type: "volume", source: "vllm-models", target: "/models" }], volumes: [{ hostPath: "/data/models", containerPath: "/models" }] },
+      /\/models is mounted 2 times \(mounts\[0\], volumes\[0\]\)/,
+    ],
+    [
+      "the same path spelt with a trailing slash",
+      {
+        mounts: [
+          { type: "volume", source: "a", target: "/app/data/" },
+          { type: "bind", source: "/srv", target: "/app/data" },
+        ],
+      },
+      /\/app\/data is mounted 2 times/,
+    ],
   ])("rejects %s", async (_what, over, message) => {
     expect(await check(container(over))).toEqual([expect.stringMatching(message)]);
   });
@@ -262,7 +292,16 @@ describe("container-port-bound", () => {
   });
 
   it("refuses a port without an address or on 0.0.0.0, naming it", async () => {
-    expect(await check(container({ ports: [{ internal: 8000, external: 8000 }, { internal: 53, external: 53, ip: "0.0.0.0" }] }))).toEqual([
+    expect(
+      await check(
+        container({
+          ports: [
+            { internal: 8000, external: 8000 },
+            { internal: 53, external: 53, ip: "0.0.0.0" },
+          ],
+        }),
+      ),
+    ).toEqual([
       expect.stringMatching(/^ports\[0\] \(external 8000\) is published on every interface/),
       expect.stringMatching(/^ports\[1\] \(external 53\) is published on every interface/),
     ]);
@@ -407,6 +446,12 @@ describe("the pack served over gRPC, as the engine runs it", () => {
 
   it("a value it must read that is unknown during preview turns a rule advisory for that resource (the engine's rule, not ours)", async () => {
     const ds = summary(await analyze({ type: COMMAND_TYPE, inputs: { connection: UNKNOWN_VALUE, create: "true" } }));
-    expect(ds).toEqual([{ policy: "remote-command-pins-host-key", level: EnforcementLevel.ADVISORY, message: expect.stringMatching(/can't run policy 'remote-command-pins-host-key'.* during preview/) }]);
+    expect(ds).toEqual([
+      {
+        policy: "remote-command-pins-host-key",
+        level: EnforcementLevel.ADVISORY,
+        message: expect.stringMatching(/can't run policy 'remote-command-pins-host-key'.* during preview/),
+      },
+    ]);
   });
 });

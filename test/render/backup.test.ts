@@ -4,7 +4,17 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { itWith } from "../tools";
-import { backupUnitSet, calendarPeriodSeconds, execWord, lockWaitSeconds, maxAgeSeconds, offsiteAuthorizedKey, offsiteKnownHosts, repoSetupArgs, type BackupPlan } from "../../components/render/backup";
+import {
+  backupUnitSet,
+  calendarPeriodSeconds,
+  execWord,
+  lockWaitSeconds,
+  maxAgeSeconds,
+  offsiteAuthorizedKey,
+  offsiteKnownHosts,
+  repoSetupArgs,
+  type BackupPlan,
+} from "../../components/render/backup";
 import { bundledScript } from "../../components/render/command";
 import { parseUnit } from "../../components/render/systemd";
 
@@ -66,7 +76,10 @@ describe("backupUnitSet", () => {
           ["Type", "oneshot"],
           ["Environment", '"BORG_PASSCOMMAND=cat /etc/dgx-storage/borg/sark.pass"'],
           ["Environment", "BORG_BASE_DIR=/var/lib/dgx-storage/borg"],
-          ["ExecStart", `${RUN(WAIT.daily)} create daily --sqlite /data/chroma/chroma.sqlite3 /data/chroma /home/maxvamp/chromadb-data /var/lib/docker/volumes/backup-data/_data`],
+          [
+            "ExecStart",
+            `${RUN(WAIT.daily)} create daily --sqlite /data/chroma/chroma.sqlite3 /data/chroma /home/maxvamp/chromadb-data /var/lib/docker/volumes/backup-data/_data`,
+          ],
           ["ExecStart", `${RUN(WAIT.daily)} prune daily --keep-daily=7 --keep-weekly=4 --keep-monthly=6`],
           ["SyslogIdentifier", "dgx-backup"],
           ["Nice", "19"],
@@ -81,7 +94,9 @@ describe("backupUnitSet", () => {
   it("targets: the hourly series keeps 24 hourly; timers are persistent with a random delay; the off-site job waits for the network", () => {
     expect(unit("dgx-backup-hourly.service")).toContain(`\nExecStart=${RUN(WAIT.hourly)} create hourly --sqlite /data/chroma/chroma.sqlite3 /data/chroma\n`);
     expect(unit("dgx-backup-hourly.service")).toContain(`\nExecStart=${RUN(WAIT.hourly)} prune hourly --keep-hourly=24\n`);
-    expect(unit("dgx-backup-daily.timer")).toContain("\n[Timer]\nOnCalendar=*-*-* 02:00:00\nPersistent=yes\nRandomizedDelaySec=30m\n\n[Install]\nWantedBy=timers.target\n");
+    expect(unit("dgx-backup-daily.timer")).toContain(
+      "\n[Timer]\nOnCalendar=*-*-* 02:00:00\nPersistent=yes\nRandomizedDelaySec=30m\n\n[Install]\nWantedBy=timers.target\n",
+    );
     expect(unit("dgx-backup-hourly.timer")).toContain("\nOnCalendar=hourly\n");
     expect(unit("dgx-backup-verify.service")).toContain(`\nExecStart=${RUN(WAIT.monthly)} check --verify-data\n`);
     expect(unit("dgx-backup-verify.timer")).toContain("\nOnCalendar=*-*-01 05:00:00\n");
@@ -102,7 +117,13 @@ describe("backupUnitSet", () => {
 
   it("leaves out the hourly and off-site parts when the plan has none", () => {
     const small = backupUnitSet({ ...PLAN, hourlyPaths: [], offsite: undefined });
-    expect(small.enable).toEqual(["dgx-backup-daily.timer", "dgx-backup-check.timer", "dgx-backup-verify.timer", "dgx-backup-drill.timer", "dgx-backup-watch.timer"]);
+    expect(small.enable).toEqual([
+      "dgx-backup-daily.timer",
+      "dgx-backup-check.timer",
+      "dgx-backup-verify.timer",
+      "dgx-backup-drill.timer",
+      "dgx-backup-watch.timer",
+    ]);
     expect(small.files.some((f) => f.path.startsWith("/etc/dgx-storage/"))).toBe(false);
   });
 
@@ -125,7 +146,11 @@ describe("backupUnitSet", () => {
       fs.writeFileSync(path.join(dir, name), f.content);
       names.push(name);
     }
-    const r = spawnSync("systemd-analyze", ["verify", ...names.map((n) => `./${n}`)], { cwd: dir, encoding: "utf8", env: { ...process.env, SYSTEMD_LOG_LEVEL: "notice" } });
+    const r = spawnSync("systemd-analyze", ["verify", ...names.map((n) => `./${n}`)], {
+      cwd: dir,
+      encoding: "utf8",
+      env: { ...process.env, SYSTEMD_LOG_LEVEL: "notice" },
+    });
     expect(r.stdout + r.stderr).toBe("");
     expect(r.status).toBe(0);
   });

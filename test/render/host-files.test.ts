@@ -78,7 +78,10 @@ describe("command strings", () => {
   });
 
   it("GIVEN borg-run.sh, a file per command over borg-run-lib.sh THEN its bundle carries each once, without their shebangs, and every command it dispatches has its file", () => {
-    const files = fs.readdirSync(SCRIPTS_DIR).filter((f) => /^borg-run-.*\.sh$/.test(f)).sort();
+    const files = fs
+      .readdirSync(SCRIPTS_DIR)
+      .filter((f) => /^borg-run-.*\.sh$/.test(f))
+      .sort();
     expect([...(CARRIED_FILES["borg-run"] ?? [])].filter((f) => f.endsWith(".sh")).sort()).toEqual(files);
     const text = bundledScript("borg-run");
     expect(text.match(/^#!/gm)).toHaveLength(1);
@@ -87,11 +90,24 @@ describe("command strings", () => {
     expect(fs.readFileSync(path.join(SCRIPTS_DIR, "borg-run.sh"), "utf8")).toContain(commands.join("|"));
     expect(files).toEqual(["borg-run-lib.sh", ...commands.map((c) => `borg-run-${c}.sh`)].sort());
     // the bundle, away from any checkout, defines every command's function before it dispatches
-    const r = spawnSync("bash", ["-c", `${text.replace(/\n"run_\$\{command\/\/-\/_\}" "\$@"\n$/, "\n")}\ndeclare -F ${commands.map((c) => `run_${c.replace(/-/g, "_")}`).join(" ")}`, "borg-run", "--repo", "/r", "--host", "sark", "check"], {
-      env: { ...process.env, BORG_PASSCOMMAND: "true", DRY_RUN: "1" },
-      cwd: "/",
-      encoding: "utf8",
-    });
+    const r = spawnSync(
+      "bash",
+      [
+        "-c",
+        `${text.replace(/\n"run_\$\{command\/\/-\/_\}" "\$@"\n$/, "\n")}\ndeclare -F ${commands.map((c) => `run_${c.replace(/-/g, "_")}`).join(" ")}`,
+        "borg-run",
+        "--repo",
+        "/r",
+        "--host",
+        "sark",
+        "check",
+      ],
+      {
+        env: { ...process.env, BORG_PASSCOMMAND: "true", DRY_RUN: "1" },
+        cwd: "/",
+        encoding: "utf8",
+      },
+    );
     expect(r.stderr).toBe("");
     expect(r.stdout.trim().split("\n")).toEqual(commands.map((c) => `run_${c.replace(/-/g, "_")}`));
   });

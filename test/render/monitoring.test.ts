@@ -122,7 +122,11 @@ describe("capacity chart (SVG)", () => {
     fs.writeFileSync(file, svg);
     const r = spawnSync(
       "python3",
-      ["-c", "import sys, xml.etree.ElementTree as ET; r = ET.parse(sys.argv[1]).getroot(); print(r.tag, r.get('width'), r.get('height'), len(list(r.iter())))", file],
+      [
+        "-c",
+        "import sys, xml.etree.ElementTree as ET; r = ET.parse(sys.argv[1]).getroot(); print(r.tag, r.get('width'), r.get('height'), len(list(r.iter())))",
+        file,
+      ],
       { encoding: "utf8" },
     );
     expect(r.stderr).toBe("");
@@ -175,7 +179,10 @@ describe("fio JSON parsing and the plan's targets", () => {
   });
 
   it("agrees with the host script's own summary of the same output", () => {
-    const r = spawnSync("bash", [path.join(__dirname, "..", "..", "components", "scripts", "fio-baseline.sh"), "summarize", FIXTURE], { encoding: "utf8", env: { ...process.env, ...hostPathEnv() } });
+    const r = spawnSync("bash", [path.join(__dirname, "..", "..", "components", "scripts", "fio-baseline.sh"), "summarize", FIXTURE], {
+      encoding: "utf8",
+      env: { ...process.env, ...hostPathEnv() },
+    });
     expect(r.stderr).toBe("");
     const fromScript = parseFioSummary(r.stdout);
     expect(fromScript).toEqual(parseFioJson(raw));
@@ -217,7 +224,13 @@ describe("smartd.conf writer", () => {
   });
 
   it("takes a mail address, other limits, and refuses bad input", () => {
-    const c = renderSmartdConf({ devices: [{ path: "/dev/nvme0" }], alertExec: "/x", mailTo: "root,ops@example.org", temperatureCriticalC: 75, temperatureInfoC: 65 });
+    const c = renderSmartdConf({
+      devices: [{ path: "/dev/nvme0" }],
+      alertExec: "/x",
+      mailTo: "root,ops@example.org",
+      temperatureCriticalC: 75,
+      temperatureInfoC: 65,
+    });
     expect(c).toContain("-W 0,65,76 -m root,ops@example.org -M daily -M exec /x");
     expect(() => renderSmartdConf({ devices: [], alertExec: "/x" })).toThrow(/at least one device/);
     expect(() => renderSmartdConf({ devices: [{ path: "nvme0" }], alertExec: "/x" })).toThrow(/not a device path/);
@@ -257,15 +270,40 @@ describe("monitoring unit set", () => {
 
   it("round-trips the units (a oneshot check every 5 minutes)", () => {
     expect(parseUnit(file(`/etc/systemd/system/${ALERT_SERVICE}`).content)).toEqual([
-      ["Unit", [["Description", "dgx-storage: storage alert check (usage, I/O wait, IOPS, containers)"], ["After", "docker.service"]]],
-      ["Service", [["Type", "oneshot"], ["ExecStart", "/bin/bash /usr/local/lib/dgx-storage/storage-alert.sh check /etc/dgx-storage/storage-alert.json"], ["TimeoutStartSec", "4min"]]],
+      [
+        "Unit",
+        [
+          ["Description", "dgx-storage: storage alert check (usage, I/O wait, IOPS, containers)"],
+          ["After", "docker.service"],
+        ],
+      ],
+      [
+        "Service",
+        [
+          ["Type", "oneshot"],
+          ["ExecStart", "/bin/bash /usr/local/lib/dgx-storage/storage-alert.sh check /etc/dgx-storage/storage-alert.json"],
+          ["TimeoutStartSec", "4min"],
+        ],
+      ],
     ]);
     expect(parseUnit(file(`/etc/systemd/system/${ALERT_TIMER}`).content)).toEqual([
       ["Unit", [["Description", "dgx-storage: storage alert check every 5 minutes"]]],
-      ["Timer", [["OnBootSec", "2min"], ["OnUnitActiveSec", "5min"], ["AccuracySec", "30s"]]],
+      [
+        "Timer",
+        [
+          ["OnBootSec", "2min"],
+          ["OnUnitActiveSec", "5min"],
+          ["AccuracySec", "30s"],
+        ],
+      ],
       ["Install", [["WantedBy", "timers.target"]]],
     ]);
-    expect(set.files.filter((f) => !f.path.endsWith(".sh")).map((f) => `--- ${f.path}\n${f.content}`).join("\n")).toMatchSnapshot();
+    expect(
+      set.files
+        .filter((f) => !f.path.endsWith(".sh"))
+        .map((f) => `--- ${f.path}\n${f.content}`)
+        .join("\n"),
+    ).toMatchSnapshot();
   });
 
   it("writes the config with the plan's defaults", () => {
@@ -274,7 +312,13 @@ describe("monitoring unit set", () => {
       mounts: ["/data/chroma", "/"],
       usage: { warning: 80, critical: 90 },
       iowait: { warning: 20, critical: 50, sampleSeconds: 5 },
-      iops: { targets: [{ dir: "/data", baselineFile: "/var/lib/dgx-storage/fio/data.json" }], minFraction: 0.5, probeSeconds: 5, probeSizeMiB: 256, everyMinutes: 60 },
+      iops: {
+        targets: [{ dir: "/data", baselineFile: "/var/lib/dgx-storage/fio/data.json" }],
+        minFraction: 0.5,
+        probeSeconds: 5,
+        probeSizeMiB: 256,
+        everyMinutes: 60,
+      },
       containers: ["chromadb"],
       repeatMinutes: 60,
       webhookFile: "/etc/dgx-storage/alert-webhook",

@@ -43,13 +43,15 @@ describe("borg-schedules.sh", () => {
     const before = snapshotTree(root);
     const r = runScript(NAME, ["report", REPO], { ROOT: root });
     expect(r.code).toBe(0);
-    expect(r.stdout.split("\n").filter(Boolean)).toEqual([
-      "/var/spool/cron/crontabs/root line 3: 0 2 * * * /home/maxvamp/borg-daily.sh (the borg passphrase is in clear in /home/maxvamp/borg-daily.sh)",
-      "/var/spool/cron/crontabs/root line 4: 30 3 * * 0 borg prune --keep-daily=7 --keep-weekly=4 --keep-monthly=6 /mnt/borg-backup",
-      "/etc/cron.d/borg-check line 1: 0 5 * * 3 root borg check /mnt/borg-backup",
-      "/etc/cron.daily/borg: run by run-parts (cron.daily)",
-      "/etc/systemd/system/borg-weekly.timer: ExecStart=/usr/bin/borg create /mnt/borg-backup::weekly-{now} /data",
-    ].sort((a, b) => order(a) - order(b)));
+    expect(r.stdout.split("\n").filter(Boolean)).toEqual(
+      [
+        "/var/spool/cron/crontabs/root line 3: 0 2 * * * /home/maxvamp/borg-daily.sh (the borg passphrase is in clear in /home/maxvamp/borg-daily.sh)",
+        "/var/spool/cron/crontabs/root line 4: 30 3 * * 0 borg prune --keep-daily=7 --keep-weekly=4 --keep-monthly=6 /mnt/borg-backup",
+        "/etc/cron.d/borg-check line 1: 0 5 * * 3 root borg check /mnt/borg-backup",
+        "/etc/cron.daily/borg: run by run-parts (cron.daily)",
+        "/etc/systemd/system/borg-weekly.timer: ExecStart=/usr/bin/borg create /mnt/borg-backup::weekly-{now} /data",
+      ].sort((a, b) => order(a) - order(b)),
+    );
     expect(r.stderr).toContain("warning: 5 backup job(s) made by hand run borg on /mnt/borg-backup beside this stack's units");
     expect(r.stderr).toContain("backup.existingJobs: disable");
     expect(snapshotTree(root)).toEqual(before);
@@ -62,18 +64,31 @@ describe("borg-schedules.sh", () => {
     expect(r.code).toBe(0);
     expect(r.stdout.split("\n").filter(Boolean)).toHaveLength(5);
     const crontab = fs.readFileSync(path.join(root, "var/spool/cron/crontabs/root"), "utf8").split("\n");
-    expect(crontab[2]).toMatch(/^# disabled by dgx-storage \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(it ran borg on \/mnt\/borg-backup beside the stack's units\): 0 2 \* \* \* \/home\/maxvamp\/borg-daily\.sh$/);
+    expect(crontab[2]).toMatch(
+      /^# disabled by dgx-storage \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(it ran borg on \/mnt\/borg-backup beside the stack's units\): 0 2 \* \* \* \/home\/maxvamp\/borg-daily\.sh$/,
+    );
     expect(crontab[3]).toMatch(/^# disabled by dgx-storage .*: 30 3 \* \* 0 borg prune/);
     expect(crontab[4]).toBe("*/5 * * * * /usr/local/bin/unrelated.sh");
     expect(crontab[1]).toBe("MAILTO=root");
-    expect(fs.readFileSync(path.join(root, "etc/cron.d/borg-check"), "utf8")).toMatch(/^# disabled by dgx-storage .*: 0 5 \* \* 3 root borg check \/mnt\/borg-backup\n$/);
+    expect(fs.readFileSync(path.join(root, "etc/cron.d/borg-check"), "utf8")).toMatch(
+      /^# disabled by dgx-storage .*: 0 5 \* \* 3 root borg check \/mnt\/borg-backup\n$/,
+    );
     expect(fs.readFileSync(path.join(root, "etc/cron.d/other-repo"), "utf8")).toBe("0 5 * * 3 root borg check /srv/another-repo\n");
     expect(fs.statSync(script).mode & 0o111).toBe(0);
     expect(fs.existsSync(script)).toBe(true);
     const copies = fs.readdirSync(path.join(root, "var/lib/dgx-storage/backups"));
     expect(copies.filter((c) => c.startsWith("root."))).toHaveLength(1);
     expect(copies.filter((c) => c.startsWith("borg-check."))).toHaveLength(1);
-    expect(fs.readFileSync(path.join(root, "var/lib/dgx-storage/backups", copies.find((c) => c.startsWith("root."))!), "utf8")).toContain("\n0 2 * * * /home/maxvamp/borg-daily.sh\n");
+    expect(
+      fs.readFileSync(
+        path.join(
+          root,
+          "var/lib/dgx-storage/backups",
+          copies.find((c) => c.startsWith("root."))!,
+        ),
+        "utf8",
+      ),
+    ).toContain("\n0 2 * * * /home/maxvamp/borg-daily.sh\n");
     // the timer: ROOT is set, so systemctl is not called here (the rehearsal on a test host does it)
     const before = snapshotTree(root);
     const again = runScript(NAME, ["disable", REPO], { ROOT: root });

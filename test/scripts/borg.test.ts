@@ -52,7 +52,10 @@ const borg = (h: Host, args: readonly string[], cwd?: string) => {
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 };
 const repoDir = (h: Host) => path.join(h.root, REPO);
-const archives = (h: Host, glob = "sark-*") => borg(h, ["list", "--short", "--glob-archives", glob, repoDir(h)]).stdout.split("\n").filter(Boolean);
+const archives = (h: Host, glob = "sark-*") =>
+  borg(h, ["list", "--short", "--glob-archives", glob, repoDir(h)])
+    .stdout.split("\n")
+    .filter(Boolean);
 const read = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, "utf8") : "");
 const sha = (f: string) => crypto.createHash("sha256").update(fs.readFileSync(f)).digest("hex");
 const status = (h: Host, job: string) => JSON.parse(read(path.join(h.root, "var/lib/dgx-storage/backup-status", `${job}.json`)));
@@ -61,7 +64,10 @@ function writeData(dir: string, count: number, size: number, seed = "a") {
   fs.mkdirSync(dir, { recursive: true });
   // incompressible, distinct content (lz4 would shrink anything repetitive to nothing)
   for (let i = 0; i < count; i++) {
-    const key = crypto.createHash("sha256").update(seed + i).digest();
+    const key = crypto
+      .createHash("sha256")
+      .update(seed + i)
+      .digest();
     const cipher = crypto.createCipheriv("aes-256-ctr", key, Buffer.alloc(16));
     fs.writeFileSync(path.join(dir, `f${i}.bin`), cipher.update(Buffer.alloc(size)));
   }
@@ -115,7 +121,9 @@ describe("borg-repo.sh apply", () => {
     setup(h);
     const r = setup(h, "not-the-passphrase");
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe("borg-repo: error: the passphrase on stdin does not open the existing repository at /mnt/borg-backup; the pass file was left as it was\n");
+    expect(r.stderr).toBe(
+      "borg-repo: error: the passphrase on stdin does not open the existing repository at /mnt/borg-backup; the pass file was left as it was\n",
+    );
     expect(read(path.join(h.root, "etc/dgx-storage/borg/sark.pass"))).toBe(`${SENTINEL}\n`);
   });
 
@@ -144,7 +152,9 @@ describe("borg-repo.sh receive and ssh-key", () => {
     expect(read(path.join(h.root, "var/lib/borg-sark/.ssh/authorized_keys"))).toBe(`${line}\n`);
     expect(fs.statSync(path.join(h.root, "srv/borg-offsite/sark")).mode & 0o777).toBe(0o700);
     const tree = snapshotTree(h.root);
-    expect(runScript("borg-repo", ["receive", "borg-sark", "/srv/borg-offsite/sark", line], h.env, { timeoutMs: TIMEOUT_MS }).stdout).not.toContain("installed");
+    expect(runScript("borg-repo", ["receive", "borg-sark", "/srv/borg-offsite/sark", line], h.env, { timeoutMs: TIMEOUT_MS }).stdout).not.toContain(
+      "installed",
+    );
     expect(snapshotTree(h.root)).toEqual(tree);
   });
 
@@ -192,7 +202,10 @@ describe("borg-run.sh create, restore, status", () => {
     expect(second.code).toBe(0);
     const names = archives(h);
     expect(names).toHaveLength(2);
-    const history = read(path.join(h.root, "var/lib/dgx-storage/backup-status/create-daily.history.jsonl")).trim().split("\n").map((l) => JSON.parse(l));
+    const history = read(path.join(h.root, "var/lib/dgx-storage/backup-status/create-daily.history.jsonl"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(history.map((x) => x.archive)).toEqual(names);
 
     // restore the latest archive and compare
@@ -203,7 +216,11 @@ describe("borg-run.sh create, restore, status", () => {
     // the live database is not archived; its consistent copy is, with all 510 rows
     expect(fs.readdirSync(path.join(restored, "chroma"))).toEqual([]);
     const copy = path.join(out, h.root.slice(1), "var/lib/dgx-storage/sqlite-snapshots/data/chroma/chroma.sqlite3");
-    expect(spawnSync("python3", ["-c", "import sqlite3,sys;print(sqlite3.connect(sys.argv[1]).execute('select count(*) from t').fetchone()[0])", copy], { encoding: "utf8" }).stdout).toBe("510\n");
+    expect(
+      spawnSync("python3", ["-c", "import sqlite3,sys;print(sqlite3.connect(sys.argv[1]).execute('select count(*) from t').fetchone()[0])", copy], {
+        encoding: "utf8",
+      }).stdout,
+    ).toBe("510\n");
   });
 
   it("GIVEN a run that adds far more than the median THEN a warning alert", () => {
@@ -250,8 +267,15 @@ describe("borg-run.sh and the repository lock", () => {
       expect(Date.now() - t0).toBeGreaterThanOrEqual(2000);
       expect(r.code, r.stderr).toBe(3);
       expect(r.stderr).toContain("Failed to create/acquire the lock");
-      expect(status(h, "create-hourly")).toMatchObject({ status: "skipped", exit_code: 2, archive: null, message: expect.stringMatching(/^the repository stayed locked by another job for 2 s/) });
-      expect(read(path.join(h.aux, "alerts"))).toMatch(/^\[warning\] create-hourly sark create-hourly SKIPPED; the repository stayed locked by another job for 2 s/m);
+      expect(status(h, "create-hourly")).toMatchObject({
+        status: "skipped",
+        exit_code: 2,
+        archive: null,
+        message: expect.stringMatching(/^the repository stayed locked by another job for 2 s/),
+      });
+      expect(read(path.join(h.aux, "alerts"))).toMatch(
+        /^\[warning\] create-hourly sark create-hourly SKIPPED; the repository stayed locked by another job for 2 s/m,
+      );
     } finally {
       await exited;
     }
@@ -294,7 +318,9 @@ describe("the webhook", () => {
       });
       const code = await new Promise<number>((resolve) => child.on("exit", (c) => resolve(c ?? -1)));
       expect(code).toBe(2);
-      expect(got).toEqual([{ url: "/hook", title: "dgx-backup err", body: "sark create-daily FAILED; the path to back up /data/nope does not exist on sark\n" }]);
+      expect(got).toEqual([
+        { url: "/hook", title: "dgx-backup err", body: "sark create-daily FAILED; the path to back up /data/nope does not exist on sark\n" },
+      ]);
     } finally {
       server.close();
     }
@@ -399,7 +425,9 @@ describe("borg-run.sh check and drill", () => {
     fs.writeFileSync(path.join(h.root, "data/f0.bin"), "changed since the archive\n");
     const r = run(h, ["drill", "daily", "--sample", "100"]);
     expect(r.code).toBe(0);
-    expect(status(h, "drill-daily").message).toMatch(/^restore drill of sark-daily-\S+: 29 files identical by sha256, 1 skipped \(changed since the archive\)$/);
+    expect(status(h, "drill-daily").message).toMatch(
+      /^restore drill of sark-daily-\S+: 29 files identical by sha256, 1 skipped \(changed since the archive\)$/,
+    );
     expect(run(h, ["check"]).code).toBe(0);
     expect(read(path.join(h.aux, "alerts"))).toBe("");
   });
@@ -450,9 +478,13 @@ describe("the passphrase stays secret", () => {
 
     // sample every process's argv and environment while a backup runs
     const seen: string[] = [];
-    const child = spawn("bash", [path.join(SCRIPTS_DIR, "borg-run.sh"), "--repo", REPO, "--host", "sark", "create", "daily", "--sqlite", "/data/db/chroma.sqlite3", "/data"], {
-      env: { ...process.env, ...h.env },
-    });
+    const child = spawn(
+      "bash",
+      [path.join(SCRIPTS_DIR, "borg-run.sh"), "--repo", REPO, "--host", "sark", "create", "daily", "--sqlite", "/data/db/chroma.sqlite3", "/data"],
+      {
+        env: { ...process.env, ...h.env },
+      },
+    );
     let done = false;
     const exited = new Promise<number>((resolve) => child.on("exit", (c) => ((done = true), resolve(c ?? -1))));
     let samples = 0;
@@ -495,7 +527,10 @@ describe("the off-site copy through an append-only key", () => {
     const far = fs.mkdtempSync(path.join(os.tmpdir(), "dgx-far-"));
     const farRepo = path.join(far, "repos/sark");
     fs.mkdirSync(path.dirname(farRepo));
-    const line = offsiteAuthorizedKey("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB2WafrCFvAfp/FX1f23NkOXCpaEuVtFyB30ZFYKH9LA dgx-backup@sark", path.dirname(farRepo));
+    const line = offsiteAuthorizedKey(
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB2WafrCFvAfp/FX1f23NkOXCpaEuVtFyB30ZFYKH9LA dgx-backup@sark",
+      path.dirname(farRepo),
+    );
     const forced = /^command="([^"]+)",restrict ssh-ed25519 /.exec(line)![1]!;
     expect(forced).toBe(`borg serve --append-only --restrict-to-path ${path.dirname(farRepo)}`);
     // stands in for ssh + sshd: whatever borg asks to run, the forced command runs (as sshd does)
@@ -538,8 +573,7 @@ describe("the off-site copy through an append-only key", () => {
 
     // the receiving operator rolls back to the last transaction before the deletion
     // (borg docs, "append-only mode"): drop the newer segments and the index files
-    for (const seg of fs.readdirSync(path.join(farRepo, "data/0")))
-      if (Number(seg) > lastGood) fs.rmSync(path.join(farRepo, "data/0", seg));
+    for (const seg of fs.readdirSync(path.join(farRepo, "data/0"))) if (Number(seg) > lastGood) fs.rmSync(path.join(farRepo, "data/0", seg));
     for (const f of fs.readdirSync(farRepo)) if (/^(index|hints|integrity)\.\d+$/.test(f)) fs.rmSync(path.join(farRepo, f));
     const operator = { ...process.env, BORG_BASE_DIR: path.join(far, "operator-borg"), BORG_PASSCOMMAND: h.env.BORG_PASSCOMMAND! };
     const back = spawnSync("borg", ["list", "--short", farRepo], { env: operator, encoding: "utf8" });
@@ -557,7 +591,11 @@ describe("the migration's borg snapshot (migrate.sh snapshot=borg:...)", () => {
     fs.mkdirSync(path.dirname(runner), { recursive: true });
     fs.writeFileSync(runner, bundledScript("borg-run"), { mode: 0o755 });
     writeData(path.join(h.root, "src"), 5, 4096);
-    spawnSync("python3", ["-c", "import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(x)'); db.execute('INSERT INTO t VALUES (42)'); db.commit()", path.join(h.root, "src/chroma.sqlite3")]);
+    spawnSync("python3", [
+      "-c",
+      "import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(x)'); db.execute('INSERT INTO t VALUES (42)'); db.commit()",
+      path.join(h.root, "src/chroma.sqlite3"),
+    ]);
     const r = spawnSync("bash", [path.join(SCRIPTS_DIR, "migrate.sh"), "run", "chroma", "-", "/src", "/dst", "-", "10", "30", `borg:sark:sark:${REPO}`], {
       env: { ...process.env, ...h.env, BORG_PASSCOMMAND: "" },
       encoding: "utf8",
@@ -575,7 +613,10 @@ describe("the migration's borg snapshot (migrate.sh snapshot=borg:...)", () => {
 
   it("GIVEN a malformed snapshot argument THEN a clear error and nothing touched", () => {
     const root = makeRoot({ "src/f": "x" });
-    const r = spawnSync("bash", [path.join(SCRIPTS_DIR, "migrate.sh"), "run", "chroma", "-", "/src", "/dst", "-", "10", "30", "borg"], { env: { ...process.env, ROOT: root }, encoding: "utf8" });
+    const r = spawnSync("bash", [path.join(SCRIPTS_DIR, "migrate.sh"), "run", "chroma", "-", "/src", "/dst", "-", "10", "30", "borg"], {
+      env: { ...process.env, ROOT: root },
+      encoding: "utf8",
+    });
     expect(r.status).toBe(1);
     expect(r.stderr).toContain("snapshot must be none or borg:<host>:<repository name>:<repository path>, got 'borg'");
     expect(fs.existsSync(path.join(root, "dst"))).toBe(false);
@@ -598,7 +639,9 @@ describe("borg-run.sh watch (missed schedules)", () => {
     expect(r.code).toBe(0);
     // the journal (tag dgx-backup) is where every alert goes; the webhook only when configured
     const journal = read(path.join(h.aux, "journal"));
-    expect(journal).toMatch(/-t dgx-backup -p user\.err -- sark backup job create-hourly missed its schedule: last run .*, 4 h ago \(expected at least every 3 h\)/);
+    expect(journal).toMatch(
+      /-t dgx-backup -p user\.err -- sark backup job create-hourly missed its schedule: last run .*, 4 h ago \(expected at least every 3 h\)/,
+    );
     expect(journal).not.toContain("create-daily missed");
     expect(status(h, "watch")).toMatchObject({ status: "warning", message: "1 missed schedule(s)" });
   });
@@ -610,6 +653,8 @@ describe("borg-run.sh watch (missed schedules)", () => {
     // the watch began 11 days ago
     fs.writeFileSync(path.join(h.root, "var/lib/dgx-storage/backup-status/.watch-since"), `${Math.floor(Date.now() / 1000) - 11 * 86400}\n`);
     expect(run(h, ["watch", "copy-offsite=907200"]).code).toBe(0);
-    expect(read(path.join(h.aux, "journal"))).toMatch(/user\.err -- sark backup job copy-offsite missed its schedule: it has not run since the watch began 264 h ago/);
+    expect(read(path.join(h.aux, "journal"))).toMatch(
+      /user\.err -- sark backup job copy-offsite missed its schedule: it has not run since the watch began 264 h ago/,
+    );
   });
 });

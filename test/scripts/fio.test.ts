@@ -73,11 +73,13 @@ describeWith({ tools: ["fio"] }, "fio-baseline.sh with the real fio", () => {
     const root = makeRoot();
     fs.mkdirSync(path.join(root, "data"));
     // fio refuses an unknown ioengine exactly as it refuses O_DIRECT on a filesystem without it
-    const bin = makeRoot({ "fio": `#!/usr/bin/env bash\necho "fio: pid=1, err=22/file:filesetup.c:805, func=open(), error=Invalid argument" >&2\nexit 1\n` });
+    const bin = makeRoot({ fio: `#!/usr/bin/env bash\necho "fio: pid=1, err=22/file:filesetup.c:805, func=open(), error=Invalid argument" >&2\nexit 1\n` });
     fs.chmodSync(path.join(bin, "fio"), 0o755);
     const r = runScript(NAME, ["/data", "16M", "1", "/out/b.json"], { ROOT: root, PATH: `${bin}:${process.env.PATH}` });
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain("fio-baseline: error: fio failed in /data (a filesystem without O_DIRECT support, e.g. an old tmpfs, cannot be measured): fio: pid=1, err=22");
+    expect(r.stderr).toContain(
+      "fio-baseline: error: fio failed in /data (a filesystem without O_DIRECT support, e.g. an old tmpfs, cannot be measured): fio: pid=1, err=22",
+    );
     expect(fs.readdirSync(path.join(root, "data"))).toEqual([]);
     expect(fs.existsSync(path.join(root, "out/b.json"))).toBe(false);
   });

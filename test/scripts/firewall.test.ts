@@ -46,7 +46,11 @@ describeWith({ tools: ["nft"] }, "firewall.sh", () => {
   itWith({ tools: ["nft"] }, "GIVEN a changed ruleset THEN the file is replaced and loaded again", () => {
     const root = makeRoot();
     runScript("firewall", ["apply", RULESET, UNIT], { ROOT: root });
-    const wider = renderFirewall({ clients: ["198.51.100.0/24", "203.0.113.0/24"], peer: "192.0.2.11", published: [{ ip: "192.0.2.10", port: 8000, protocol: "tcp" }] });
+    const wider = renderFirewall({
+      clients: ["198.51.100.0/24", "203.0.113.0/24"],
+      peer: "192.0.2.11",
+      published: [{ ip: "192.0.2.10", port: 8000, protocol: "tcp" }],
+    });
     const r = runScript("firewall", ["apply", wider, UNIT], { ROOT: root });
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("(ROOT) nft -f /etc/dgx-storage/firewall.nft");

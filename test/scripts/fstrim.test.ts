@@ -39,17 +39,22 @@ describe("fstrim-once.sh", () => {
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.stdout).toBe("fstrim-once: /data/chroma: 1.2 GiB (1288490188 bytes) trimmed\nfstrim-once: /data/memory: 1.2 GiB (1288490188 bytes) trimmed\n");
-    expect(fs.readFileSync(log, "utf8").split("\n").filter(Boolean).map((l) => l.replace(/ \S+\/data/, " <root>/data"))).toEqual([
-      "-v -- <root>/data/chroma",
-      "-v -- <root>/data/memory",
-    ]);
+    expect(
+      fs
+        .readFileSync(log, "utf8")
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => l.replace(/ \S+\/data/, " <root>/data")),
+    ).toEqual(["-v -- <root>/data/chroma", "-v -- <root>/data/memory"]);
   });
 
   it("GIVEN a filesystem without discard THEN a clear message and success", () => {
     const { bin } = stubs();
     const r = runScript(NAME, ["/data/tmpfs", "/data/models"], { ROOT: root("/data/tmpfs", "/data/models"), PATH: `${bin}:${process.env.PATH}` });
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain("fstrim-once: /data/tmpfs: not trimmed, its filesystem or device does not support discard (fstrim: the discard operation is not supported)\n");
+    expect(r.stdout).toContain(
+      "fstrim-once: /data/tmpfs: not trimmed, its filesystem or device does not support discard (fstrim: the discard operation is not supported)\n",
+    );
     expect(r.stdout).toContain("/data/models: 1.2 GiB");
   });
 
@@ -68,7 +73,9 @@ describe("fstrim-once.sh", () => {
     fs.mkdirSync(path.join(rt, "data/plain"));
     const r = runScript(NAME, ["/data/chroma", "/data/plain"], { ROOT: rt, PATH: `${bin}:${process.env.PATH}` });
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/error: \/data\/plain is not a mount point on .* \(fstrim trims whole filesystems: give the mount point, see findmnt -T \/data\/plain\)/);
+    expect(r.stderr).toMatch(
+      /error: \/data\/plain is not a mount point on .* \(fstrim trims whole filesystems: give the mount point, see findmnt -T \/data\/plain\)/,
+    );
     expect(fs.existsSync(log)).toBe(false);
     expect(runScript(NAME, ["/nope"], { ROOT: rt, PATH: `${bin}:${process.env.PATH}` }).stderr).toContain("/nope does not exist");
     expect(runScript(NAME, []).stderr).toContain("usage: fstrim-once.sh <mount>...");
@@ -82,7 +89,6 @@ describe("fstrim-once.sh", () => {
     expect(fs.existsSync(log)).toBe(false);
   });
 });
-
 
 describeWith({ tools: ["losetup", "mkfs.ext4", "fstrim"], root: true }, "fstrim-once.sh on real filesystems (root only)", () => {
   it("GIVEN a loop-mounted ext4 and a tmpfs THEN the ext4 is trimmed and the tmpfs reported as unsupported", () => {

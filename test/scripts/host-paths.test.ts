@@ -32,10 +32,17 @@ describe("host paths: one definition, passed to the scripts", () => {
       const bundle = bundledScript(name);
       expect(bundle.startsWith(`#!/usr/bin/env bash\n${hostPathAssignments()}`)).toBe(true);
     }
-    const r = spawnSync("bash", ["-c", `${hostPathAssignments()}. ${path.join(SCRIPTS_DIR, "lib.sh")}\nprintf '%s\\n' "$DGX_ETC_DIR" "$DGX_LIB_DIR" "$DGX_VAR_DIR" "$DGX_LOG_DIR" "$STATE_DIR"`], {
+    const r = spawnSync(
+      "bash",
+      [
+        "-c",
+        `${hostPathAssignments()}. ${path.join(SCRIPTS_DIR, "lib.sh")}\nprintf '%s\\n' "$DGX_ETC_DIR" "$DGX_LIB_DIR" "$DGX_VAR_DIR" "$DGX_LOG_DIR" "$STATE_DIR"`,
+      ],
+      {
         env: { PATH: process.env.PATH ?? "" },
         encoding: "utf8",
-      });
+      },
+    );
     expect(r.stdout).toBe([HOST_PATHS.etc, HOST_PATHS.lib, HOST_PATHS.var, HOST_PATHS.log, HOST_PATHS.var, ""].join("\n"));
   });
 

@@ -6,11 +6,25 @@ import { makeRoot, runScript, snapshotTree } from "./run";
 
 const service = renderUnit([
   ["Unit", [["Description", "example job"]]],
-  ["Service", [["Type", "oneshot"], ["ExecStart", "/usr/local/lib/dgx-storage/job.sh first"], ["ExecStart", "/usr/local/lib/dgx-storage/job.sh second"]]],
+  [
+    "Service",
+    [
+      ["Type", "oneshot"],
+      ["ExecStart", "/usr/local/lib/dgx-storage/job.sh first"],
+      ["ExecStart", "/usr/local/lib/dgx-storage/job.sh second"],
+    ],
+  ],
 ]);
 const timer = renderUnit([
   ["Unit", [["Description", "example job, daily"]]],
-  ["Timer", [["OnCalendar", "daily"], ["Persistent", true], ["RandomizedDelaySec", "30m"]]],
+  [
+    "Timer",
+    [
+      ["OnCalendar", "daily"],
+      ["Persistent", true],
+      ["RandomizedDelaySec", "30m"],
+    ],
+  ],
   ["Install", [["WantedBy", "timers.target"]]],
 ]);
 const SET: UnitSet = {
@@ -27,7 +41,14 @@ describe("unit file writer", () => {
   it("round-trips, keeps order, repeats keys, writes booleans as yes/no", () => {
     expect(parseUnit(service)).toEqual([
       ["Unit", [["Description", "example job"]]],
-      ["Service", [["Type", "oneshot"], ["ExecStart", "/usr/local/lib/dgx-storage/job.sh first"], ["ExecStart", "/usr/local/lib/dgx-storage/job.sh second"]]],
+      [
+        "Service",
+        [
+          ["Type", "oneshot"],
+          ["ExecStart", "/usr/local/lib/dgx-storage/job.sh first"],
+          ["ExecStart", "/usr/local/lib/dgx-storage/job.sh second"],
+        ],
+      ],
     ]);
     expect(timer).toContain("\n[Timer]\nOnCalendar=daily\nPersistent=yes\nRandomizedDelaySec=30m\n");
     expect(timer.split("\n")[0]).toMatch(/^# Managed by dgx-storage/);

@@ -11,7 +11,17 @@ import { describe, expect, it } from "vitest";
 import { bundledScript, CARRIED_FILES, carriedVariable, MAX_COMMAND_BYTES, SCRIPTS_DIR, scriptCommand } from "../../components/render/command";
 
 describe("the migrate bundle", () => {
-  const runArgs = ["run", "a-long-migration-name", "a-long-container-name", `/home/${"x".repeat(200)}/data`, `/data/${"y".repeat(200)}/data`, "/data", "10", "300", "borg:sark:sark:/mnt/borg-backup"];
+  const runArgs = [
+    "run",
+    "a-long-migration-name",
+    "a-long-container-name",
+    `/home/${"x".repeat(200)}/data`,
+    `/data/${"y".repeat(200)}/data`,
+    "/data",
+    "10",
+    "300",
+    "borg:sark:sark:/mnt/borg-backup",
+  ];
 
   it("GIVEN the largest arguments the config allows THEN the command stays under MAX_COMMAND_BYTES, below Linux's 128 KiB per argument", () => {
     const cmd = scriptCommand("migrate", runArgs, { sudo: true });

@@ -91,7 +91,11 @@ describeWith({ tools: MIGRATE_TOOLS, root: true }, "migrate.sh: a change at any 
       // an inotifywait that fails as the real one does at fs.inotify.max_user_watches
       const bin = path.join(root, "stub-bin");
       fs.mkdirSync(bin);
-      fs.writeFileSync(path.join(bin, "inotifywait"), "#!/bin/sh\necho 'Setting up watches.' >&2\necho 'Failed to watch /src; upper limit on inotify watches reached!' >&2\nexit 1\n", { mode: 0o755 });
+      fs.writeFileSync(
+        path.join(bin, "inotifywait"),
+        "#!/bin/sh\necho 'Setting up watches.' >&2\necho 'Failed to watch /src; upper limit on inotify watches reached!' >&2\nexit 1\n",
+        { mode: 0o755 },
+      );
       env.PATH = `${bin}:${HOST_PATH}`;
       env.MIGRATE_BEFORE_STOP = `cd "${root}/src"; printf ABCD > a/file.txt; touch -r empty a/file.txt`;
     }
@@ -113,7 +117,15 @@ describeWith({ tools: MIGRATE_TOOLS, root: true }, "migrate.sh: a change at any 
       const r = migrate(root, { MIGRATE_AFTER_PASS1: `(${writer}) >/dev/null 2>&1 & echo $! > "${root}/writer.pid"`, MIGRATE_BEFORE_STOP: stopWriter });
       // a live pass may meet a directory the writer has just renamed (rsync says so, exit 23,
       // and the entry is taken again in the next pass); nothing else may be reported
-      expect(r.stderr.split("\n").filter((l) => l !== "" && !/^rsync: \[sender\] link_stat .* failed: No such file or directory \(2\)$|^rsync error: some files\/attrs were not transferred/.test(l))).toEqual([]);
+      expect(
+        r.stderr
+          .split("\n")
+          .filter(
+            (l) =>
+              l !== "" &&
+              !/^rsync: \[sender\] link_stat .* failed: No such file or directory \(2\)$|^rsync error: some files\/attrs were not transferred/.test(l),
+          ),
+      ).toEqual([]);
       expect(r.code).toBe(0);
       expect(fs.readdirSync(path.join(root, "src/w")).length).toBeGreaterThan(3);
       expectIdentical(root);
@@ -125,7 +137,10 @@ describeWith({ tools: MIGRATE_TOOLS, root: true }, "migrate.sh: a change at any 
   it("GIVEN names and link targets with tabs, newlines and bytes that are not UTF-8 THEN they are copied and verified", () => {
     const root = newRoot();
     fidelityTree(root);
-    sh(root, `cd src; printf x > "$(printf 'tab\\there')"; printf y > "$(printf 'new\\nline')"; printf z > "$(printf 'latin\\xe9')"; ln -s "$(printf 'tar\\tget\\n')" "$(printf 'link\\tname')"; mkdir "$(printf 'dir\\tx')"; echo in > "$(printf 'dir\\tx/f\\tf')"`);
+    sh(
+      root,
+      `cd src; printf x > "$(printf 'tab\\there')"; printf y > "$(printf 'new\\nline')"; printf z > "$(printf 'latin\\xe9')"; ln -s "$(printf 'tar\\tget\\n')" "$(printf 'link\\tname')"; mkdir "$(printf 'dir\\tx')"; echo in > "$(printf 'dir\\tx/f\\tf')"`,
+    );
     const changes = `cd "${root}/src"; printf X > "$(printf 'tab\\there')"; touch -r empty "$(printf 'tab\\there')"; printf w > "$(printf 'late\\xff\\tname')"`;
     const r = migrate(root, { MIGRATE_BEFORE_STOP: changes });
     expect(r.stderr).toBe("");
@@ -153,7 +168,10 @@ describeWith({ tools: MIGRATE_TOOLS, root: true }, "migrate.sh: a change at any 
   it("GIVEN a large sparse file changed just before the stop THEN the final pass neither reads nor counts its holes", () => {
     const root = newRoot();
     fs.mkdirSync(path.join(root, "src"));
-    sh(root, `truncate -s 2G src/disk.img; printf data | dd of=src/disk.img bs=1M seek=100 conv=notrunc status=none; touch -d '-1 hour' src src/disk.img; sleep 2.5`);
+    sh(
+      root,
+      `truncate -s 2G src/disk.img; printf data | dd of=src/disk.img bs=1M seek=100 conv=notrunc status=none; touch -d '-1 hour' src src/disk.img; sleep 2.5`,
+    );
     const r = migrate(root, { MIGRATE_BEFORE_STOP: `head -c 3M /dev/urandom | dd of="${root}/src/disk.img" bs=1M seek=1500 conv=notrunc status=none` });
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
@@ -186,7 +204,11 @@ describeWith({ tools: MIGRATE_TOOLS, root: true }, "migrate.sh: a re-run after a
     ["a directory became a file", "rm -r a/b && echo f > a/b", "true"],
     ["a file became a directory", "rm empty && mkdir -p empty/x && echo y > empty/x/y", "true"],
     ["a symlink became a directory and a directory a symlink", "rm dangling-link && mkdir dangling-link && rm -r a/b/c && ln -s .. a/b/c", "true"],
-    ["rsync's temporary files and an unfinished file were left", "true", "printf partial > .random.bin.Xy12Ab; head -c 1000 ../src/a/b/c/random.bin > a/b/c/random.bin"],
+    [
+      "rsync's temporary files and an unfinished file were left",
+      "true",
+      "printf partial > .random.bin.Xy12Ab; head -c 1000 ../src/a/b/c/random.bin > a/b/c/random.bin",
+    ],
   ])("GIVEN an interrupted run, then %s THEN the re-run completes", (_what, sourceChange, partial) => {
     const root = newRoot();
     agedTree(root);
@@ -220,9 +242,19 @@ describeWith({ tools: MIGRATE_TOOLS, root: true }, "migrate.sh: a re-run after a
 describeWith({ tools: MIGRATE_TOOLS, root: true }, "migrate.sh: the source is never written, one run at a time", () => {
   it.each([
     ["the destination a symlink into the source", "ln -s src/a dst", "/dst", "the destination /dst (that is /src/a) is inside the source /src"],
-    ["a parent of the destination a symlink to the source", "ln -s src mnt", "/mnt/new", "the destination /mnt/new (that is /src/new) is inside the source /src"],
+    [
+      "a parent of the destination a symlink to the source",
+      "ln -s src mnt",
+      "/mnt/new",
+      "the destination /mnt/new (that is /src/new) is inside the source /src",
+    ],
     ["the destination a symlink to the source itself", "ln -s src dst", "/dst", "the destination /dst (that is /src) is the source /src"],
-    ["the source reached through a symlink into the destination", "mkdir -p data/old && mv src data/old/src && ln -s data/old/src src", "/data", "the source /src (that is /data/old/src) is inside the destination /data"],
+    [
+      "the source reached through a symlink into the destination",
+      "mkdir -p data/old && mv src data/old/src && ln -s data/old/src src",
+      "/data",
+      "the source /src (that is /data/old/src) is inside the destination /data",
+    ],
   ])("GIVEN %s THEN a clear error and nothing touched", (_what, setup, dst, message) => {
     const root = newRoot();
     fidelityTree(root);

@@ -172,7 +172,9 @@ describeWith({ tools: [...MIGRATE_TOOLS, "borg"], root: true }, "migrate.sh snap
 
     const r = runScript("migrate", ["run", "chroma", "-", "/src", "/dst", "-", "10", "30", `borg:sark:sark:${REPO}`], env, { timeoutMs: 120_000 });
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain("migrate: error: the borg archive of /src failed (a repository locked out counts as a failure); nothing was copied and the service was not stopped");
+    expect(r.stderr).toContain(
+      "migrate: error: the borg archive of /src failed (a repository locked out counts as a failure); nothing was copied and the service was not stopped",
+    );
     expect(fs.existsSync(path.join(root, "dst"))).toBe(false);
     expect(fs.existsSync(path.join(root, "var/lib/dgx-storage/migrations/chroma.json"))).toBe(false);
     expect(files()).toEqual(source);

@@ -22,12 +22,16 @@ describeWith({ tools: ["ip"] }, "preflight.sh: the addresses published ports are
     expect(r.stdout).toContain("address 127.0.0.1: an address of this host");
   });
 
-  itWith({ tools: ["ip"] }, "GIVEN an address this machine does not have THEN it fails before anything changes, naming the address, the key and the host's addresses", () => {
-    // a documentation address (RFC 5737): no machine has it
-    const r = runScript("preflight", ["testhost", "address:127.0.0.1", "address:192.0.2.99"], env());
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain("the host testhost is not as the stack expects (1 problem); nothing was changed:");
-    expect(r.stderr).toContain("a published port is bound to 192.0.2.99 (services.<s>.ports[].ip), but testhost has no such address (ip -o -4 addr: ");
-    expect(r.stderr).toMatch(/ip -o -4 addr: [^)]*127\.0\.0\.1/);
-  });
+  itWith(
+    { tools: ["ip"] },
+    "GIVEN an address this machine does not have THEN it fails before anything changes, naming the address, the key and the host's addresses",
+    () => {
+      // a documentation address (RFC 5737): no machine has it
+      const r = runScript("preflight", ["testhost", "address:127.0.0.1", "address:192.0.2.99"], env());
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("the host testhost is not as the stack expects (1 problem); nothing was changed:");
+      expect(r.stderr).toContain("a published port is bound to 192.0.2.99 (services.<s>.ports[].ip), but testhost has no such address (ip -o -4 addr: ");
+      expect(r.stderr).toMatch(/ip -o -4 addr: [^)]*127\.0\.0\.1/);
+    },
+  );
 });

@@ -19,7 +19,11 @@ function smartd(rc: number): string {
     2: "File <stdin> line 3 (drive /dev/nvme0): unknown Directive: -Z\\nConfiguration file <stdin> has fatal syntax errors.",
     16: "Configuration file <stdin> parsed.\\nDevice: /dev/nvme1, open() failed: No such device\\nUnable to register device /dev/nvme1 (no Directive -d removable). Exiting.",
   };
-  fs.writeFileSync(path.join(bin, "smartd"), `#!/usr/bin/env bash\ncat >"${bin}/stdin"; printf '%s\\n' "$*" >"${bin}/args"; printf '${msg[rc]}\\n'; exit ${rc}\n`, { mode: 0o755 });
+  fs.writeFileSync(
+    path.join(bin, "smartd"),
+    `#!/usr/bin/env bash\ncat >"${bin}/stdin"; printf '%s\\n' "$*" >"${bin}/args"; printf '${msg[rc]}\\n'; exit ${rc}\n`,
+    { mode: 0o755 },
+  );
   return bin;
 }
 const env = (root: string, bin: string) => ({ ROOT: root, PATH: `${bin}:${process.env.PATH}` });
@@ -66,7 +70,9 @@ describe("smartd-config.sh", () => {
     const root = makeRoot({ "etc/smartd.conf": DISTRO });
     const r = runScript(NAME, ["apply", FILE, CONTENT + "/dev/nvme0 -Z\n"], env(root, smartd(2)));
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain("smartd rejected the configuration (exit 2); nothing was written: File <stdin> line 3 (drive /dev/nvme0): unknown Directive: -Z");
+    expect(r.stderr).toContain(
+      "smartd rejected the configuration (exit 2); nothing was written: File <stdin> line 3 (drive /dev/nvme0): unknown Directive: -Z",
+    );
     expect(fs.readFileSync(path.join(root, FILE), "utf8")).toBe(DISTRO);
     expect(fs.existsSync(path.join(root, "var/lib/dgx-storage"))).toBe(false);
   });
@@ -101,7 +107,6 @@ describe("smartd-config.sh", () => {
     expect(r.stderr).toContain(message);
   });
 });
-
 
 describeWith({ tools: ["smartd"] }, "smartd-config.sh with the real smartd (no NVMe here)", () => {
   it("GIVEN the rendered config THEN smartd parses it; the missing devices are reported (exit 16)", () => {

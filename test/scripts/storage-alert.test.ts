@@ -124,10 +124,9 @@ describe("storage-alert decisions (worked examples)", () => {
   });
 
   it("GIVEN a data source that failed THEN a warning names it", () => {
-    expect(decide({ usage: [{ mount: "/data", error: "df: /data: No such file or directory" }], iowait: { error: "iostat: not found" } }).map((a) => a.message)).toEqual([
-      "cannot read disk usage of /data on sark: df: /data: No such file or directory",
-      "cannot read CPU iowait on sark: iostat: not found",
-    ]);
+    expect(
+      decide({ usage: [{ mount: "/data", error: "df: /data: No such file or directory" }], iowait: { error: "iostat: not found" } }).map((a) => a.message),
+    ).toEqual(["cannot read disk usage of /data on sark: df: /data: No such file or directory", "cannot read CPU iowait on sark: iostat: not found"]);
   });
 });
 
@@ -149,8 +148,14 @@ function stubs(dir: string): string {
   fs.mkdirSync(bin, { recursive: true });
   const put = (name: string, body: string) => fs.writeFileSync(path.join(bin, name), `#!/usr/bin/env bash\n${body}\n`, { mode: 0o755 });
   put("df", `printf '%s\\n' "$*" >>"$STUB_DIR/df.args"; cat "$STUB_DIR/df.out"`);
-  put("iostat", `[[ "$*" == "-c 1 2" ]] || { echo "unexpected iostat $*" >&2; exit 2; }; printf '%s' "$LC_ALL" >"$STUB_DIR/iostat.lc"; cat "$STUB_DIR/iostat.out"`);
-  put("docker", `name="\${!#}"; if [[ -f "$STUB_DIR/docker.$name" ]]; then cat "$STUB_DIR/docker.$name"; else echo "Error: No such container: $name" >&2; exit 1; fi`);
+  put(
+    "iostat",
+    `[[ "$*" == "-c 1 2" ]] || { echo "unexpected iostat $*" >&2; exit 2; }; printf '%s' "$LC_ALL" >"$STUB_DIR/iostat.lc"; cat "$STUB_DIR/iostat.out"`,
+  );
+  put(
+    "docker",
+    `name="\${!#}"; if [[ -f "$STUB_DIR/docker.$name" ]]; then cat "$STUB_DIR/docker.$name"; else echo "Error: No such container: $name" >&2; exit 1; fi`,
+  );
   put("fio", `printf '%s\\n' "$*" >>"$STUB_DIR/fio.args"; cat "$STUB_DIR/fio.out"`);
   put("logger", `printf '%s\\n' "$*" >>"$STUB_DIR/journal"`);
   return bin;
@@ -184,7 +189,9 @@ async function webhook(): Promise<{ url: string; posts: { headers: http.Incoming
 /** Runs the check asynchronously (the webhook server lives in this process). */
 function check(root: string, stubDir: string, bin: string, extraEnv: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn("bash", [SCRIPT, "check", CONFIG], { env: { ...process.env, ROOT: root, STUB_DIR: stubDir, PATH: `${bin}:${process.env.PATH}`, ...extraEnv } });
+    const p = spawn("bash", [SCRIPT, "check", CONFIG], {
+      env: { ...process.env, ROOT: root, STUB_DIR: stubDir, PATH: `${bin}:${process.env.PATH}`, ...extraEnv },
+    });
     let stdout = "";
     let stderr = "";
     p.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
@@ -226,7 +233,9 @@ describe("storage-alert.sh check (stub data sources, webhook on loopback)", () =
     ]);
     expect(fs.readFileSync(path.join(stubDir, "df.args"), "utf8")).toBe(`-P -B1 -- ${root}/data\n`);
     expect(fs.readFileSync(path.join(stubDir, "iostat.lc"), "utf8")).toBe("C");
-    expect(fs.readFileSync(path.join(stubDir, "fio.args"), "utf8")).toContain(`--filename=${root}/data/.dgx-storage-probe --size=16M --rw=randread --bs=4k --iodepth=32 --direct=1`);
+    expect(fs.readFileSync(path.join(stubDir, "fio.args"), "utf8")).toContain(
+      `--filename=${root}/data/.dgx-storage-probe --size=16M --rw=randread --bs=4k --iodepth=32 --direct=1`,
+    );
     expect(hook.posts.map((p) => [p.headers.title, p.headers.priority, p.body])).toEqual([
       ["storage-alert sark: critical", "5", "critical: disk usage on sark at /data (filesystem /): 94.4% used (3.40 TB of 3.60 TB), threshold 90%"],
       ["storage-alert sark: critical", "5", "critical: container vllm on sark is exited, exit code 1, 3 restarts (expected running)"],
@@ -298,7 +307,9 @@ describe("storage-alert.sh check (stub data sources, webhook on loopback)", () =
     fs.writeFileSync(path.join(stubDir, "docker.vllm"), `{"Status":"running"}|0\n`);
     const r = await check(root, stubDir, bin);
     expect(r.code).toBe(0);
-    expect(journal()).toBe("-t storage-alert -p daemon.info -- info: IOPS check in /data on sark skipped: no baseline yet (/var/lib/dgx-storage/fio/data.json)\n");
+    expect(journal()).toBe(
+      "-t storage-alert -p daemon.info -- info: IOPS check in /data on sark skipped: no baseline yet (/var/lib/dgx-storage/fio/data.json)\n",
+    );
     expect(fs.existsSync(path.join(stubDir, "fio.args"))).toBe(false);
   });
 
@@ -346,7 +357,8 @@ describe("storage-alert.sh check (stub data sources, webhook on loopback)", () =
       p.on("close", (code) => resolve({ code: code ?? -1, out }));
     });
     expect(r).toEqual({ code: 0, out: "" }); // smartd treats output from its hook as a problem
-    const line = "critical: SMART Temperature on sark at /dev/nvme0: Device: /dev/nvme0, Temperature 72 Celsius reached critical limit of 71 Celsius (Min/Max 35/72)";
+    const line =
+      "critical: SMART Temperature on sark at /dev/nvme0: Device: /dev/nvme0, Temperature 72 Celsius reached critical limit of 71 Celsius (Min/Max 35/72)";
     expect(journal()).toBe(`-t storage-alert -p daemon.crit -- ${line}\n`);
     expect(hook.posts.map((p) => p.body)).toEqual([line]);
   });
@@ -367,14 +379,17 @@ describe("the monitoring set as install-units.sh installs it", () => {
     expect(r.stdout).toContain("would enable --now fstrim.timer");
     const installed = path.join(root, STORAGE_ALERT_SCRIPT);
     expect(fs.statSync(installed).mode & 0o777).toBe(0o755);
-    const d = spawnSync(installed, ["decide", CONFIG], { input: JSON.stringify({ iowait: { percent: 60 } }), encoding: "utf8", env: { ...process.env, ROOT: root } });
+    const d = spawnSync(installed, ["decide", CONFIG], {
+      input: JSON.stringify({ iowait: { percent: 60 } }),
+      encoding: "utf8",
+      env: { ...process.env, ROOT: root },
+    });
     expect(d.stderr).toBe("");
     expect((JSON.parse(d.stdout) as Alert[]).map((a) => a.severity)).toEqual(["critical"]);
   });
 });
 
 // ---- a real filesystem filled past the threshold --------------------------------------------
-
 
 describeWith({ tools: ["losetup", "mkfs.ext4", "iostat", "df"], root: true }, "storage-alert.sh on a real loop-mounted filesystem (root only)", () => {
   it("GIVEN a 64 MiB ext4 (52.7 MB usable) filled to 30 MiB THEN silence; to 44 MiB (87%) THEN a warning in the journal", async () => {
@@ -394,7 +409,9 @@ describeWith({ tools: ["losetup", "mkfs.ext4", "iostat", "df"], root: true }, "s
       expect(journal()).toBe("");
       sh(`fallocate -l 44M ${root}/data/fill`);
       await check(root, stubDir, bin);
-      expect(journal()).toMatch(/^-t storage-alert -p daemon\.warning -- warning: disk usage on test at \/data: 8\d\.\d% used \(\d\d\.\d\d MB of \d\d\.\d\d MB\), threshold 80%\n$/);
+      expect(journal()).toMatch(
+        /^-t storage-alert -p daemon\.warning -- warning: disk usage on test at \/data: 8\d\.\d% used \(\d\d\.\d\d MB of \d\d\.\d\d MB\), threshold 80%\n$/,
+      );
     } finally {
       sh(`umount ${root}/data`);
     }

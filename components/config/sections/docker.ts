@@ -17,10 +17,10 @@ const daemonSection = z.strictObject({
     })
     .default({ maxSize: "100m", maxFile: 5 })
     .meta({ description: "`log-opts` for file-based drivers: bounded logs so containers cannot fill the disk." }),
-  liveRestore: z
-    .boolean()
-    .default(false)
-    .meta({ description: "`live-restore`: containers keep running while dockerd restarts. Docker refuses it on a swarm node, so it is rejected together with a swarm role." }),
+  liveRestore: z.boolean().default(false).meta({
+    description:
+      "`live-restore`: containers keep running while dockerd restarts. Docker refuses it on a swarm node, so it is rejected together with a swarm role.",
+  }),
 });
 
 export const dockerSection = z.strictObject({

@@ -10,7 +10,10 @@ export const maintenanceSection = z
           .array(absolutePath)
           .default([])
           .meta({ description: "Mount points trimmed once on apply (fstrim trims whole filesystems: mount points, not directories), each listed once." }),
-        timer: z.boolean().default(true).meta({ description: "Enable util-linux's weekly `fstrim.timer` (it trims every mounted filesystem that supports discard)." }),
+        timer: z
+          .boolean()
+          .default(true)
+          .meta({ description: "Enable util-linux's weekly `fstrim.timer` (it trims every mounted filesystem that supports discard)." }),
       })
       .default({ mounts: [], timer: true }),
   })

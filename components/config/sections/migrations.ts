@@ -4,11 +4,20 @@ import { absolutePath, checkUnique, dockerName, inside, listOf, listOrNone, lowe
 
 export const migrationSection = z.strictObject({
   name: lowerName.meta({ description: "Name of the migration, unique; its state file on the host is named after it." }),
-  service: dockerName.meta({ title: "service key", description: "The service of this stack whose data moves; its bind mount of `source` moves to `destination`." }),
+  service: dockerName.meta({
+    title: "service key",
+    description: "The service of this stack whose data moves; its bind mount of `source` moves to `destination`.",
+  }),
   source: absolutePath.meta({ description: "The path the service bind-mounts now." }),
   destination: absolutePath.meta({ description: "Where the data moves: neither equal to nor inside the source, nor containing it; no other migration's." }),
   mount: absolutePath.optional().meta({ description: "The filesystem the destination must be on (its mount point), checked before copying." }),
-  marginPercent: z.number().int("a whole number").min(0, "0 or more").max(100, "at most 100").default(10).meta({ description: "Free space required beyond the source's size, in percent." }),
+  marginPercent: z
+    .number()
+    .int("a whole number")
+    .min(0, "0 or more")
+    .max(100, "at most 100")
+    .default(10)
+    .meta({ description: "Free space required beyond the source's size, in percent." }),
   healthTimeout: z
     .number()
     .int("a whole number")
@@ -29,7 +38,8 @@ export const migrationsRule: CrossRule = (c, ctx) => {
     input: (m) => m?.name,
     message: (first) => `a unique name (migrations[${first}] has it)`,
   });
-  const paths = (m: (typeof migrations)[number]) => (typeof m?.source === "string" && typeof m.destination === "string" ? { src: m.source, dst: m.destination } : undefined);
+  const paths = (m: (typeof migrations)[number]) =>
+    typeof m?.source === "string" && typeof m.destination === "string" ? { src: m.source, dst: m.destination } : undefined;
   checkUnique(ctx, migrations, {
     key: (m) => paths(m)?.dst,
     at: (i) => ["migrations", i, "destination"],
@@ -40,7 +50,12 @@ export const migrationsRule: CrossRule = (c, ctx) => {
     const p = paths(m);
     if (p) {
       if (inside(p.dst, p.src) || inside(p.src, p.dst)) {
-        ctx.addIssue({ code: "custom", path: ["migrations", i, "destination"], message: `a path neither equal to nor inside the source ${p.src}, nor containing it`, input: p.dst });
+        ctx.addIssue({
+          code: "custom",
+          path: ["migrations", i, "destination"],
+          message: `a path neither equal to nor inside the source ${p.src}, nor containing it`,
+          input: p.dst,
+        });
       }
       if (typeof m?.mount === "string" && !inside(p.dst, m.mount)) {
         ctx.addIssue({ code: "custom", path: ["migrations", i, "mount"], message: `the mount point that holds the destination ${p.dst}`, input: m.mount });
@@ -48,7 +63,12 @@ export const migrationsRule: CrossRule = (c, ctx) => {
     }
     const svc = typeof m?.service === "string" ? c.services?.[m.service] : undefined;
     if (!svc) {
-      ctx.addIssue({ code: "custom", path: ["migrations", i, "service"], message: `a service of this stack (${listOrNone(Object.keys(c.services ?? {}))})`, input: m?.service });
+      ctx.addIssue({
+        code: "custom",
+        path: ["migrations", i, "service"],
+        message: `a service of this stack (${listOrNone(Object.keys(c.services ?? {}))})`,
+        input: m?.service,
+      });
     } else if (!listOf(svc.mounts).some((mt) => mt?.source === m?.source)) {
       ctx.addIssue({
         code: "custom",
@@ -58,7 +78,12 @@ export const migrationsRule: CrossRule = (c, ctx) => {
       });
     }
     if (m?.snapshot === "borg" && c.backup === undefined) {
-      ctx.addIssue({ code: "custom", path: ["migrations", i, "snapshot"], message: "'none', or a backup section: snapshot 'borg' archives into this host's repository", input: "borg" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["migrations", i, "snapshot"],
+        message: "'none', or a backup section: snapshot 'borg' archives into this host's repository",
+        input: "borg",
+      });
     }
   });
 };

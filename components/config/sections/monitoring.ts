@@ -22,18 +22,23 @@ const fioSize = z
 
 export const monitoringSection = z
   .strictObject({
-    mounts: z
-      .array(absolutePath)
-      .min(1, "at least one data mount")
-      .meta({ description: "Data mount points (or directories: their filesystem) checked for usage and read live by `df` for capacity; each listed once, every `capacity.disks[].mount` among them." }),
+    mounts: z.array(absolutePath).min(1, "at least one data mount").meta({
+      description:
+        "Data mount points (or directories: their filesystem) checked for usage and read live by `df` for capacity; each listed once, every `capacity.disks[].mount` among them.",
+    }),
     nvmeDevices: z
-      .array(z.string().regex(/^\/dev\/[A-Za-z0-9_./:-]+$/, "a device path such as '/dev/nvme0n1'").meta({ title: "device path" }))
+      .array(
+        z
+          .string()
+          .regex(/^\/dev\/[A-Za-z0-9_./:-]+$/, "a device path such as '/dev/nvme0n1'")
+          .meta({ title: "device path" }),
+      )
       .default([])
       .meta({ description: "NVMe devices smartd watches (the plan's `smartctl -a /dev/nvmeXn1` lines), each listed once; none: no smartd config." }),
-    allowMissingDevices: z
-      .boolean()
-      .default(false)
-      .meta({ description: "Accept a smartd config whose devices this host does not have (test hosts without NVMe): the syntax is still checked by smartd, and smartd is not restarted on it." }),
+    allowMissingDevices: z.boolean().default(false).meta({
+      description:
+        "Accept a smartd config whose devices this host does not have (test hosts without NVMe): the syntax is still checked by smartd, and smartd is not restarted on it.",
+    }),
     temperatureCriticalC: z
       .number()
       .int("a whole number of degrees")
@@ -48,9 +53,12 @@ export const monitoringSection = z
         critical: percent.default(50),
         sampleSeconds: z.number().int("a whole number").min(1, "at least 1").max(60, "at most 60").default(5),
       })
-      .refine((l) => !(typeof l.warning === "number" && typeof l.critical === "number" && l.warning > l.critical), { message: "warning at most critical", path: ["warning"] })
+      .refine((l) => !(typeof l.warning === "number" && typeof l.critical === "number" && l.warning > l.critical), {
+        message: "warning at most critical",
+        path: ["warning"],
+      })
       .default({ warning: 20, critical: 50, sampleSeconds: 5 })
-      .meta({ description: "CPU I/O wait, percent over `sampleSeconds`. The plan's 80 is out of reach on a many-core DGX (README \"Disks\")." }),
+      .meta({ description: 'CPU I/O wait, percent over `sampleSeconds`. The plan\'s 80 is out of reach on a many-core DGX (README "Disks").' }),
     iopsDropPercent: z
       .number()
       .int("a whole number")
@@ -58,7 +66,13 @@ export const monitoringSection = z
       .max(99, "a percentage from 1 to 99")
       .default(50)
       .meta({ description: "Warn when random-read IOPS drop by more than this percent of the fio baseline (the plan: below 50%)." }),
-    intervalMinutes: z.number().int("a whole number").min(1, "at least 1").max(60, "at most 60").default(5).meta({ description: "Minutes between two alert checks." }),
+    intervalMinutes: z
+      .number()
+      .int("a whole number")
+      .min(1, "at least 1")
+      .max(60, "at most 60")
+      .default(5)
+      .meta({ description: "Minutes between two alert checks." }),
     repeatMinutes: z
       .number()
       .int("a whole number")
@@ -67,9 +81,18 @@ export const monitoringSection = z
       .meta({ description: "A persisting alert goes to the webhook again after this many minutes (the journal gets every check)." }),
     baseline: z
       .strictObject({
-        paths: z.array(absolutePath).min(1, "at least one path").meta({ description: "Data paths measured, each on its own test file (removed afterwards), each listed once." }),
+        paths: z
+          .array(absolutePath)
+          .min(1, "at least one path")
+          .meta({ description: "Data paths measured, each on its own test file (removed afterwards), each listed once." }),
         size: fioSize.default("4G").meta({ description: "Test file size: well above the drive's cache on the DGX." }),
-        runtimeSeconds: z.number().int("a whole number").min(1, "at least 1").max(600, "at most 600").default(30).meta({ description: "Seconds per job (four jobs run one after the other)." }),
+        runtimeSeconds: z
+          .number()
+          .int("a whole number")
+          .min(1, "at least 1")
+          .max(600, "at most 600")
+          .default(30)
+          .meta({ description: "Seconds per job (four jobs run one after the other)." }),
         trigger: z
           .string()
           .min(1, "a non-empty string")

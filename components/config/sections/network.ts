@@ -4,13 +4,10 @@ import { cidr, checkListedOnce, type CrossRule } from "../primitives";
 
 export const networkSection = z
   .strictObject({
-    clients: z
-      .array(cidr)
-      .min(1, "at least one client network")
-      .meta({
-        description:
-          "Networks (IPv4 CIDR) allowed to reach the services' published ports; every other source is dropped before Docker's own rules see the packet (docs/reach.md).",
-      }),
+    clients: z.array(cidr).min(1, "at least one client network").meta({
+      description:
+        "Networks (IPv4 CIDR) allowed to reach the services' published ports; every other source is dropped before Docker's own rules see the packet (docs/reach.md).",
+    }),
   })
   .meta({
     description:

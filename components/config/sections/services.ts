@@ -35,30 +35,25 @@ export const serviceSection = z.strictObject({
         published: port.meta({ description: "Host port; published once per host address and protocol." }),
         target: port.meta({ description: "Container port." }),
         protocol: z.enum(["tcp", "udp"]).default("tcp").meta({ description: "Protocol of the published port." }),
-        ip: z
-          .string()
-          .regex(ipv4, "an IPv4 address")
-          .optional()
-          .meta({
-            title: "IPv4 address",
-            description: "Host address to publish on: one of the host's own addresses (preflight checks it). Required unless the service sets `exposeToAll`.",
-            defaultText: "required; `0.0.0.0` with `exposeToAll`",
-          }),
+        ip: z.string().regex(ipv4, "an IPv4 address").optional().meta({
+          title: "IPv4 address",
+          description: "Host address to publish on: one of the host's own addresses (preflight checks it). Required unless the service sets `exposeToAll`.",
+          defaultText: "required; `0.0.0.0` with `exposeToAll`",
+        }),
       }),
     )
     .default([])
     .meta({ description: "Published ports. Services that only talk to each other use the overlay network and publish nothing." }),
-  exposeToAll: z
-    .boolean()
-    .default(false)
-    .meta({
-      description:
-        "Publish a port without an `ip` on every interface of the host (Docker's default) on purpose. Without it each port names its address, so that a new interface (a VPN, a second NIC) never exposes the service by itself.",
-    }),
+  exposeToAll: z.boolean().default(false).meta({
+    description:
+      "Publish a port without an `ip` on every interface of the host (Docker's default) on purpose. Without it each port names its address, so that a new interface (a VPN, a second NIC) never exposes the service by itself.",
+  }),
   mounts: z
     .array(
       z.strictObject({
-        source: z.union([absolutePath, dockerName]).meta({ title: "volume name or absolute path", description: "A volume declared on this host, or an absolute host path (a bind mount)." }),
+        source: z
+          .union([absolutePath, dockerName])
+          .meta({ title: "volume name or absolute path", description: "A volume declared on this host, or an absolute host path (a bind mount)." }),
         target: absolutePath.meta({ description: "Path inside the container; one source per path." }),
         readOnly: z.boolean().default(false).meta({ description: "Mount read-only; a read-only bind source is left out of the automatic backup paths." }),
       }),
@@ -68,7 +63,11 @@ export const serviceSection = z.strictObject({
   gpus: z
     .strictObject({
       count: z.number().int("a positive whole number").positive("a positive whole number").optional().meta({ description: "Number of GPUs." }),
-      deviceIds: z.array(z.string().regex(/^[\w-]+$/, "a GPU index or UUID")).min(1, "at least one GPU id").optional().meta({ description: "Specific GPUs by index or UUID." }),
+      deviceIds: z
+        .array(z.string().regex(/^[\w-]+$/, "a GPU index or UUID"))
+        .min(1, "at least one GPU id")
+        .optional()
+        .meta({ description: "Specific GPUs by index or UUID." }),
     })
     .refine((g) => (g.count === undefined) !== (g.deviceIds === undefined), { message: "either count or deviceIds, not both or neither" })
     .optional()
@@ -90,34 +89,32 @@ export const serviceSection = z.strictObject({
         .meta({ description: "`['CMD', ...]` or `['CMD-SHELL', '...']`." }),
       interval: duration.default("30s").meta({ description: "Time between two checks." }),
       timeout: duration.default("10s").meta({ description: "Time one check may take." }),
-      retries: z.number().int("a whole number").min(1, "at least 1").default(3).meta({ description: "Failed checks in a row that make the container unhealthy." }),
+      retries: z
+        .number()
+        .int("a whole number")
+        .min(1, "at least 1")
+        .default(3)
+        .meta({ description: "Failed checks in a row that make the container unhealthy." }),
       startPeriod: duration.default("30s").meta({ description: "Start-up time during which failed checks do not count." }),
     })
     .optional()
     .meta({ description: "The container's health check." }),
-  waitTimeout: z
-    .number()
-    .int("a whole number")
-    .positive("a positive whole number")
-    .default(120)
-    .meta({
-      title: "seconds",
-      description: "Seconds the switch to a new container waits for it to be healthy (its health check; without one, running for 10 s) before it hands the service back to the old one.",
-    }),
-  stopGraceSeconds: z
-    .number()
-    .int("a whole number")
-    .min(1, "at least 1")
-    .max(600, "at most 600")
-    .default(30)
-    .meta({
-      description:
-        "Seconds a stopping container gets between SIGTERM and SIGKILL: the old one at the switch, and this one when Pulumi replaces or deletes it (the Docker provider's `destroy_grace_seconds`, whose default 0 kills at once).",
-    }),
+  waitTimeout: z.number().int("a whole number").positive("a positive whole number").default(120).meta({
+    title: "seconds",
+    description:
+      "Seconds the switch to a new container waits for it to be healthy (its health check; without one, running for 10 s) before it hands the service back to the old one.",
+  }),
+  stopGraceSeconds: z.number().int("a whole number").min(1, "at least 1").max(600, "at most 600").default(30).meta({
+    description:
+      "Seconds a stopping container gets between SIGTERM and SIGKILL: the old one at the switch, and this one when Pulumi replaces or deletes it (the Docker provider's `destroy_grace_seconds`, whose default 0 kills at once).",
+  }),
   overlay: z.boolean().default(true).meta({ description: "Attach to the swarm's overlay network (needs a `swarm` section)." }),
 });
 
-export const servicesSection = z.record(dockerName, serviceSection).default({}).meta({ description: "Service containers of this host, by key (`services.<key>`)." });
+export const servicesSection = z
+  .record(dockerName, serviceSection)
+  .default({})
+  .meta({ description: "Service containers of this host, by key (`services.<key>`)." });
 
 /** Placement, mount paths and sources, host ports across services, the overlay network. */
 export const servicesRule: CrossRule = (c, ctx) => {
@@ -145,7 +142,12 @@ export const servicesRule: CrossRule = (c, ctx) => {
       }
     });
     if (s?.overlay !== false && c.swarm === undefined) {
-      ctx.addIssue({ code: "custom", path: ["services", svc, "overlay"], message: "false, or a swarm section: the overlay network needs a swarm", input: s?.overlay ?? true });
+      ctx.addIssue({
+        code: "custom",
+        path: ["services", svc, "overlay"],
+        message: "false, or a swarm section: the overlay network needs a swarm",
+        input: s?.overlay ?? true,
+      });
     }
   }
   // a published port names its address, unless the service is exposed on every interface on purpose

@@ -8,8 +8,16 @@ export const volumeSection = z.strictObject({
   bind: z
     .strictObject({
       device: absolutePath.meta({ description: "The host directory the volume binds; no two volumes bind the same one." }),
-      owner: z.string().regex(/^\d{1,10}:\d{1,10}$/, "numeric 'uid:gid'").default("0:0").meta({ title: "numeric 'uid:gid'", description: "Owner of the device directory." }),
-      mode: z.string().regex(/^0?[0-7]{3,4}$/, "an octal mode such as '0750'").default("0755").meta({ title: "octal mode", description: "Mode of the device directory." }),
+      owner: z
+        .string()
+        .regex(/^\d{1,10}:\d{1,10}$/, "numeric 'uid:gid'")
+        .default("0:0")
+        .meta({ title: "numeric 'uid:gid'", description: "Owner of the device directory." }),
+      mode: z
+        .string()
+        .regex(/^0?[0-7]{3,4}$/, "an octal mode such as '0750'")
+        .default("0755")
+        .meta({ title: "octal mode", description: "Mode of the device directory." }),
     })
     .optional()
     .meta({ description: "Bind-backed volume (`driver: local`, `type=none,o=bind,device=...`).", defaultText: "none (a named volume)" }),
