@@ -80,7 +80,12 @@ async function main() {
   try {
     const conf = path.join(root, RCLONE_CONFIG_PATH);
     fs.mkdirSync(path.dirname(conf), { recursive: true });
-    const target = { name: "s3-bench", prefix: "x", protection: "backup-dir" as const, s3: { provider: "Other", endpoint: `http://127.0.0.1:${s3.port}`, region: "us-east-1", bucket: "bench" } };
+    const target = {
+      name: "s3-bench",
+      prefix: "x",
+      protection: "backup-dir" as const,
+      s3: { provider: "Other", endpoint: `http://127.0.0.1:${s3.port}`, region: "us-east-1", bucket: "bench" },
+    };
     fs.writeFileSync(conf, renderRcloneConfig([target], JSON.stringify({ "s3-bench": S3RVER_KEY })), { mode: 0o600 });
     const repoDir = path.join(root, repo);
     fs.mkdirSync(path.dirname(repoDir), { recursive: true });
@@ -90,7 +95,20 @@ async function main() {
     run("borg", ["create", "--compression", "lz4", `${repoDir}::bench-daily-0`, data]);
 
     const ours = (prefix: string) => () =>
-      run("bash", [SCRIPT, "--repo", repo, "--host", "bench", "--config", RCLONE_CONFIG_PATH, "copy", "s3-bench", `s3-bench:bench/${prefix}/repo`, "--backup-dir", `s3-bench:bench/${prefix}/replaced`]);
+      run("bash", [
+        SCRIPT,
+        "--repo",
+        repo,
+        "--host",
+        "bench",
+        "--config",
+        RCLONE_CONFIG_PATH,
+        "copy",
+        "s3-bench",
+        `s3-bench:bench/${prefix}/repo`,
+        "--backup-dir",
+        `s3-bench:bench/${prefix}/replaced`,
+      ]);
     const plain = (prefix: string) => () => run("rclone", ["--config", conf, "--fast-list", "copy", repoDir, `s3-bench:bench/${prefix}/repo`]);
     const check = () => run("borg", ["check", repoDir]);
 

@@ -143,7 +143,8 @@ export class Backup extends pulumi.ComponentResource {
 
     if (plan.cloud) {
       const cloud = plan.cloud;
-      if (args.cloudCredentials === undefined) throw new Error("backup.cloud needs the secret cloudCredentials (pulumi config set --secret cloudCredentials < creds.json)");
+      if (args.cloudCredentials === undefined)
+        throw new Error("backup.cloud needs the secret cloudCredentials (pulumi config set --secret cloudCredentials < creds.json)");
       // rendered inside the secret: the config holds the keys, and a problem names target and field only
       const text = pulumi.secret(args.cloudCredentials).apply((c) => renderRcloneConfig(cloud.targets, c));
       this.cloudConfig = hostCommand(

@@ -52,7 +52,11 @@ export class Observability extends pulumi.ComponentResource {
     super("dgx-storage:index:Observability", name, {}, opts);
     const { access, config, observability: obs } = args;
     const pkgs = observabilityPackages(obs);
-    this.packages = hostCommand(`${name}-packages`, { access, script: "apt-ensure", createArgs: pkgs, triggers: [pkgs.join(" ")] }, { parent: this, dependsOn: [...args.after] });
+    this.packages = hostCommand(
+      `${name}-packages`,
+      { access, script: "apt-ensure", createArgs: pkgs, triggers: [pkgs.join(" ")] },
+      { parent: this, dependsOn: [...args.after] },
+    );
     const textfile = staticTextfile(config, args.today ?? new Date());
     this.textfile = hostCommand(
       `${name}-textfile`,
@@ -70,7 +74,10 @@ export class Observability extends pulumi.ComponentResource {
           createArgs: ["apply", files.prometheus, files.rules, files.alertmanager, files.console, ALERTMANAGER_WEBHOOK_FILE],
           deleteArgs: ["remove"],
           // the rendered texts and the URL's hash: this command reads the URL from its file
-          triggers: [sha256(files.prometheus + files.rules + files.alertmanager + files.console), ...(args.webhookTrigger !== undefined ? [args.webhookTrigger] : [])],
+          triggers: [
+            sha256(files.prometheus + files.rules + files.alertmanager + files.console),
+            ...(args.webhookTrigger !== undefined ? [args.webhookTrigger] : []),
+          ],
         },
         { parent: this, dependsOn: [this.packages, ...(args.webhook ? [args.webhook] : [])] },
       );

@@ -57,7 +57,9 @@ function stopper(child: ChildProcess): () => Promise<void> {
 export async function startS3rver(dir: string, buckets: readonly string[], address = "127.0.0.1", port = 0): Promise<LocalServer> {
   fs.mkdirSync(dir, { recursive: true });
   const bin = path.join(REPO, "node_modules", "s3rver", "bin", "s3rver.js");
-  const child = spawn(process.execPath, [bin, "-d", dir, "-a", address, "-p", String(port), ...buckets.flatMap((b) => ["--configure-bucket", b])], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [bin, "-d", dir, "-a", address, "-p", String(port), ...buckets.flatMap((b) => ["--configure-bucket", b])], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const { port: bound, output } = await waitFor(child, /S3rver listening on [\d.]+:(\d+)/, "s3rver");
   return { port: bound, output, stop: stopper(child) };
 }
@@ -70,7 +72,17 @@ export async function startS3rver(dir: string, buckets: readonly string[], addre
 export async function startAzurite(dir: string, opts: { address?: string; port?: number; cert?: string; key?: string } = {}): Promise<LocalServer> {
   fs.mkdirSync(dir, { recursive: true });
   const bin = path.join(REPO, "node_modules", "azurite", "dist", "src", "blob", "main.js");
-  const args = [bin, "--blobHost", opts.address ?? "127.0.0.1", "--blobPort", String(opts.port ?? 10000), "--location", dir, "--skipApiVersionCheck", "--loose"];
+  const args = [
+    bin,
+    "--blobHost",
+    opts.address ?? "127.0.0.1",
+    "--blobPort",
+    String(opts.port ?? 10000),
+    "--location",
+    dir,
+    "--skipApiVersionCheck",
+    "--loose",
+  ];
   if (opts.cert && opts.key) args.push("--cert", opts.cert, "--key", opts.key);
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
   const { port, output } = await waitFor(child, /successfully listens on https?:\/\/[^:]+:(\d+)/, "azurite");

@@ -21,7 +21,20 @@ import { sysctlSection } from "./sections/sysctl";
 import { volumesRule, volumesSection } from "./sections/volumes";
 
 /** The rules one field cannot check alone, each beside its section. */
-const CROSS_RULES: readonly CrossRule[] = [volumesRule, servicesRule, migrationsRule, maintenanceRule, monitoringRule, capacityRule, backupRule, cloudRule, dockerRule, swarmRule, networkRule, observabilityRule];
+const CROSS_RULES: readonly CrossRule[] = [
+  volumesRule,
+  servicesRule,
+  migrationsRule,
+  maintenanceRule,
+  monitoringRule,
+  capacityRule,
+  backupRule,
+  cloudRule,
+  dockerRule,
+  swarmRule,
+  networkRule,
+  observabilityRule,
+];
 
 export const hostConfigSchema = z
   .strictObject({
@@ -52,7 +65,10 @@ export type HostConfig = DeepReadonly<
   Omit<Parsed, "host" | "services" | "backup"> & {
     host: Parsed["host"] & { sudo: boolean };
     /** Each port with its address (`0.0.0.0` only with `exposeToAll`). */
-    services: Record<string, Omit<Parsed["services"][string], "ports"> & { containerName: string; ports: (Parsed["services"][string]["ports"][number] & { ip: string })[] }>;
+    services: Record<
+      string,
+      Omit<Parsed["services"][string], "ports"> & { containerName: string; ports: (Parsed["services"][string]["ports"][number] & { ip: string })[] }
+    >;
     /** `paths.daily`: the configured paths plus the automatic ones, outermost only, sorted. */
     backup?: NonNullable<Parsed["backup"]>;
   }

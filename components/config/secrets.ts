@@ -127,7 +127,9 @@ export function secretProblems(
     }
     const cloud = (values.backup as { cloud?: unknown } | undefined)?.cloud;
     if (cloud !== undefined && !present.includes("cloudCredentials")) {
-      problems.push("cloudCredentials: (missing) secret, required with backup.cloud; set it with: pulumi config set --secret cloudCredentials < creds.json (docs/backups-cloud.md)");
+      problems.push(
+        "cloudCredentials: (missing) secret, required with backup.cloud; set it with: pulumi config set --secret cloudCredentials < creds.json (docs/backups-cloud.md)",
+      );
     }
     if (values.backup !== undefined && !present.includes("borgPassphrase")) {
       problems.push(

@@ -5,7 +5,16 @@
  */
 import type { BackupConfig, HostConfig, MonitoringConfig, ObservabilityConfig } from "../config";
 import { backupUnitSet } from "../render/backup";
-import { DEFAULT_THRESHOLDS, renderAlertmanagerYml, renderConsole, renderPrometheusYml, renderRules, renderTextfile, type RuleThresholds, type StaticSample } from "../render/observability";
+import {
+  DEFAULT_THRESHOLDS,
+  renderAlertmanagerYml,
+  renderConsole,
+  renderPrometheusYml,
+  renderRules,
+  renderTextfile,
+  type RuleThresholds,
+  type StaticSample,
+} from "../render/observability";
 import { backupPlan } from "./backup";
 import { plannedCapacity } from "./monitoring";
 
@@ -52,7 +61,12 @@ export function staticSamples(config: HostConfig, today: Date): StaticSample[] {
   const out: StaticSample[] = [];
   if (config.backup) {
     for (const a of backupMaxAges(config.host.name, config.backup)) {
-      out.push({ name: "dgx_backup_max_age_seconds", help: "How old a backup job's last success may be before it counts as missed", labels: { backup_job: a.job }, value: a.seconds });
+      out.push({
+        name: "dgx_backup_max_age_seconds",
+        help: "How old a backup job's last success may be before it counts as missed",
+        labels: { backup_job: a.job },
+        value: a.seconds,
+      });
     }
   }
   // only with capacity.asOf: a projection started "today" would move its dates (and this file) every day
@@ -76,14 +90,27 @@ export function staticTextfile(config: HostConfig, today: Date): string {
 }
 
 /** The manager's four files. */
-export function managerFiles(config: HostConfig, obs: ObservabilityConfig, webhook: boolean): { prometheus: string; rules: string; alertmanager: string; console: string } | undefined {
+export function managerFiles(
+  config: HostConfig,
+  obs: ObservabilityConfig,
+  webhook: boolean,
+): { prometheus: string; rules: string; alertmanager: string; console: string } | undefined {
   const p = obs.prometheus;
   if (!p) return undefined;
   const t = ruleThresholds(config.monitoring, obs);
   return {
-    prometheus: renderPrometheusYml({ targets: p.targets, scrapeIntervalSeconds: p.scrapeIntervalSeconds, evaluationIntervalSeconds: p.evaluationIntervalSeconds }),
+    prometheus: renderPrometheusYml({
+      targets: p.targets,
+      scrapeIntervalSeconds: p.scrapeIntervalSeconds,
+      evaluationIntervalSeconds: p.evaluationIntervalSeconds,
+    }),
     rules: renderRules(t, p.evaluationIntervalSeconds),
-    alertmanager: renderAlertmanagerYml({ webhook, groupWaitSeconds: p.groupWaitSeconds, groupIntervalSeconds: p.groupIntervalSeconds, repeatIntervalMinutes: p.repeatIntervalMinutes }),
+    alertmanager: renderAlertmanagerYml({
+      webhook,
+      groupWaitSeconds: p.groupWaitSeconds,
+      groupIntervalSeconds: p.groupIntervalSeconds,
+      repeatIntervalMinutes: p.repeatIntervalMinutes,
+    }),
     console: renderConsole(t, p.consoleHours),
   };
 }

@@ -63,12 +63,15 @@ export function targetBackupDir(t: CloudTarget): string | undefined {
 
 /** A human description of a target, for unit descriptions and docs. */
 export function describeTarget(t: CloudTarget): string {
-  return t.s3 ? `s3 bucket ${t.s3.bucket}${t.s3.endpoint ? ` at ${t.s3.endpoint}` : ` in ${t.s3.region}`}` : `azure container ${t.azure!.account}/${t.azure!.container}`;
+  return t.s3
+    ? `s3 bucket ${t.s3.bucket}${t.s3.endpoint ? ` at ${t.s3.endpoint}` : ` in ${t.s3.region}`}`
+    : `azure container ${t.azure!.account}/${t.azure!.container}`;
 }
 
 function iniValue(target: string, key: string, v: string): string {
   // one line, no leading or trailing space: rclone's config parser would cut or misread it
-  if (/[\n\r]/.test(v) || v !== v.trim() || v === "") throw new Error(`cloudCredentials: target ${target}: ${key} must be one non-empty line without surrounding spaces`);
+  if (/[\n\r]/.test(v) || v !== v.trim() || v === "")
+    throw new Error(`cloudCredentials: target ${target}: ${key} must be one non-empty line without surrounding spaces`);
   return v;
 }
 
@@ -76,7 +79,8 @@ function iniValue(target: string, key: string, v: string): string {
 function credentialsOf(t: CloudTarget, all: Record<string, unknown>): Record<string, string> {
   const c = all[t.name];
   const want = t.s3 ? ["accessKeyId", "secretAccessKey"] : ["accountKey"];
-  if (c === null || typeof c !== "object" || Array.isArray(c)) throw new Error(`cloudCredentials: no entry for the target ${t.name} (expected {${want.map((k) => `"${k}": "..."`).join(", ")}})`);
+  if (c === null || typeof c !== "object" || Array.isArray(c))
+    throw new Error(`cloudCredentials: no entry for the target ${t.name} (expected {${want.map((k) => `"${k}": "..."`).join(", ")}})`);
   const o = c as Record<string, unknown>;
   const extra = Object.keys(o).filter((k) => !want.includes(k));
   if (extra.length > 0) throw new Error(`cloudCredentials: target ${t.name}: unknown field(s) ${extra.join(", ")} (expected ${want.join(", ")})`);
@@ -110,7 +114,13 @@ export function renderRcloneConfig(targets: readonly CloudTarget[], credentials:
     const c = credentialsOf(t, all as Record<string, unknown>);
     lines.push("", `[${t.name}]`);
     if (t.s3) {
-      lines.push("type = s3", `provider = ${t.s3.provider}`, `access_key_id = ${c.accessKeyId}`, `secret_access_key = ${c.secretAccessKey}`, `region = ${t.s3.region}`);
+      lines.push(
+        "type = s3",
+        `provider = ${t.s3.provider}`,
+        `access_key_id = ${c.accessKeyId}`,
+        `secret_access_key = ${c.secretAccessKey}`,
+        `region = ${t.s3.region}`,
+      );
       if (t.s3.endpoint) lines.push(`endpoint = ${t.s3.endpoint}`);
       // virtual-hosted style only for AWS itself; S3-compatible servers (MinIO, Ceph, s3rver) are addressed by path
       lines.push(`force_path_style = ${t.s3.endpoint ? "true" : "false"}`);

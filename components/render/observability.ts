@@ -97,7 +97,11 @@ export function alertRules(t: RuleThresholds, evaluationIntervalSeconds: number)
   pct("usage", t.usage.warning, t.usage.critical);
   pct("iowait", t.iowait.warning, t.iowait.critical);
   if (!(t.iopsMinFraction > 0 && t.iopsMinFraction < 1)) fail(`iopsMinFraction must be between 0 and 1, got ${t.iopsMinFraction}`);
-  for (const [k, v] of [["hostDownFor", t.hostDownFor], ["alertFor", t.alertFor]] as const) if (!DURATION.test(v)) fail(`${k} must be a duration such as '2m', got '${v}'`);
+  for (const [k, v] of [
+    ["hostDownFor", t.hostDownFor],
+    ["alertFor", t.alertFor],
+  ] as const)
+    if (!DURATION.test(v)) fail(`${k} must be a duration such as '2m', got '${v}'`);
   const f = t.alertFor === "0s" ? {} : { for: t.alertFor };
   const rule = (alert: string, severity: Rule["labels"]["severity"], expr: string, summary: string, extra: { for?: string } = f): Rule => ({
     alert,
@@ -109,13 +113,39 @@ export function alertRules(t: RuleThresholds, evaluationIntervalSeconds: number)
   // a textfile metric is as fresh as the job that wrote it; `for` stays short so a test stack's
   // short intervals show the whole path within minutes
   return [
-    rule("HostDown", "critical", `up{job="node"} == 0`, "{{ $labels.host }}: node_exporter at {{ $labels.instance }} does not answer (host down, or node_exporter stopped)", {
-      for: t.hostDownFor,
-    }),
-    rule("StorageUsageWarning", "warning", `dgx_storage_used_percent > ${t.usage.warning} <= ${t.usage.critical}`, `{{ $labels.host }} {{ $labels.mount }}: {{ $value | printf "%.1f" }}% used, over ${t.usage.warning}%`),
-    rule("StorageUsageCritical", "critical", `dgx_storage_used_percent > ${t.usage.critical}`, `{{ $labels.host }} {{ $labels.mount }}: {{ $value | printf "%.1f" }}% used, over ${t.usage.critical}%`),
-    rule("IOWaitWarning", "warning", `dgx_storage_iowait_percent > ${t.iowait.warning} <= ${t.iowait.critical}`, `{{ $labels.host }}: CPU iowait {{ $value | printf "%.1f" }}%, over ${t.iowait.warning}%`),
-    rule("IOWaitCritical", "critical", `dgx_storage_iowait_percent > ${t.iowait.critical}`, `{{ $labels.host }}: CPU iowait {{ $value | printf "%.1f" }}%, over ${t.iowait.critical}%`),
+    rule(
+      "HostDown",
+      "critical",
+      `up{job="node"} == 0`,
+      "{{ $labels.host }}: node_exporter at {{ $labels.instance }} does not answer (host down, or node_exporter stopped)",
+      {
+        for: t.hostDownFor,
+      },
+    ),
+    rule(
+      "StorageUsageWarning",
+      "warning",
+      `dgx_storage_used_percent > ${t.usage.warning} <= ${t.usage.critical}`,
+      `{{ $labels.host }} {{ $labels.mount }}: {{ $value | printf "%.1f" }}% used, over ${t.usage.warning}%`,
+    ),
+    rule(
+      "StorageUsageCritical",
+      "critical",
+      `dgx_storage_used_percent > ${t.usage.critical}`,
+      `{{ $labels.host }} {{ $labels.mount }}: {{ $value | printf "%.1f" }}% used, over ${t.usage.critical}%`,
+    ),
+    rule(
+      "IOWaitWarning",
+      "warning",
+      `dgx_storage_iowait_percent > ${t.iowait.warning} <= ${t.iowait.critical}`,
+      `{{ $labels.host }}: CPU iowait {{ $value | printf "%.1f" }}%, over ${t.iowait.warning}%`,
+    ),
+    rule(
+      "IOWaitCritical",
+      "critical",
+      `dgx_storage_iowait_percent > ${t.iowait.critical}`,
+      `{{ $labels.host }}: CPU iowait {{ $value | printf "%.1f" }}%, over ${t.iowait.critical}%`,
+    ),
     rule(
       "IOPSBelowBaseline",
       "warning",
@@ -134,16 +164,36 @@ export function alertRules(t: RuleThresholds, evaluationIntervalSeconds: number)
       `smartmon_temperature_celsius_raw_value > ${t.temperatureCriticalC} or nvme_temperature_celsius > ${t.temperatureCriticalC}`,
       `{{ $labels.host }} {{ $labels.device }}: {{ $value }} °C, over ${t.temperatureCriticalC} °C`,
     ),
-    rule("StorageCheckFailed", "warning", `dgx_storage_check_error == 1`, "{{ $labels.host }}: the storage check could not measure {{ $labels.what }} of {{ $labels.where }}"),
-    rule("BackupFailed", "critical", `dgx_backup_last_status{status="error"} == 1`, "{{ $labels.host }}: backup job {{ $labels.backup_job }} failed (journal tag dgx-backup)"),
-    rule("BackupWarning", "warning", `dgx_backup_last_status{status=~"warning|skipped"} == 1`, "{{ $labels.host }}: backup job {{ $labels.backup_job }} ended with a warning or was skipped"),
+    rule(
+      "StorageCheckFailed",
+      "warning",
+      `dgx_storage_check_error == 1`,
+      "{{ $labels.host }}: the storage check could not measure {{ $labels.what }} of {{ $labels.where }}",
+    ),
+    rule(
+      "BackupFailed",
+      "critical",
+      `dgx_backup_last_status{status="error"} == 1`,
+      "{{ $labels.host }}: backup job {{ $labels.backup_job }} failed (journal tag dgx-backup)",
+    ),
+    rule(
+      "BackupWarning",
+      "warning",
+      `dgx_backup_last_status{status=~"warning|skipped"} == 1`,
+      "{{ $labels.host }}: backup job {{ $labels.backup_job }} ended with a warning or was skipped",
+    ),
     rule(
       "BackupMissed",
       "critical",
       `time() - dgx_backup_last_success_timestamp_seconds > on(host, backup_job) dgx_backup_max_age_seconds`,
       "{{ $labels.host }}: backup job {{ $labels.backup_job }} last succeeded {{ $value | humanizeDuration }} ago, longer than its period allows",
     ),
-    rule("BackupGrowthAbnormal", "warning", `dgx_backup_growth_abnormal == 1`, "{{ $labels.host }}: backup job {{ $labels.backup_job }} added far more than its recent median"),
+    rule(
+      "BackupGrowthAbnormal",
+      "warning",
+      `dgx_backup_growth_abnormal == 1`,
+      "{{ $labels.host }}: backup job {{ $labels.backup_job }} added far more than its recent median",
+    ),
     rule("ContainerDown", "critical", `dgx_container_running == 0`, "{{ $labels.host }}: service container {{ $labels.container }} is not running"),
     rule("ContainerUnhealthy", "critical", `dgx_container_unhealthy == 1`, "{{ $labels.host }}: service container {{ $labels.container }} is unhealthy"),
     rule(
@@ -176,7 +226,10 @@ export function renderPrometheusYml(p: PrometheusSpec): string {
     if (!HOST.test(t.host)) fail(`'${t.host}' is not a host name`);
     if (!ADDRESS.test(t.address)) fail(`'${t.address}' is not address:port`);
   }
-  for (const [k, v] of [["scrapeIntervalSeconds", p.scrapeIntervalSeconds], ["evaluationIntervalSeconds", p.evaluationIntervalSeconds]] as const) {
+  for (const [k, v] of [
+    ["scrapeIntervalSeconds", p.scrapeIntervalSeconds],
+    ["evaluationIntervalSeconds", p.evaluationIntervalSeconds],
+  ] as const) {
     if (!(Number.isInteger(v) && v >= 1 && v <= 3600)) fail(`${k} must be 1..3600, got ${v}`);
   }
   const config = {
@@ -200,7 +253,11 @@ export function renderPrometheusYml(p: PrometheusSpec): string {
  * mount. Without a webhook the receiver is empty (alerts visible in Alertmanager's UI only).
  */
 export function renderAlertmanagerYml(a: AlertmanagerSpec): string {
-  for (const [k, v] of [["groupWaitSeconds", a.groupWaitSeconds], ["groupIntervalSeconds", a.groupIntervalSeconds], ["repeatIntervalMinutes", a.repeatIntervalMinutes]] as const) {
+  for (const [k, v] of [
+    ["groupWaitSeconds", a.groupWaitSeconds],
+    ["groupIntervalSeconds", a.groupIntervalSeconds],
+    ["repeatIntervalMinutes", a.repeatIntervalMinutes],
+  ] as const) {
     if (!(Number.isInteger(v) && v >= 1)) fail(`${k} must be a whole number >= 1, got ${v}`);
   }
   const receiver = a.webhook
@@ -271,9 +328,23 @@ const IOPS_QUERY = 'label_replace(dgx_storage_iops_probe, "series", "probe", "",
 
 export function renderConsole(t: RuleThresholds, hours: number): string {
   const charts = [
-    { id: "usage", title: "Used space per mount, % (lines at the warning and critical levels)", query: "dgx_storage_used_percent", label: ["host", "mount"], lines: [t.usage.warning, t.usage.critical], max: 100 },
+    {
+      id: "usage",
+      title: "Used space per mount, % (lines at the warning and critical levels)",
+      query: "dgx_storage_used_percent",
+      label: ["host", "mount"],
+      lines: [t.usage.warning, t.usage.critical],
+      max: 100,
+    },
     { id: "iops", title: "Random-read IOPS probe against the fio baseline", query: IOPS_QUERY, label: ["host", "dir", "series"], lines: [], max: 0 },
-    { id: "backup-age", title: "Hours since each backup job last succeeded", query: "(time() - dgx_backup_last_success_timestamp_seconds) / 3600", label: ["host", "backup_job"], lines: [], max: 0 },
+    {
+      id: "backup-age",
+      title: "Hours since each backup job last succeeded",
+      query: "(time() - dgx_backup_last_success_timestamp_seconds) / 3600",
+      label: ["host", "backup_job"],
+      lines: [],
+      max: 0,
+    },
   ];
   const table = (title: string, query: string, cols: readonly string[], value: string) =>
     [
@@ -292,7 +363,9 @@ export function renderConsole(t: RuleThresholds, hours: number): string {
     table("IOPS probe and baseline", IOPS_QUERY, ["host", "dir", "series"], `printf "%.0f"`),
     table("Backup age (since the last success)", "time() - dgx_backup_last_success_timestamp_seconds", ["host", "backup_job"], "humanizeDuration"),
     table("Scrape targets", 'up{job="node"}', ["host", "instance"], `printf "%.0f"`),
-    ...charts.map((c) => `<h2>${c.title}</h2><svg id="chart-${c.id}" width="720" height="220" viewBox="0 0 720 220"></svg><div class="legend" id="legend-${c.id}"></div>`),
+    ...charts.map(
+      (c) => `<h2>${c.title}</h2><svg id="chart-${c.id}" width="720" height="220" viewBox="0 0 720 220"></svg><div class="legend" id="legend-${c.id}"></div>`,
+    ),
     `<script>`,
     `const CHARTS = ${JSON.stringify(charts)}, HOURS = ${hours};`,
     `const COLORS = ["#1f77b4","#d62728","#2ca02c","#ff7f0e","#9467bd","#8c564b","#e377c2","#17becf"];`,

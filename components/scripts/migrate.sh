@@ -338,7 +338,10 @@ progress_df() {
 	while sleep 2; do
 		used=$(df -B1 --output=used "$parent" | tail -1)
 		pct=$((need > 0 ? (used - start) * 100 / need : 100))
-		((pct < last + 5)) || { log "  $pct% ($(human $((used - start))) of $(human "$need"))"; last=$pct; }
+		((pct < last + 5)) || {
+			log "  $pct% ($(human $((used - start))) of $(human "$need"))"
+			last=$pct
+		}
 	done
 }
 

@@ -33,21 +33,50 @@ const parse = (v: Record<string, unknown>) => parseHostConfig(v, { source: "Pulu
 describe("backup.cloud: the config door", () => {
   it("accepts S3 and Azure targets, with the defaults filled in", () => {
     const c = parse(withCloud()).backup!.cloud!;
-    expect(c.targets[0]).toEqual({ name: "s3-main", s3: { provider: "AWS", region: "eu-central-1", bucket: "dgx-backups", storageClass: "STANDARD_IA" }, protection: "versioning" });
+    expect(c.targets[0]).toEqual({
+      name: "s3-main",
+      s3: { provider: "AWS", region: "eu-central-1", bucket: "dgx-backups", storageClass: "STANDARD_IA" },
+      protection: "versioning",
+    });
     expect(c.schedules).toEqual({ copy: "Thu *-*-* 06:00:00", drill: "*-*-22 06:00:00" });
     expect(c.drillScratch).toBe("/var/lib/dgx-storage/cloud-drill");
   });
 
   it.each([
-    ["both s3 and azure", "backup.cloud.targets.0", { name: "x1", s3: { region: "r1", bucket: "bkt" }, azure: { account: "acct1", container: "c-1" }, protection: "versioning" }, "exactly one of `s3` or `azure`"],
+    [
+      "both s3 and azure",
+      "backup.cloud.targets.0",
+      { name: "x1", s3: { region: "r1", bucket: "bkt" }, azure: { account: "acct1", container: "c-1" }, protection: "versioning" },
+      "exactly one of `s3` or `azure`",
+    ],
     ["neither", "backup.cloud.targets.0", { name: "x1", protection: "versioning" }, "exactly one of `s3` or `azure`"],
     ["a typo", "backup.cloud.targets.0.s3.bucekt", { name: "x1", s3: { region: "r1", bucket: "bkt", bucekt: "b" }, protection: "versioning" }, "unknown key"],
-    ["GLACIER", "backup.cloud.targets.0.s3.storageClass", { name: "x1", s3: { region: "r1", bucket: "bkt", storageClass: "GLACIER" }, protection: "versioning" }, "STANDARD"],
-    ["the Archive tier", "backup.cloud.targets.0.azure.accessTier", { name: "x1", azure: { account: "acct1", container: "c-1", accessTier: "Archive" }, protection: "versioning" }, "Hot"],
+    [
+      "GLACIER",
+      "backup.cloud.targets.0.s3.storageClass",
+      { name: "x1", s3: { region: "r1", bucket: "bkt", storageClass: "GLACIER" }, protection: "versioning" },
+      "STANDARD",
+    ],
+    [
+      "the Archive tier",
+      "backup.cloud.targets.0.azure.accessTier",
+      { name: "x1", azure: { account: "acct1", container: "c-1", accessTier: "Archive" }, protection: "versioning" },
+      "Hot",
+    ],
     ["no protection", "backup.cloud.targets.0.protection", { name: "x1", s3: { region: "r1", bucket: "bkt" } }, "versioning"],
-    ["a bad bucket", "backup.cloud.targets.0.s3.bucket", { name: "x1", s3: { region: "r1", bucket: "Bad_Bucket" }, protection: "versioning" }, "S3 bucket name"],
+    [
+      "a bad bucket",
+      "backup.cloud.targets.0.s3.bucket",
+      { name: "x1", s3: { region: "r1", bucket: "Bad_Bucket" }, protection: "versioning" },
+      "S3 bucket name",
+    ],
     ["a scratch under /var/tmp", "backup.cloud.drillScratch", undefined, "a directory outside /tmp and /var/tmp"],
-    ["a '..' prefix", "backup.cloud.targets.0.prefix", { name: "x1", s3: { region: "r1", bucket: "bkt" }, prefix: "a/../b", protection: "versioning" }, "no '.' or '..' segment"],
+    [
+      "a '..' prefix",
+      "backup.cloud.targets.0.prefix",
+      { name: "x1", s3: { region: "r1", bucket: "bkt" }, prefix: "a/../b", protection: "versioning" },
+      "no '.' or '..' segment",
+    ],
   ])("rejects %s", (_what, key, target, text) => {
     expectConfigProblem(withCloud(target ? { targets: [target] } : { ...CLOUD, drillScratch: "/var/tmp/drill" }), key, text);
   });
@@ -55,14 +84,20 @@ describe("backup.cloud: the config door", () => {
   it("rejects a target name listed twice and a drill scratch inside the repository", () => {
     const twice = { targets: [CLOUD.targets[0], { ...CLOUD.targets[1], name: "s3-main" }] };
     expectConfigProblem(withCloud(twice), "backup.cloud.targets.1.name", "a target name listed once (it is already at [0])");
-    expectConfigProblem(withCloud({ ...CLOUD, drillScratch: "/mnt/borg-backup/scratch" }), "backup.cloud.drillScratch", "a directory apart from the repository /mnt/borg-backup");
+    expectConfigProblem(
+      withCloud({ ...CLOUD, drillScratch: "/mnt/borg-backup/scratch" }),
+      "backup.cloud.drillScratch",
+      "a directory apart from the repository /mnt/borg-backup",
+    );
   });
 
   it("asks for the secret cloudCredentials when the section is there", () => {
     expect(() => parseHostConfig(withCloud(), { source: "Pulumi.sark.yaml", secretsPresent: ["sshPrivateKey", "borgPassphrase", "chromaToken"] })).toThrow(
       /cloudCredentials: \(missing\) secret, required with backup.cloud/,
     );
-    expect(() => parseHostConfig(withCloud(), { source: "Pulumi.sark.yaml", secretsPresent: ["sshPrivateKey", "borgPassphrase", "chromaToken", "cloudCredentials"] })).not.toThrow();
+    expect(() =>
+      parseHostConfig(withCloud(), { source: "Pulumi.sark.yaml", secretsPresent: ["sshPrivateKey", "borgPassphrase", "chromaToken", "cloudCredentials"] }),
+    ).not.toThrow();
   });
 });
 
@@ -99,17 +134,45 @@ describe("the rclone config", () => {
       },
       "az-main": { type: "azureblob", account: "dgxbackups", key: AZ_KEY, access_tier: "Cool" },
     });
-    const withEndpoint: CloudTarget = { name: "minio", prefix: "p", protection: "backup-dir", s3: { provider: "Minio", endpoint: "http://127.0.0.1:9000", region: "us-east-1", bucket: "b1" } };
-    expect(parseIni(renderRcloneConfig([withEndpoint], JSON.stringify({ minio: { accessKeyId: "a", secretAccessKey: "b" } }))).minio).toMatchObject({ endpoint: "http://127.0.0.1:9000", force_path_style: "true" });
+    const withEndpoint: CloudTarget = {
+      name: "minio",
+      prefix: "p",
+      protection: "backup-dir",
+      s3: { provider: "Minio", endpoint: "http://127.0.0.1:9000", region: "us-east-1", bucket: "b1" },
+    };
+    expect(parseIni(renderRcloneConfig([withEndpoint], JSON.stringify({ minio: { accessKeyId: "a", secretAccessKey: "b" } }))).minio).toMatchObject({
+      endpoint: "http://127.0.0.1:9000",
+      force_path_style: "true",
+    });
   });
 
   it.each([
     ["not JSON", "{nope", "cloudCredentials: not valid JSON (the value is not shown)"],
-    ["a missing target", JSON.stringify({ "s3-main": { accessKeyId: "a", secretAccessKey: S3_SECRET } }), 'cloudCredentials: no entry for the target az-main (expected {"accountKey": "..."})'],
-    ["a missing field", JSON.stringify({ "s3-main": { accessKeyId: "a" }, "az-main": { accountKey: AZ_KEY } }), "cloudCredentials: target s3-main: secretAccessKey is missing (a string)"],
-    ["a wrong field", JSON.stringify({ "s3-main": { accessKeyId: "a", secretAccessKey: S3_SECRET }, "az-main": { sasUrl: AZ_KEY } }), "cloudCredentials: target az-main: unknown field(s) sasUrl (expected accountKey)"],
-    ["an unknown target", JSON.stringify({ "s3-main": { accessKeyId: "a", secretAccessKey: S3_SECRET }, "az-main": { accountKey: AZ_KEY }, other: {} }), "cloudCredentials: entries for targets that backup.cloud.targets does not list: other"],
-    ["a line break", JSON.stringify({ "s3-main": { accessKeyId: "a", secretAccessKey: `${S3_SECRET}\n[x]` }, "az-main": { accountKey: AZ_KEY } }), "cloudCredentials: target s3-main: secretAccessKey must be one non-empty line without surrounding spaces"],
+    [
+      "a missing target",
+      JSON.stringify({ "s3-main": { accessKeyId: "a", secretAccessKey: S3_SECRET } }),
+      'cloudCredentials: no entry for the target az-main (expected {"accountKey": "..."})',
+    ],
+    [
+      "a missing field",
+      JSON.stringify({ "s3-main": { accessKeyId: "a" }, "az-main": { accountKey: AZ_KEY } }),
+      "cloudCredentials: target s3-main: secretAccessKey is missing (a string)",
+    ],
+    [
+      "a wrong field",
+      JSON.stringify({ "s3-main": { accessKeyId: "a", secretAccessKey: S3_SECRET }, "az-main": { sasUrl: AZ_KEY } }),
+      "cloudCredentials: target az-main: unknown field(s) sasUrl (expected accountKey)",
+    ],
+    [
+      "an unknown target",
+      JSON.stringify({ "s3-main": { accessKeyId: "a", secretAccessKey: S3_SECRET }, "az-main": { accountKey: AZ_KEY }, other: {} }),
+      "cloudCredentials: entries for targets that backup.cloud.targets does not list: other",
+    ],
+    [
+      "a line break",
+      JSON.stringify({ "s3-main": { accessKeyId: "a", secretAccessKey: `${S3_SECRET}\n[x]` }, "az-main": { accountKey: AZ_KEY } }),
+      "cloudCredentials: target s3-main: secretAccessKey must be one non-empty line without surrounding spaces",
+    ],
   ])("refuses %s, naming the target and field, never the value", (_what, creds, message) => {
     let err = "";
     try {
@@ -129,7 +192,12 @@ describe("the cloud units", () => {
   const file = (p: string) => set.files.find((f) => f.path === p)!.content;
 
   it("a copy and a drill per target, enabled, with cloud-copy.sh installed beside borg-run.sh", () => {
-    expect(set.enable.filter((u) => u.includes("cloud"))).toEqual(["dgx-backup-cloud-s3-main.timer", "dgx-backup-clouddrill-s3-main.timer", "dgx-backup-cloud-az-main.timer", "dgx-backup-clouddrill-az-main.timer"]);
+    expect(set.enable.filter((u) => u.includes("cloud"))).toEqual([
+      "dgx-backup-cloud-s3-main.timer",
+      "dgx-backup-clouddrill-s3-main.timer",
+      "dgx-backup-cloud-az-main.timer",
+      "dgx-backup-clouddrill-az-main.timer",
+    ]);
     expect(set.files.find((f) => f.path === CLOUD_COPY_PATH)).toEqual({ path: CLOUD_COPY_PATH, mode: "0755", content: bundledScript("cloud-copy") });
   });
 
@@ -138,12 +206,17 @@ describe("the cloud units", () => {
     const service = Object.fromEntries(s3.map(([n, e]) => [n, e]));
     expect(service.Service!.filter(([k]) => k === "ExecStart" || k === "UnsetEnvironment")).toEqual([
       ["UnsetEnvironment", "AWS_CA_BUNDLE"],
-      ["ExecStart", `/bin/bash ${CLOUD_COPY_PATH} --lock-wait 544320 --repo /mnt/borg-backup --host sark --config ${RCLONE_CONFIG_PATH} copy s3-main s3-main:dgx-backups/sark/repo`],
+      [
+        "ExecStart",
+        `/bin/bash ${CLOUD_COPY_PATH} --lock-wait 544320 --repo /mnt/borg-backup --host sark --config ${RCLONE_CONFIG_PATH} copy s3-main s3-main:dgx-backups/sark/repo`,
+      ],
     ]);
     expect(service.Unit).toContainEqual(["After", "network-online.target"]);
     const az = file("/etc/systemd/system/dgx-backup-cloud-az-main.service");
     expect(az).toContain(`copy az-main az-main:sark/dgx/sark/repo --backup-dir az-main:sark/dgx/sark/replaced\n`);
-    expect(file("/etc/systemd/system/dgx-backup-clouddrill-az-main.service")).toContain(`drill az-main az-main:sark/dgx/sark/repo /var/lib/dgx-storage/cloud-drill --sample 200\n`);
+    expect(file("/etc/systemd/system/dgx-backup-clouddrill-az-main.service")).toContain(
+      `drill az-main az-main:sark/dgx/sark/repo /var/lib/dgx-storage/cloud-drill --sample 200\n`,
+    );
     expect(file("/etc/systemd/system/dgx-backup-cloud-s3-main.timer")).toContain("OnCalendar=Thu *-*-* 06:00:00\n");
     expect(file("/etc/systemd/system/dgx-backup-clouddrill-s3-main.timer")).toContain("OnCalendar=*-*-22 06:00:00\n");
   });
@@ -155,8 +228,7 @@ describe("the cloud units", () => {
 });
 
 describe("sark with backup.cloud under mocks", () => {
-  const run = () =>
-    runStack({ stack: "sark", config: withCloud(), secrets: { sshPrivateKey: SENTINEL_SSH_KEY, cloudCredentials: CREDS }, preview: false });
+  const run = () => runStack({ stack: "sark", config: withCloud(), secrets: { sshPrivateKey: SENTINEL_SSH_KEY, cloudCredentials: CREDS }, preview: false });
 
   it("writes the rclone config with secret-file.sh, the text on stdin only (secret, logging none), before the units", async () => {
     const r = await run();
@@ -178,6 +250,8 @@ describe("sark with backup.cloud under mocks", () => {
   });
 
   it("without the secret, the program stops with the config problem", async () => {
-    await expect(runStack({ stack: "sark", config: withCloud(), secrets: { sshPrivateKey: SENTINEL_SSH_KEY }, preview: false })).rejects.toThrow(/cloudCredentials/);
+    await expect(runStack({ stack: "sark", config: withCloud(), secrets: { sshPrivateKey: SENTINEL_SSH_KEY }, preview: false })).rejects.toThrow(
+      /cloudCredentials/,
+    );
   });
 });

@@ -15,7 +15,14 @@ import { pinnedStackConfig, runStack, SENTINEL_SSH_KEY, waitsFor } from "../harn
 const COMMAND = "command:remote:Command";
 const WEBHOOK = "https://ntfy.example/dgx-sentinel-observability-91af";
 const OBS = {
-  sark: { prometheus: { targets: [{ host: "sark", address: "192.168.68.70:9100" }, { host: "clu", address: "192.168.68.71:9100" }] } },
+  sark: {
+    prometheus: {
+      targets: [
+        { host: "sark", address: "192.168.68.70:9100" },
+        { host: "clu", address: "192.168.68.71:9100" },
+      ],
+    },
+  },
   clu: {},
 } as const;
 
@@ -28,11 +35,16 @@ describe("the Observability component", () => {
     const r = await run("sark");
     const comp = r.byName("sark-observability");
     expect(comp.type).toBe("dgx-storage:index:Observability");
-    expect(r.registrations.filter((x) => x.parent === comp.urn).map((x) => `${x.type} ${x.name}`).sort()).toEqual(
-      ["packages", "prometheus", "textfile"].map((role) => `${COMMAND} sark-observability-${role}`),
-    );
+    expect(
+      r.registrations
+        .filter((x) => x.parent === comp.urn)
+        .map((x) => `${x.type} ${x.name}`)
+        .sort(),
+    ).toEqual(["packages", "prometheus", "textfile"].map((role) => `${COMMAND} sark-observability-${role}`));
     expect(r.byName("sark-observability-packages").inputs.create).toBe(
-      scriptCommand("apt-ensure", ["prometheus-node-exporter", "prometheus-node-exporter-collectors", "moreutils", "prometheus", "prometheus-alertmanager"], { sudo: true }),
+      scriptCommand("apt-ensure", ["prometheus-node-exporter", "prometheus-node-exporter-collectors", "moreutils", "prometheus", "prometheus-alertmanager"], {
+        sudo: true,
+      }),
     );
     expect(waitsFor(r, "sark-observability-packages", "sark-packages")).toBe(true);
     expect(waitsFor(r, "sark-observability-prometheus", "sark-alert-webhook")).toBe(true);
@@ -40,7 +52,11 @@ describe("the Observability component", () => {
     const config = parseHostConfig(withObs("sark"), { source: "test" });
     const files = managerFiles(config, config.observability!, true)!;
     const prom = r.byName("sark-observability-prometheus");
-    expect(prom.inputs.create).toBe(scriptCommand("observability-config", ["apply", files.prometheus, files.rules, files.alertmanager, files.console, ALERTMANAGER_WEBHOOK_FILE], { sudo: true }));
+    expect(prom.inputs.create).toBe(
+      scriptCommand("observability-config", ["apply", files.prometheus, files.rules, files.alertmanager, files.console, ALERTMANAGER_WEBHOOK_FILE], {
+        sudo: true,
+      }),
+    );
     expect((prom.inputs.triggers as string[])[0]).toBe(sha256(files.prometheus + files.rules + files.alertmanager + files.console));
     expect(prom.inputs.delete).toBe(scriptCommand("observability-config", ["remove"], { sudo: true }));
     expect(JSON.stringify(r.registrations.map((x) => x.inputs.create ?? ""))).not.toContain("dgx-sentinel-observability");
@@ -60,11 +76,18 @@ describe("the Observability component", () => {
   it("clu (scraped only): no Prometheus, no webhook file at all; the textfile with its backup maximum ages", async () => {
     const r = await run("clu");
     const comp = r.byName("clu-observability");
-    expect(r.registrations.filter((x) => x.parent === comp.urn).map((x) => x.name).sort()).toEqual(["clu-observability-packages", "clu-observability-textfile"]);
+    expect(
+      r.registrations
+        .filter((x) => x.parent === comp.urn)
+        .map((x) => x.name)
+        .sort(),
+    ).toEqual(["clu-observability-packages", "clu-observability-textfile"]);
     expect(r.registrations.some((x) => x.name === "clu-alert-webhook")).toBe(false);
     const config = parseHostConfig(withObs("clu"), { source: "test" });
     const text = staticTextfile(config, new Date("2026-11-30T00:00:00Z"));
-    expect(r.byName("clu-observability-textfile").inputs.create).toBe(scriptCommand("observability-config", ["textfile", STATIC_METRICS_FILE, text], { sudo: true }));
+    expect(r.byName("clu-observability-textfile").inputs.create).toBe(
+      scriptCommand("observability-config", ["textfile", STATIC_METRICS_FILE, text], { sudo: true }),
+    );
     const ages = backupMaxAges("clu", config.backup!);
     expect(ages.length).toBeGreaterThan(0);
     for (const a of ages) expect(text).toContain(`dgx_backup_max_age_seconds{backup_job="${a.job}"} ${a.seconds}\n`);
@@ -84,7 +107,19 @@ describe("the Observability component", () => {
   });
 
   it("the door refuses a target host listed twice and a bad address, naming the key", () => {
-    const bad = { ...pinnedStackConfig("sark"), observability: { prometheus: { targets: [{ host: "sark", address: "a:1" }, { host: "sark", address: "nope" }] } } };
-    expect(() => parseHostConfig(bad, { source: "test" })).toThrow(/observability\.prometheus\.targets\.1\.address: "nope" is invalid[\s\S]*observability\.prometheus\.targets\.1: .*listed once/);
+    const bad = {
+      ...pinnedStackConfig("sark"),
+      observability: {
+        prometheus: {
+          targets: [
+            { host: "sark", address: "a:1" },
+            { host: "sark", address: "nope" },
+          ],
+        },
+      },
+    };
+    expect(() => parseHostConfig(bad, { source: "test" })).toThrow(
+      /observability\.prometheus\.targets\.1\.address: "nope" is invalid[\s\S]*observability\.prometheus\.targets\.1: .*listed once/,
+    );
   });
 });

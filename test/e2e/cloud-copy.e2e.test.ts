@@ -21,7 +21,19 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RCLONE_CONFIG_PATH } from "../../components/render/cloud-copy";
 import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite, startS3rver, type LocalServer } from "../object-storage";
 import type { ApplyResult } from "./engine";
-import { addOperator, installedFiles, mustRoot, asRoot, startSuite, startWebhookReceiver, stopHosts, type Suite, testStackConfig, WEBHOOK_RECEIVER_URL, type WebhookReceiver } from "./hosts";
+import {
+  addOperator,
+  installedFiles,
+  mustRoot,
+  asRoot,
+  startSuite,
+  startWebhookReceiver,
+  stopHosts,
+  type Suite,
+  testStackConfig,
+  WEBHOOK_RECEIVER_URL,
+  type WebhookReceiver,
+} from "./hosts";
 
 const PASSPHRASE = `e2e-cloud-borg-${crypto.randomBytes(6).toString("hex")}`;
 /** s3rver checks the access key id, not the secret's signature: a sentinel secret shows where it travels. */
@@ -62,7 +74,11 @@ function stackConfig(): Record<string, unknown> {
       ...local,
       cloud: {
         targets: [
-          { name: "s3-e2e", s3: { provider: "Other", endpoint: `http://127.0.0.1:${S3_PORT}`, region: "us-east-1", bucket: "dgx-e2e" }, protection: "backup-dir" },
+          {
+            name: "s3-e2e",
+            s3: { provider: "Other", endpoint: `http://127.0.0.1:${S3_PORT}`, region: "us-east-1", bucket: "dgx-e2e" },
+            protection: "backup-dir",
+          },
           { name: "az-e2e", azure: { account: AZURITE_ACCOUNT, container: "dgx-e2e", endpoint: AZ_SUFFIX }, protection: "backup-dir" },
         ],
         // never fires during the suite: the tests start the services
@@ -96,22 +112,71 @@ beforeAll(async () => {
   addOperator(suite.hosts, "sark");
   addOperator(suite.hosts, "clu");
   // the certificate of Azurite's production-style host name; the host trusts it as it would a public CA
-  const r = spawnSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", `/CN=${AZ_HOST}`, "-addext", `subjectAltName=DNS:${AZ_HOST}`, "-keyout", path.join(tmp, "key.pem"), "-out", path.join(tmp, "cert.pem")], { encoding: "utf8" });
+  const r = spawnSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "2",
+      "-subj",
+      `/CN=${AZ_HOST}`,
+      "-addext",
+      `subjectAltName=DNS:${AZ_HOST}`,
+      "-keyout",
+      path.join(tmp, "key.pem"),
+      "-out",
+      path.join(tmp, "cert.pem"),
+    ],
+    { encoding: "utf8" },
+  );
   if (r.status !== 0) throw new Error(`openssl: ${r.stderr}`);
   s3 = await startS3rver(path.join(tmp, "s3"), ["dgx-e2e"]);
-  az = await startAzurite(path.join(tmp, "azurite"), { port: 20000 + crypto.randomInt(20000), cert: path.join(tmp, "cert.pem"), key: path.join(tmp, "key.pem") });
+  az = await startAzurite(path.join(tmp, "azurite"), {
+    port: 20000 + crypto.randomInt(20000),
+    cert: path.join(tmp, "cert.pem"),
+    key: path.join(tmp, "key.pem"),
+  });
   // both servers become ports of the host's loopback (the suite reaches hosts on loopback only)
   const h = suite.hosts.hosts.sark;
   const known = path.join(tmp, "known_hosts");
   fs.writeFileSync(known, `[${h.address}]:${h.port} ${h.hostKey}\n`);
   tunnel = spawn(
     "ssh",
-    ["-F", "/dev/null", "-N", "-i", suite.hosts.privateKeyPath, "-o", "IdentitiesOnly=yes", "-o", `UserKnownHostsFile=${known}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
-      "-R", `127.0.0.1:${S3_PORT}:127.0.0.1:${s3.port}`, "-R", `127.0.0.1:${AZ_PORT}:127.0.0.1:${az.port}`, "-p", String(h.port), `root@${h.address}`],
+    [
+      "-F",
+      "/dev/null",
+      "-N",
+      "-i",
+      suite.hosts.privateKeyPath,
+      "-o",
+      "IdentitiesOnly=yes",
+      "-o",
+      `UserKnownHostsFile=${known}`,
+      "-o",
+      "StrictHostKeyChecking=yes",
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "ExitOnForwardFailure=yes",
+      "-R",
+      `127.0.0.1:${S3_PORT}:127.0.0.1:${s3.port}`,
+      "-R",
+      `127.0.0.1:${AZ_PORT}:127.0.0.1:${az.port}`,
+      "-p",
+      String(h.port),
+      `root@${h.address}`,
+    ],
     { stdio: "ignore" },
   );
   sark(`for i in $(seq 1 50); do ss -ltn | grep -q ':${AZ_PORT} ' && ss -ltn | grep -q ':${S3_PORT} ' && exit 0; sleep 0.2; done; exit 1`);
-  sark(`cat > /usr/local/share/ca-certificates/e2e-azurite.crt && update-ca-certificates >/dev/null && echo '127.0.0.1 ${AZ_HOST}' >> /etc/hosts`, fs.readFileSync(path.join(tmp, "cert.pem"), "utf8"));
+  sark(
+    `cat > /usr/local/share/ca-certificates/e2e-azurite.crt && update-ca-certificates >/dev/null && echo '127.0.0.1 ${AZ_HOST}' >> /etc/hosts`,
+    fs.readFileSync(path.join(tmp, "cert.pem"), "utf8"),
+  );
   sark(`set -e; mkdir -p /srv/data/sub; for i in 1 2 3 4 5 6; do head -c $((i * 65536)) /dev/urandom > /srv/data/sub/f$i.bin; done; echo hello > /srv/data/hello.txt
 python3 -c "import sqlite3; c = sqlite3.connect('/home/maxvamp/chromadb-data/chroma.sqlite3'); c.execute('create table if not exists t (x)'); c.commit()"`);
   receiver = startWebhookReceiver(suite.hosts, "sark");
@@ -133,11 +198,24 @@ describe("the cloud copy on a test host (s3rver and Azurite)", () => {
     expect(sark(`stat -c '%a %U' ${RCLONE_CONFIG_PATH}`)).toBe("600 root\n");
     expect(sark(`grep -c '^\\[' ${RCLONE_CONFIG_PATH}`)).toBe("2\n");
     const units = sark("ls /etc/systemd/system/ | grep -E '^dgx-backup-cloud' | sort").trim().split("\n");
-    expect(units).toEqual(["dgx-backup-cloud-az-e2e.service", "dgx-backup-cloud-az-e2e.timer", "dgx-backup-cloud-s3-e2e.service", "dgx-backup-cloud-s3-e2e.timer", "dgx-backup-clouddrill-az-e2e.service", "dgx-backup-clouddrill-az-e2e.timer", "dgx-backup-clouddrill-s3-e2e.service", "dgx-backup-clouddrill-s3-e2e.timer"].sort());
+    expect(units).toEqual(
+      [
+        "dgx-backup-cloud-az-e2e.service",
+        "dgx-backup-cloud-az-e2e.timer",
+        "dgx-backup-cloud-s3-e2e.service",
+        "dgx-backup-cloud-s3-e2e.timer",
+        "dgx-backup-clouddrill-az-e2e.service",
+        "dgx-backup-clouddrill-az-e2e.timer",
+        "dgx-backup-clouddrill-s3-e2e.service",
+        "dgx-backup-clouddrill-s3-e2e.timer",
+      ].sort(),
+    );
     expect(sark("cd /etc/systemd/system && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify dgx-backup-cloud*.service dgx-backup-cloud*.timer 2>&1")).toBe("");
     expect(sark("systemctl show -p UnsetEnvironment --value dgx-backup-cloud-s3-e2e.service")).toBe("AWS_CA_BUNDLE\n");
     // the watch knows the cloud jobs
-    expect(sark("grep ^ExecStart /etc/systemd/system/dgx-backup-watch.service")).toMatch(/cloud-copy-s3-e2e=\d+ cloud-drill-s3-e2e=\d+ cloud-copy-az-e2e=\d+ cloud-drill-az-e2e=\d+/);
+    expect(sark("grep ^ExecStart /etc/systemd/system/dgx-backup-watch.service")).toMatch(
+      /cloud-copy-s3-e2e=\d+ cloud-drill-s3-e2e=\d+ cloud-copy-az-e2e=\d+ cloud-drill-az-e2e=\d+/,
+    );
     // the Azure container exists before a copy (the copy never creates buckets)
     sark(`${rclone} mkdir az-e2e:dgx-e2e`);
   });
@@ -179,7 +257,11 @@ systemctl show -p Result --value dgx-backup-cloud-s3-e2e.service`);
       const first = status(`cloud-copy-${t}`).bytes_added as number;
       const run = runUnit(`dgx-backup-cloud-${t}.service`);
       expect(run.code, run.journal).toBe(0);
-      expect(run.journal).toMatch(new RegExp(`sark cloud-copy-${t} ok, transferred \\d+ bytes; synced /srv/borg/sark to ${t}:dgx-e2e/sark/repo, replaced objects kept in ${t}:dgx-e2e/sark/replaced/`));
+      expect(run.journal).toMatch(
+        new RegExp(
+          `sark cloud-copy-${t} ok, transferred \\d+ bytes; synced /srv/borg/sark to ${t}:dgx-e2e/sark/repo, replaced objects kept in ${t}:dgx-e2e/sark/replaced/`,
+        ),
+      );
       expect(status(`cloud-copy-${t}`).bytes_added as number).toBeLessThan(first / 4);
     }
   });

@@ -15,7 +15,18 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ALERTMANAGER_WEBHOOK_FILE } from "../../components/observability";
 import { SCRIPTS_DIR } from "../../components/render/command";
 import type { ApplyResult, Engine } from "./engine";
-import { addOperator, installedFiles, mustRoot, startSuite, startWebhookReceiver, stopHosts, testStackConfig, WEBHOOK_RECEIVER_URL, type HostName, type TestHosts } from "./hosts";
+import {
+  addOperator,
+  installedFiles,
+  mustRoot,
+  startSuite,
+  startWebhookReceiver,
+  stopHosts,
+  testStackConfig,
+  WEBHOOK_RECEIVER_URL,
+  type HostName,
+  type TestHosts,
+} from "./hosts";
 
 const WEBHOOK = `${WEBHOOK_RECEIVER_URL}/alerts/e2e-observability-token`;
 const ALERT_MOUNT = "/mnt/alert-test";
@@ -75,7 +86,11 @@ function notifications(): Notification[] {
 }
 
 /** The first alert with these labels and status Alertmanager sent, waiting up to `seconds`. */
-async function waitForAlert(labels: Record<string, string>, status: "firing" | "resolved", seconds: number): Promise<{ labels: Record<string, string>; after: number }> {
+async function waitForAlert(
+  labels: Record<string, string>,
+  status: "firing" | "resolved",
+  seconds: number,
+): Promise<{ labels: Record<string, string>; after: number }> {
   const t0 = Date.now();
   while (Date.now() - t0 < seconds * 1000) {
     for (const n of notifications()) {
@@ -116,7 +131,11 @@ beforeAll(() => {
   // the stacks log in as the operator (test stacks: host.ssh.user maxvamp)
   addOperator(hosts, "sark");
   addOperator(hosts, "clu");
-  mustRoot(hosts, "sark", `set -e; mkdir -p ${ALERT_MOUNT}; truncate -s 64M /var/tmp/alert-test.img; mkfs.ext4 -q -F /var/tmp/alert-test.img; mount -o loop /var/tmp/alert-test.img ${ALERT_MOUNT}`);
+  mustRoot(
+    hosts,
+    "sark",
+    `set -e; mkdir -p ${ALERT_MOUNT}; truncate -s 64M /var/tmp/alert-test.img; mkfs.ext4 -q -F /var/tmp/alert-test.img; mount -o loop /var/tmp/alert-test.img ${ALERT_MOUNT}`,
+  );
   startWebhookReceiver(hosts, "sark");
 });
 
@@ -131,7 +150,9 @@ describe("observability on the test hosts", () => {
     await converge();
     console.log(`round 1: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     expect(rounds[0]!.sark.stdout("sark-observability-prometheus")).toMatch(/Prometheus and Alertmanager configs checked and installed/);
-    expect(mustRoot(hosts, "sark", `stat -c '%a %U' ${ALERTMANAGER_WEBHOOK_FILE}; stat -c '%a %U:%G' /etc/prometheus/alertmanager.yml`)).toBe("600 root\n640 root:prometheus\n");
+    expect(mustRoot(hosts, "sark", `stat -c '%a %U' ${ALERTMANAGER_WEBHOOK_FILE}; stat -c '%a %U:%G' /etc/prometheus/alertmanager.yml`)).toBe(
+      "600 root\n640 root:prometheus\n",
+    );
     expect(mustRoot(hosts, "sark", "grep -c e2e-observability-token /etc/prometheus/alertmanager.yml")).toBe("1\n");
     expect(mustRoot(hosts, "sark", "ls /etc/dgx-storage")).not.toMatch(/^alert-webhook$/m);
     expect(mustRoot(hosts, "sark", "journalctl --no-pager -o cat")).not.toContain("e2e-observability-token");
@@ -182,7 +203,9 @@ describe("observability on the test hosts", () => {
       `d=$(mktemp -d) && python3 - record "$d" create-daily clu ${start} ${start + 60} ok 0 1000 clu-daily-old '' 4 '' /var/lib/prometheus/node-exporter >/dev/null`,
       fs.readFileSync(path.join(SCRIPTS_DIR, "borg-run.py"), "utf8"),
     );
-    expect(mustRoot(hosts, "clu", "cat /var/lib/prometheus/node-exporter/dgx_backup_create_daily.prom")).toContain(`dgx_backup_last_success_timestamp_seconds{backup_job="create-daily"} ${start + 60}\n`);
+    expect(mustRoot(hosts, "clu", "cat /var/lib/prometheus/node-exporter/dgx_backup_create_daily.prom")).toContain(
+      `dgx_backup_last_success_timestamp_seconds{backup_job="create-daily"} ${start + 60}\n`,
+    );
     const fired = await waitForAlert({ alertname: "BackupMissed", host: "clu", backup_job: "create-daily" }, "firing", 90);
     expect(fired.labels.severity).toBe("critical");
   });
@@ -220,7 +243,10 @@ describe("observability on the test hosts", () => {
 
   it("round 2 changes nothing: no command runs, no installed file changes", async () => {
     const dirs = ["etc/prometheus", "etc/dgx-storage", "etc/default"];
-    const before = { sark: installedFiles(hosts, "sark", dirs), clu: installedFiles(hosts, "clu", [...dirs, "var/lib/prometheus/node-exporter/dgx_static.prom"]) };
+    const before = {
+      sark: installedFiles(hosts, "sark", dirs),
+      clu: installedFiles(hosts, "clu", [...dirs, "var/lib/prometheus/node-exporter/dgx_static.prom"]),
+    };
     await converge();
     for (const name of ["sark", "clu"] as const) {
       expect(rounds[1]![name].steps.filter((s) => s.op !== "same" && s.op !== "read").map((s) => `${s.op} ${s.name}`)).toEqual([]);

@@ -10,7 +10,15 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { expect, it } from "vitest";
 import YAML from "yaml";
-import { DEFAULT_THRESHOLDS, renderAlertmanagerYml, renderConsole, renderPrometheusYml, renderRules, WEBHOOK_PLACEHOLDER, type RuleThresholds } from "../../components/render/observability";
+import {
+  DEFAULT_THRESHOLDS,
+  renderAlertmanagerYml,
+  renderConsole,
+  renderPrometheusYml,
+  renderRules,
+  WEBHOOK_PLACEHOLDER,
+  type RuleThresholds,
+} from "../../components/render/observability";
 import { describeWith } from "../tools";
 
 interface Series {
@@ -61,7 +69,11 @@ function check(c: Case): void {
 describeWith({ tools: ["promtool"] }, "alerting rules under promtool test rules", () => {
   it("a wrong expectation fails (the harness can fail): HostDown expected while the host is up", () => {
     const r = promtoolTest(RULES, [
-      { alert: "HostDown", series: [{ series: 'up{job="node",host="clu",instance="clu:9100"}', values: "1x10" }], at: [["5m", [{ labels: { severity: "critical" }, summary: "x" }]]] },
+      {
+        alert: "HostDown",
+        series: [{ series: 'up{job="node",host="clu",instance="clu:9100"}', values: "1x10" }],
+        at: [["5m", [{ labels: { severity: "critical" }, summary: "x" }]]],
+      },
     ]);
     expect(r.code).toBe(1);
     expect(r.out).toContain("FAILED");
@@ -76,7 +88,15 @@ describeWith({ tools: ["promtool"] }, "alerting rules under promtool test rules"
       ],
       at: [
         ["2m", []],
-        ["4m", [{ labels: { severity: "critical", job: "node", host: "clu", instance: "clu:9100" }, summary: "clu: node_exporter at clu:9100 does not answer (host down, or node_exporter stopped)" }]],
+        [
+          "4m",
+          [
+            {
+              labels: { severity: "critical", job: "node", host: "clu", instance: "clu:9100" },
+              summary: "clu: node_exporter at clu:9100 does not answer (host down, or node_exporter stopped)",
+            },
+          ],
+        ],
       ],
     });
   });
@@ -86,7 +106,11 @@ describeWith({ tools: ["promtool"] }, "alerting rules under promtool test rules"
     const series = [s("/a", 79.9), s("/b", 80), s("/c", 85.25), s("/d", 90), s("/e", 95)];
     const w = (mount: string, v: string) => ({ labels: { severity: "warning", host: "sark", mount }, summary: `sark ${mount}: ${v}% used, over 80%` });
     check({ alert: "StorageUsageWarning", series, at: [["1m", [w("/c", "85.2"), w("/d", "90.0")]]] });
-    check({ alert: "StorageUsageCritical", series, at: [["1m", [{ labels: { severity: "critical", host: "sark", mount: "/e" }, summary: "sark /e: 95.0% used, over 90%" }]]] });
+    check({
+      alert: "StorageUsageCritical",
+      series,
+      at: [["1m", [{ labels: { severity: "critical", host: "sark", mount: "/e" }, summary: "sark /e: 95.0% used, over 90%" }]]],
+    });
   });
 
   it("iowait: warning above 20%, critical above 50%, silent at 20%", () => {
@@ -94,8 +118,23 @@ describeWith({ tools: ["promtool"] }, "alerting rules under promtool test rules"
       { series: 'dgx_storage_iowait_percent{host="sark"}', values: "20 25 60" },
       { series: 'dgx_storage_iowait_percent{host="clu"}', values: "1 1 1" },
     ];
-    check({ alert: "IOWaitWarning", series, at: [["0m", []], ["1m", [{ labels: { severity: "warning", host: "sark" }, summary: "sark: CPU iowait 25.0%, over 20%" }]], ["2m", []]] });
-    check({ alert: "IOWaitCritical", series, at: [["1m", []], ["2m", [{ labels: { severity: "critical", host: "sark" }, summary: "sark: CPU iowait 60.0%, over 50%" }]]] });
+    check({
+      alert: "IOWaitWarning",
+      series,
+      at: [
+        ["0m", []],
+        ["1m", [{ labels: { severity: "warning", host: "sark" }, summary: "sark: CPU iowait 25.0%, over 20%" }]],
+        ["2m", []],
+      ],
+    });
+    check({
+      alert: "IOWaitCritical",
+      series,
+      at: [
+        ["1m", []],
+        ["2m", [{ labels: { severity: "critical", host: "sark" }, summary: "sark: CPU iowait 60.0%, over 50%" }]],
+      ],
+    });
   });
 
   it("IOPS: warning below 50% of the baseline, silent at 60%", () => {
@@ -162,11 +201,37 @@ describeWith({ tools: ["promtool"] }, "alerting rules under promtool test rules"
       { series: 'dgx_backup_last_status{host="sark",backup_job="create-daily",status="ok"}', values: "1 0" },
       { series: 'dgx_backup_last_status{host="clu",backup_job="check",status="skipped"}', values: "0 1" },
     ];
-    check({ alert: "BackupFailed", series, at: [["0m", []], ["1m", [{ labels: { severity: "critical", host: "sark", backup_job: "create-daily", status: "error" }, summary: "sark: backup job create-daily failed (journal tag dgx-backup)" }]]] });
+    check({
+      alert: "BackupFailed",
+      series,
+      at: [
+        ["0m", []],
+        [
+          "1m",
+          [
+            {
+              labels: { severity: "critical", host: "sark", backup_job: "create-daily", status: "error" },
+              summary: "sark: backup job create-daily failed (journal tag dgx-backup)",
+            },
+          ],
+        ],
+      ],
+    });
     check({
       alert: "BackupWarning",
       series,
-      at: [["0m", []], ["1m", [{ labels: { severity: "warning", host: "clu", backup_job: "check", status: "skipped" }, summary: "clu: backup job check ended with a warning or was skipped" }]]],
+      at: [
+        ["0m", []],
+        [
+          "1m",
+          [
+            {
+              labels: { severity: "warning", host: "clu", backup_job: "check", status: "skipped" },
+              summary: "clu: backup job check ended with a warning or was skipped",
+            },
+          ],
+        ],
+      ],
     });
   });
 
@@ -181,7 +246,15 @@ describeWith({ tools: ["promtool"] }, "alerting rules under promtool test rules"
       ],
       at: [
         ["180m", []],
-        ["181m", [{ labels: { severity: "critical", host: "sark", backup_job: "create-hourly" }, summary: "sark: backup job create-hourly last succeeded 3h 1m 0s ago, longer than its period allows" }]],
+        [
+          "181m",
+          [
+            {
+              labels: { severity: "critical", host: "sark", backup_job: "create-hourly" },
+              summary: "sark: backup job create-hourly last succeeded 3h 1m 0s ago, longer than its period allows",
+            },
+          ],
+        ],
       ],
     });
   });
@@ -190,7 +263,18 @@ describeWith({ tools: ["promtool"] }, "alerting rules under promtool test rules"
     check({
       alert: "BackupGrowthAbnormal",
       series: [{ series: 'dgx_backup_growth_abnormal{host="clu",backup_job="create-daily"}', values: "0 1" }],
-      at: [["0m", []], ["1m", [{ labels: { severity: "warning", host: "clu", backup_job: "create-daily" }, summary: "clu: backup job create-daily added far more than its recent median" }]]],
+      at: [
+        ["0m", []],
+        [
+          "1m",
+          [
+            {
+              labels: { severity: "warning", host: "clu", backup_job: "create-daily" },
+              summary: "clu: backup job create-daily added far more than its recent median",
+            },
+          ],
+        ],
+      ],
     });
   });
 
@@ -202,13 +286,39 @@ describeWith({ tools: ["promtool"] }, "alerting rules under promtool test rules"
       { series: 'dgx_container_restarts_total{host="clu",container="vllm"}', values: "3 3 3 3" },
     ];
     const c = (summary: string) => ({ labels: { severity: "critical", host: "sark", container: "chromadb" }, summary });
-    check({ alert: "ContainerDown", series, at: [["0m", []], ["1m", [c("sark: service container chromadb is not running")]], ["2m", []]] });
-    check({ alert: "ContainerUnhealthy", series, at: [["1m", []], ["2m", [c("sark: service container chromadb is unhealthy")]]] });
-    check({ alert: "ContainerRestarting", series, at: [["0m", []], ["1m", [{ labels: { severity: "warning", host: "clu", container: "vllm" }, summary: "clu: service container vllm is restarting" }]], ["3m", []]] });
+    check({
+      alert: "ContainerDown",
+      series,
+      at: [
+        ["0m", []],
+        ["1m", [c("sark: service container chromadb is not running")]],
+        ["2m", []],
+      ],
+    });
+    check({
+      alert: "ContainerUnhealthy",
+      series,
+      at: [
+        ["1m", []],
+        ["2m", [c("sark: service container chromadb is unhealthy")]],
+      ],
+    });
+    check({
+      alert: "ContainerRestarting",
+      series,
+      at: [
+        ["0m", []],
+        ["1m", [{ labels: { severity: "warning", host: "clu", container: "vllm" }, summary: "clu: service container vllm is restarting" }]],
+        ["3m", []],
+      ],
+    });
     check({
       alert: "ContainerRestarting",
       series: [{ series: 'dgx_container_restarts_total{host="clu",container="vllm"}', values: "3 3 4 4" }],
-      at: [["1m", []], ["3m", [{ labels: { severity: "warning", host: "clu", container: "vllm" }, summary: "clu: service container vllm is restarting" }]]],
+      at: [
+        ["1m", []],
+        ["3m", [{ labels: { severity: "warning", host: "clu", container: "vllm" }, summary: "clu: service container vllm is restarting" }]],
+      ],
     });
   });
 
@@ -216,7 +326,17 @@ describeWith({ tools: ["promtool"] }, "alerting rules under promtool test rules"
     check({
       alert: "StorageCheckFailed",
       series: [{ series: 'dgx_storage_check_error{host="sark",what="usage",where="/mnt/x"}', values: "1" }],
-      at: [["0m", [{ labels: { severity: "warning", host: "sark", what: "usage", where: "/mnt/x" }, summary: "sark: the storage check could not measure usage of /mnt/x" }]]],
+      at: [
+        [
+          "0m",
+          [
+            {
+              labels: { severity: "warning", host: "sark", what: "usage", where: "/mnt/x" },
+              summary: "sark: the storage check could not measure usage of /mnt/x",
+            },
+          ],
+        ],
+      ],
     });
   });
 
@@ -228,7 +348,9 @@ describeWith({ tools: ["promtool"] }, "alerting rules under promtool test rules"
         { series: 'dgx_capacity_projected_timestamp_seconds{host="clu",mount="/data",percent="80"}', values: `${91 * 86400}` },
         { series: 'dgx_capacity_projected_timestamp_seconds{host="clu",mount="/data",percent="60"}', values: `${1 * 86400}` },
       ],
-      at: [["0m", [{ labels: { severity: "info", host: "sark", mount: "/data", percent: "80" }, summary: "sark /data: projected to reach 80% within 90 days" }]]],
+      at: [
+        ["0m", [{ labels: { severity: "info", host: "sark", mount: "/data", percent: "80" }, summary: "sark /data: projected to reach 80% within 90 days" }]],
+      ],
     });
   });
 
@@ -259,13 +381,23 @@ describeWith({ tools: ["promtool", "amtool"] }, "rendered configs pass promtool 
   const dir = () => fs.mkdtempSync(path.join(os.tmpdir(), "dgx-prom-"));
   it("prometheus.yml with its rules file: promtool check config (which also checks the rules)", () => {
     const d = dir();
-    const yml = renderPrometheusYml({ targets: [{ host: "sark", address: "192.168.68.70:9100" }, { host: "clu", address: "192.168.68.71:9100" }], scrapeIntervalSeconds: 15, evaluationIntervalSeconds: 15 });
+    const yml = renderPrometheusYml({
+      targets: [
+        { host: "sark", address: "192.168.68.70:9100" },
+        { host: "clu", address: "192.168.68.71:9100" },
+      ],
+      scrapeIntervalSeconds: 15,
+      evaluationIntervalSeconds: 15,
+    });
     fs.writeFileSync(path.join(d, "prometheus.yml"), yml.replace("/etc/prometheus/rules/dgx-storage.rules.yml", path.join(d, "rules.yml")));
     fs.writeFileSync(path.join(d, "rules.yml"), RULES);
     const r = spawnSync("promtool", ["check", "config", path.join(d, "prometheus.yml")], { encoding: "utf8" });
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain("SUCCESS: 17 rules found");
-    const bad = spawnSync("promtool", ["check", "rules", "/dev/stdin"], { input: RULES.replace("dgx_storage_used_percent >", "dgx_storage_used_percent >>"), encoding: "utf8" });
+    const bad = spawnSync("promtool", ["check", "rules", "/dev/stdin"], {
+      input: RULES.replace("dgx_storage_used_percent >", "dgx_storage_used_percent >>"),
+      encoding: "utf8",
+    });
     expect(bad.status).toBe(1);
     fs.rmSync(d, { recursive: true });
   });
@@ -273,7 +405,13 @@ describeWith({ tools: ["promtool", "amtool"] }, "rendered configs pass promtool 
   it("alertmanager.yml with a webhook URL in place of the placeholder, and without a webhook: amtool check-config", () => {
     const d = dir();
     for (const [name, text] of [
-      ["with.yml", renderAlertmanagerYml({ webhook: true, groupWaitSeconds: 30, groupIntervalSeconds: 300, repeatIntervalMinutes: 240 }).replace(WEBHOOK_PLACEHOLDER, JSON.stringify("https://ntfy.example/topic"))],
+      [
+        "with.yml",
+        renderAlertmanagerYml({ webhook: true, groupWaitSeconds: 30, groupIntervalSeconds: 300, repeatIntervalMinutes: 240 }).replace(
+          WEBHOOK_PLACEHOLDER,
+          JSON.stringify("https://ntfy.example/topic"),
+        ),
+      ],
       ["without.yml", renderAlertmanagerYml({ webhook: false, groupWaitSeconds: 30, groupIntervalSeconds: 300, repeatIntervalMinutes: 240 })],
     ] as const) {
       fs.writeFileSync(path.join(d, name), text);

@@ -42,33 +42,42 @@ function writeConfig(targets: readonly CloudTarget[], creds: Record<string, unkn
 
 const cloud = (args: readonly string[]) =>
   runScript("cloud-copy", ["--repo", REPO, "--host", "sark", "--config", RCLONE_CONFIG_PATH, ...args], env, { timeoutMs: TIMEOUT });
-const copy = (name = "s3-main", bucket = "dgx-backups") => cloud(["copy", name, `${name}:${bucket}/sark/repo`, "--backup-dir", `${name}:${bucket}/sark/replaced`]);
+const copy = (name = "s3-main", bucket = "dgx-backups") =>
+  cloud(["copy", name, `${name}:${bucket}/sark/repo`, "--backup-dir", `${name}:${bucket}/sark/replaced`]);
 const borg = (args: readonly string[], cwd?: string, extra: Record<string, string> = {}) => {
   const r = spawnSync("borg", args, { env: { ...process.env, ...env, ...extra }, encoding: "utf8", cwd, timeout: TIMEOUT });
   if (r.status !== 0) throw new Error(`borg ${args.join(" ")}: ${r.stderr}`);
   return r.stdout;
 };
 const rclone = (args: readonly string[]) => {
-  const r = spawnSync("rclone", ["--config", path.join(root, RCLONE_CONFIG_PATH), "--fast-list", ...args], { env: { ...process.env, AWS_CA_BUNDLE: "" }, encoding: "utf8", timeout: TIMEOUT });
+  const r = spawnSync("rclone", ["--config", path.join(root, RCLONE_CONFIG_PATH), "--fast-list", ...args], {
+    env: { ...process.env, AWS_CA_BUNDLE: "" },
+    encoding: "utf8",
+    timeout: TIMEOUT,
+  });
   if (r.status !== 0) throw new Error(`rclone ${args.join(" ")}: ${r.stderr}`);
   return r.stdout;
 };
-const status = (job: string) => JSON.parse(fs.readFileSync(path.join(root, "var/lib/dgx-storage/backup-status", `${job}.json`), "utf8")) as Record<string, unknown>;
+const status = (job: string) =>
+  JSON.parse(fs.readFileSync(path.join(root, "var/lib/dgx-storage/backup-status", `${job}.json`), "utf8")) as Record<string, unknown>;
 const alerts = () => (fs.existsSync(path.join(aux, "alerts")) ? fs.readFileSync(path.join(aux, "alerts"), "utf8") : "");
 /** Every object under a prefix with its md5 (s3rver computes it), sorted. */
 const objects = (remote: string) => rclone(["md5sum", remote]).split("\n").filter(Boolean).sort();
 const repoDir = () => path.join(root, REPO);
 /** The repository's files (path, size, mtime): unchanged by a run that failed before borg. */
-const repoFiles = () =>
-  spawnSync("find", [repoDir(), "-type", "f", "-printf", "%P %s %T@\\n"], { encoding: "utf8" })
-    .stdout.split("\n")
-    .sort()
-    .join("\n");
+const repoFiles = () => spawnSync("find", [repoDir(), "-type", "f", "-printf", "%P %s %T@\\n"], { encoding: "utf8" }).stdout.split("\n").sort().join("\n");
 
 function writeData(dir: string, seed: string, count: number, size: number) {
   fs.mkdirSync(dir, { recursive: true });
   for (let i = 0; i < count; i++) {
-    const cipher = crypto.createCipheriv("aes-256-ctr", crypto.createHash("sha256").update(seed + i).digest(), Buffer.alloc(16));
+    const cipher = crypto.createCipheriv(
+      "aes-256-ctr",
+      crypto
+        .createHash("sha256")
+        .update(seed + i)
+        .digest(),
+      Buffer.alloc(16),
+    );
     fs.writeFileSync(path.join(dir, `${seed}${i}.bin`), cipher.update(Buffer.alloc(size)));
   }
 }
@@ -99,125 +108,168 @@ describeWith({ tools: ["borg", "rclone", "python3"] }, "cloud-copy.sh against s3
     await s3?.stop();
   });
 
-  it("the rclone config is root's alone (0600) and holds the keys; the first copy uploads the repository, without its lock", () => {
-    expect((fs.statSync(path.join(root, RCLONE_CONFIG_PATH)).mode & 0o777).toString(8)).toBe("600");
-    const r = copy();
-    expect(r.code, r.stderr).toBe(0);
-    const rec = status("cloud-copy-s3-main");
-    expect(rec).toMatchObject({ job: "cloud-copy-s3-main", host: "sark", status: "ok", exit_code: 0 });
-    expect(rec.bytes_added as number).toBeGreaterThan(2 * 1024 * 1024);
-    // the same files as the repository after the job (its with-lock commit adds a segment after the transfer)
-    const remote = rclone(["lsf", "-R", "--files-only", "s3-main:dgx-backups/sark/repo"]).split("\n").filter(Boolean).sort();
-    expect(remote).toContain("config");
-    expect(remote.filter((f) => f.startsWith("lock"))).toEqual([]);
-    expect(remote.filter((f) => f.startsWith("data/")).length).toBeGreaterThan(2);
-  }, TIMEOUT);
+  it(
+    "the rclone config is root's alone (0600) and holds the keys; the first copy uploads the repository, without its lock",
+    () => {
+      expect((fs.statSync(path.join(root, RCLONE_CONFIG_PATH)).mode & 0o777).toString(8)).toBe("600");
+      const r = copy();
+      expect(r.code, r.stderr).toBe(0);
+      const rec = status("cloud-copy-s3-main");
+      expect(rec).toMatchObject({ job: "cloud-copy-s3-main", host: "sark", status: "ok", exit_code: 0 });
+      expect(rec.bytes_added as number).toBeGreaterThan(2 * 1024 * 1024);
+      // the same files as the repository after the job (its with-lock commit adds a segment after the transfer)
+      const remote = rclone(["lsf", "-R", "--files-only", "s3-main:dgx-backups/sark/repo"]).split("\n").filter(Boolean).sort();
+      expect(remote).toContain("config");
+      expect(remote.filter((f) => f.startsWith("lock"))).toEqual([]);
+      expect(remote.filter((f) => f.startsWith("data/")).length).toBeGreaterThan(2);
+    },
+    TIMEOUT,
+  );
 
-  it("a second copy after a small archive uploads only what changed", () => {
-    const first = status("cloud-copy-s3-main").bytes_added as number;
-    writeData(path.join(root, "srv/data"), "b", 1, 64 * 1024);
-    borg(["create", `${repoDir()}::sark-daily-2`, path.join(root, "srv/data")]);
-    const r = copy();
-    expect(r.code, r.stderr).toBe(0);
-    const second = status("cloud-copy-s3-main").bytes_added as number;
-    expect(second).toBeGreaterThan(64 * 1024);
-    expect(second).toBeLessThan(first / 4);
-    expect(status("cloud-copy-s3-main").message).toMatch(/replaced objects kept in s3-main:dgx-backups\/sark\/replaced\/\d{4}-\d\d-\d\dT\d{6}Z/);
-  }, TIMEOUT);
+  it(
+    "a second copy after a small archive uploads only what changed",
+    () => {
+      const first = status("cloud-copy-s3-main").bytes_added as number;
+      writeData(path.join(root, "srv/data"), "b", 1, 64 * 1024);
+      borg(["create", `${repoDir()}::sark-daily-2`, path.join(root, "srv/data")]);
+      const r = copy();
+      expect(r.code, r.stderr).toBe(0);
+      const second = status("cloud-copy-s3-main").bytes_added as number;
+      expect(second).toBeGreaterThan(64 * 1024);
+      expect(second).toBeLessThan(first / 4);
+      expect(status("cloud-copy-s3-main").message).toMatch(/replaced objects kept in s3-main:dgx-backups\/sark\/replaced\/\d{4}-\d\d-\d\dT\d{6}Z/);
+    },
+    TIMEOUT,
+  );
 
-  it("the monthly drill fetches the copy, checks it and finds the sample identical to the live files", () => {
-    const r = cloud(["drill", "s3-main", "s3-main:dgx-backups/sark/repo", "/var/tmp/cloud-drill", "--sample", "20"]);
-    expect(r.code, r.stderr).toBe(0);
-    const rec = status("cloud-drill-s3-main");
-    expect(rec).toMatchObject({ status: "ok", archive: "sark-daily-2" });
-    expect(rec.message).toMatch(/9 files identical by sha256, 0 skipped/);
-    expect(rec.bytes_added as number).toBeGreaterThan(2 * 1024 * 1024);
-    // the scratch copy is gone
-    expect(fs.readdirSync(path.join(root, "var/tmp/cloud-drill"))).toEqual([]);
-  }, TIMEOUT);
+  it(
+    "the monthly drill fetches the copy, checks it and finds the sample identical to the live files",
+    () => {
+      const r = cloud(["drill", "s3-main", "s3-main:dgx-backups/sark/repo", "/var/tmp/cloud-drill", "--sample", "20"]);
+      expect(r.code, r.stderr).toBe(0);
+      const rec = status("cloud-drill-s3-main");
+      expect(rec).toMatchObject({ status: "ok", archive: "sark-daily-2" });
+      expect(rec.message).toMatch(/9 files identical by sha256, 0 skipped/);
+      expect(rec.bytes_added as number).toBeGreaterThan(2 * 1024 * 1024);
+      // the scratch copy is gone
+      expect(fs.readdirSync(path.join(root, "var/tmp/cloud-drill"))).toEqual([]);
+    },
+    TIMEOUT,
+  );
 
-  it("an archive deleted locally is still recoverable from the cloud: restore-point of the sync that dropped it", () => {
-    borg(["delete", `${repoDir()}::sark-daily-1`]);
-    borg(["compact", repoDir()]);
-    const r = copy();
-    expect(r.code, r.stderr).toBe(0);
-    const run = /replaced objects kept in (\S+)/.exec(String(status("cloud-copy-s3-main").message))![1]!;
-    const dest = "/var/tmp/restored";
-    const back = cloud(["restore-point", "s3-main", "s3-main:dgx-backups/sark/repo", run, dest]);
-    expect(back.code, back.stderr).toBe(0);
-    // the restored repository opens under its own security dir (it is a copy at another path)
-    const own = { BORG_BASE_DIR: fs.mkdtempSync(path.join(os.tmpdir(), "dgx-borg-base-")) };
-    expect(borg(["list", "--short", path.join(root, dest)], undefined, own).split("\n").filter(Boolean)).toEqual(["sark-daily-1", "sark-daily-2"]);
-    const out = fs.mkdtempSync(path.join(os.tmpdir(), "dgx-extract-"));
-    borg(["extract", `${path.join(root, dest)}::sark-daily-1`], out, own);
-    const rel = path.relative("/", path.join(root, "srv/data/a3.bin"));
-    expect(crypto.createHash("sha256").update(fs.readFileSync(path.join(out, rel))).digest("hex")).toBe(
-      crypto.createHash("sha256").update(fs.readFileSync(path.join(root, "srv/data/a3.bin"))).digest("hex"),
-    );
-  }, TIMEOUT);
+  it(
+    "an archive deleted locally is still recoverable from the cloud: restore-point of the sync that dropped it",
+    () => {
+      borg(["delete", `${repoDir()}::sark-daily-1`]);
+      borg(["compact", repoDir()]);
+      const r = copy();
+      expect(r.code, r.stderr).toBe(0);
+      const run = /replaced objects kept in (\S+)/.exec(String(status("cloud-copy-s3-main").message))![1]!;
+      const dest = "/var/tmp/restored";
+      const back = cloud(["restore-point", "s3-main", "s3-main:dgx-backups/sark/repo", run, dest]);
+      expect(back.code, back.stderr).toBe(0);
+      // the restored repository opens under its own security dir (it is a copy at another path)
+      const own = { BORG_BASE_DIR: fs.mkdtempSync(path.join(os.tmpdir(), "dgx-borg-base-")) };
+      expect(
+        borg(["list", "--short", path.join(root, dest)], undefined, own)
+          .split("\n")
+          .filter(Boolean),
+      ).toEqual(["sark-daily-1", "sark-daily-2"]);
+      const out = fs.mkdtempSync(path.join(os.tmpdir(), "dgx-extract-"));
+      borg(["extract", `${path.join(root, dest)}::sark-daily-1`], out, own);
+      const rel = path.relative("/", path.join(root, "srv/data/a3.bin"));
+      expect(
+        crypto
+          .createHash("sha256")
+          .update(fs.readFileSync(path.join(out, rel)))
+          .digest("hex"),
+      ).toBe(
+        crypto
+          .createHash("sha256")
+          .update(fs.readFileSync(path.join(root, "srv/data/a3.bin")))
+          .digest("hex"),
+      );
+    },
+    TIMEOUT,
+  );
 
-  it("a corrupted segment: borg check fails, nothing is copied, the cloud copy is left as it was, the alert fires", () => {
-    const before = objects("s3-main:dgx-backups/sark/repo");
-    const segs = fs
-      .readdirSync(path.join(repoDir(), "data", "0"))
-      .map((f) => path.join(repoDir(), "data", "0", f))
-      .sort((a, b) => fs.statSync(b).size - fs.statSync(a).size);
-    const fd = fs.openSync(segs[0]!, "r+");
-    const at = Math.floor(fs.statSync(segs[0]!).size / 2);
-    const buf = Buffer.alloc(64);
-    fs.readSync(fd, buf, 0, 64, at);
-    fs.writeSync(fd, Buffer.from(buf.map((b) => b ^ 0xff)), 0, 64, at);
-    fs.closeSync(fd);
-    const r = copy();
-    expect(r.code).toBe(2);
-    expect(status("cloud-copy-s3-main")).toMatchObject({ status: "error" });
-    expect(status("cloud-copy-s3-main").message).toMatch(/borg check of \/mnt\/borg-backup found errors .*not copied to cloud target s3-main; its last copy is left as it was/);
-    expect(objects("s3-main:dgx-backups/sark/repo")).toEqual(before);
-    expect(alerts()).toMatch(/\[err\] cloud-copy-s3-main sark cloud-copy-s3-main FAILED; borg check/);
-    // repair the fixture for what follows: flip the bytes back
-    const fd2 = fs.openSync(segs[0]!, "r+");
-    fs.writeSync(fd2, buf, 0, 64, at);
-    fs.closeSync(fd2);
-  }, TIMEOUT);
+  it(
+    "a corrupted segment: borg check fails, nothing is copied, the cloud copy is left as it was, the alert fires",
+    () => {
+      const before = objects("s3-main:dgx-backups/sark/repo");
+      const segs = fs
+        .readdirSync(path.join(repoDir(), "data", "0"))
+        .map((f) => path.join(repoDir(), "data", "0", f))
+        .sort((a, b) => fs.statSync(b).size - fs.statSync(a).size);
+      const fd = fs.openSync(segs[0]!, "r+");
+      const at = Math.floor(fs.statSync(segs[0]!).size / 2);
+      const buf = Buffer.alloc(64);
+      fs.readSync(fd, buf, 0, 64, at);
+      fs.writeSync(fd, Buffer.from(buf.map((b) => b ^ 0xff)), 0, 64, at);
+      fs.closeSync(fd);
+      const r = copy();
+      expect(r.code).toBe(2);
+      expect(status("cloud-copy-s3-main")).toMatchObject({ status: "error" });
+      expect(status("cloud-copy-s3-main").message).toMatch(
+        /borg check of \/mnt\/borg-backup found errors .*not copied to cloud target s3-main; its last copy is left as it was/,
+      );
+      expect(objects("s3-main:dgx-backups/sark/repo")).toEqual(before);
+      expect(alerts()).toMatch(/\[err\] cloud-copy-s3-main sark cloud-copy-s3-main FAILED; borg check/);
+      // repair the fixture for what follows: flip the bytes back
+      const fd2 = fs.openSync(segs[0]!, "r+");
+      fs.writeSync(fd2, buf, 0, 64, at);
+      fs.closeSync(fd2);
+    },
+    TIMEOUT,
+  );
 
-  it("faults name the target and leave the local repository alone: missing bucket, wrong credentials, unreachable endpoint; the next run catches up", async () => {
-    const closed = await startS3rver(fs.mkdtempSync(path.join(os.tmpdir(), "dgx-s3-")), []);
-    const closedPort = closed.port;
-    await closed.stop(); // nothing listens there any more
-    writeConfig(
-      [target("s3-main", "dgx-backups", s3.port), target("s3-nobucket", "no-such-bucket", s3.port), target("s3-badkey", "dgx-backups", s3.port), target("s3-down", "dgx-backups", closedPort)],
-      {
-        "s3-main": S3RVER_KEY,
-        "s3-nobucket": S3RVER_KEY,
-        // s3rver knows one access key and does not judge the secret's signature on every call:
-        // an unknown key id is what it refuses (InvalidAccessKeyId, as S3 does)
-        "s3-badkey": { accessKeyId: "NOT-A-KEY", secretAccessKey: "not-the-secret" },
-        "s3-down": S3RVER_KEY,
-      },
-    );
-    const files = repoFiles();
-    const cases: [string, string, RegExp][] = [
-      ["s3-nobucket", "no-such-bucket", /cloud target s3-nobucket \(s3-nobucket:no-such-bucket\/sark\/repo\): the bucket or container does not exist/],
-      ["s3-badkey", "dgx-backups", /cloud target s3-badkey \(s3-badkey:dgx-backups\/sark\/repo\): the credentials are wrong or lack permission/],
-      ["s3-down", "dgx-backups", /cloud target s3-down \(s3-down:dgx-backups\/sark\/repo\): the endpoint is unreachable/],
-    ];
-    for (const [name, bucket, want] of cases) {
-      const t0 = Date.now();
-      const r = copy(name, bucket);
-      expect(r.code, name).toBe(2);
-      expect(Date.now() - t0, `${name} fails within a minute`).toBeLessThan(60_000);
-      expect(status(`cloud-copy-${name}`)).toMatchObject({ status: "error" });
-      expect(status(`cloud-copy-${name}`).message, name).toMatch(want);
-      expect(alerts()).toContain(`[err] cloud-copy-${name} sark cloud-copy-${name} FAILED`);
-    }
-    expect(repoFiles()).toBe(files);
-    expect(alerts()).not.toContain("not-the-secret");
-    expect(fs.readFileSync(path.join(root, "var/lib/dgx-storage/backup-status/cloud-copy-s3-badkey.history.jsonl"), "utf8")).not.toContain("not-the-secret");
-    // the good target goes on: its next run uploads what changed since its last success
-    writeData(path.join(root, "srv/data"), "c", 1, 32 * 1024);
-    borg(["create", `${repoDir()}::sark-daily-3`, path.join(root, "srv/data")]);
-    const r = copy();
-    expect(r.code, r.stderr).toBe(0);
-    expect(rclone(["lsf", "-R", "--files-only", "s3-main:dgx-backups/sark/repo"])).toContain("config");
-  }, TIMEOUT);
+  it(
+    "faults name the target and leave the local repository alone: missing bucket, wrong credentials, unreachable endpoint; the next run catches up",
+    async () => {
+      const closed = await startS3rver(fs.mkdtempSync(path.join(os.tmpdir(), "dgx-s3-")), []);
+      const closedPort = closed.port;
+      await closed.stop(); // nothing listens there any more
+      writeConfig(
+        [
+          target("s3-main", "dgx-backups", s3.port),
+          target("s3-nobucket", "no-such-bucket", s3.port),
+          target("s3-badkey", "dgx-backups", s3.port),
+          target("s3-down", "dgx-backups", closedPort),
+        ],
+        {
+          "s3-main": S3RVER_KEY,
+          "s3-nobucket": S3RVER_KEY,
+          // s3rver knows one access key and does not judge the secret's signature on every call:
+          // an unknown key id is what it refuses (InvalidAccessKeyId, as S3 does)
+          "s3-badkey": { accessKeyId: "NOT-A-KEY", secretAccessKey: "not-the-secret" },
+          "s3-down": S3RVER_KEY,
+        },
+      );
+      const files = repoFiles();
+      const cases: [string, string, RegExp][] = [
+        ["s3-nobucket", "no-such-bucket", /cloud target s3-nobucket \(s3-nobucket:no-such-bucket\/sark\/repo\): the bucket or container does not exist/],
+        ["s3-badkey", "dgx-backups", /cloud target s3-badkey \(s3-badkey:dgx-backups\/sark\/repo\): the credentials are wrong or lack permission/],
+        ["s3-down", "dgx-backups", /cloud target s3-down \(s3-down:dgx-backups\/sark\/repo\): the endpoint is unreachable/],
+      ];
+      for (const [name, bucket, want] of cases) {
+        const t0 = Date.now();
+        const r = copy(name, bucket);
+        expect(r.code, name).toBe(2);
+        expect(Date.now() - t0, `${name} fails within a minute`).toBeLessThan(60_000);
+        expect(status(`cloud-copy-${name}`)).toMatchObject({ status: "error" });
+        expect(status(`cloud-copy-${name}`).message, name).toMatch(want);
+        expect(alerts()).toContain(`[err] cloud-copy-${name} sark cloud-copy-${name} FAILED`);
+      }
+      expect(repoFiles()).toBe(files);
+      expect(alerts()).not.toContain("not-the-secret");
+      expect(fs.readFileSync(path.join(root, "var/lib/dgx-storage/backup-status/cloud-copy-s3-badkey.history.jsonl"), "utf8")).not.toContain("not-the-secret");
+      // the good target goes on: its next run uploads what changed since its last success
+      writeData(path.join(root, "srv/data"), "c", 1, 32 * 1024);
+      borg(["create", `${repoDir()}::sark-daily-3`, path.join(root, "srv/data")]);
+      const r = copy();
+      expect(r.code, r.stderr).toBe(0);
+      expect(rclone(["lsf", "-R", "--files-only", "s3-main:dgx-backups/sark/repo"])).toContain("config");
+    },
+    TIMEOUT,
+  );
 });

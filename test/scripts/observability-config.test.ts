@@ -8,7 +8,14 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { expect, it } from "vitest";
 import { ALERTMANAGER_WEBHOOK_FILE } from "../../components/observability";
-import { DEFAULT_THRESHOLDS, renderAlertmanagerYml, renderConsole, renderPrometheusYml, renderRules, renderTextfile } from "../../components/render/observability";
+import {
+  DEFAULT_THRESHOLDS,
+  renderAlertmanagerYml,
+  renderConsole,
+  renderPrometheusYml,
+  renderRules,
+  renderTextfile,
+} from "../../components/render/observability";
 import { describeWith } from "../tools";
 import { makeRoot, runScript } from "./run";
 
@@ -19,9 +26,15 @@ const FILES = {
   am: renderAlertmanagerYml({ webhook: true, groupWaitSeconds: 30, groupIntervalSeconds: 300, repeatIntervalMinutes: 240 }),
   console: renderConsole(DEFAULT_THRESHOLDS, 24),
 };
-const apply = (root: string, f = FILES) => runScript("observability-config", ["apply", f.prom, f.rules, f.am, f.console, ALERTMANAGER_WEBHOOK_FILE], { ROOT: root });
+const apply = (root: string, f = FILES) =>
+  runScript("observability-config", ["apply", f.prom, f.rules, f.am, f.console, ALERTMANAGER_WEBHOOK_FILE], { ROOT: root });
 const tree = (root: string) =>
-  ["etc/prometheus/prometheus.yml", "etc/prometheus/rules/dgx-storage.rules.yml", "etc/prometheus/alertmanager.yml", "etc/prometheus/consoles/dgx-storage.html"].map((f) => {
+  [
+    "etc/prometheus/prometheus.yml",
+    "etc/prometheus/rules/dgx-storage.rules.yml",
+    "etc/prometheus/alertmanager.yml",
+    "etc/prometheus/consoles/dgx-storage.html",
+  ].map((f) => {
     const p = path.join(root, f);
     return fs.existsSync(p) ? `${f} ${fs.statSync(p).mode.toString(8)} ${fs.statSync(p).mtimeMs} ${fs.readFileSync(p, "utf8").length}` : `${f} absent`;
   });
@@ -48,7 +61,11 @@ describeWith({ tools: ["promtool", "amtool"] }, "observability-config.sh", () =>
     const root = makeRoot({ [ALERTMANAGER_WEBHOOK_FILE.slice(1)]: `${URL}\n` });
     expect(apply(root).code).toBe(0);
     const good = tree(root);
-    const badRules = apply(root, { ...FILES, rules: FILES.rules.replace("up{job=\"node\"} == 0", "up{job=\"node\"} === 0"), prom: FILES.prom.replace("15s", "5s") });
+    const badRules = apply(root, {
+      ...FILES,
+      rules: FILES.rules.replace('up{job="node"} == 0', 'up{job="node"} === 0'),
+      prom: FILES.prom.replace("15s", "5s"),
+    });
     expect(badRules.code).toBe(1);
     expect(badRules.stderr).toContain("could not parse expression");
     expect(badRules.stderr).toContain("the rules do not pass promtool check rules; the live config is unchanged");

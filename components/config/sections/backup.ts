@@ -1,7 +1,20 @@
 /** `backup`: borg repository, schedules and the weekly off-site copy (components/backup.ts, plan phase 4). */
 import { z } from "zod";
 import { cloudSection } from "./cloud";
-import { absolutePath, address, checkListedOnce, hostKey, inside, listOf, listOrNone, lowerName, port, posixUser, type CrossRule, type RawConfig } from "../primitives";
+import {
+  absolutePath,
+  address,
+  checkListedOnce,
+  hostKey,
+  inside,
+  listOf,
+  listOrNone,
+  lowerName,
+  port,
+  posixUser,
+  type CrossRule,
+  type RawConfig,
+} from "../primitives";
 import { HOST_PATHS } from "../../render/host-paths";
 
 /** borg prune's `--keep-*` numbers of one archive series. */
@@ -39,11 +52,14 @@ export const backupSection = z
       .meta({ description: "The local borg repository (repokey encryption), created once by borg-repo.sh." }),
     paths: z
       .strictObject({
-        daily: z
+        daily: z.array(absolutePath).default([]).meta({
+          description:
+            "The daily series, each listed once. The host's bind-volume devices and the writable bind sources of its service containers are added automatically.",
+        }),
+        hourly: z
           .array(absolutePath)
           .default([])
-          .meta({ description: "The daily series, each listed once. The host's bind-volume devices and the writable bind sources of its service containers are added automatically." }),
-        hourly: z.array(absolutePath).default([]).meta({ description: "The hourly series: the critical paths only, each listed once. Empty: no hourly units." }),
+          .meta({ description: "The hourly series: the critical paths only, each listed once. Empty: no hourly units." }),
       })
       .default({ daily: [], hourly: [] }),
     sqlite: z
@@ -52,10 +68,13 @@ export const backupSection = z
       .meta({ description: 'Live SQLite databases inside a backed-up path, archived as online-backup copies (README "Backups with borg"), each listed once.' }),
     retention: z
       .strictObject({
-        daily: retentionSection.default({ daily: 7, weekly: 4, monthly: 6 }).meta({ title: "{hourly, daily, weekly, monthly, yearly}", description: "`borg prune --keep-*` of the daily series (the plan's)." }),
-        hourly: retentionSection
-          .default({ hourly: 24 })
-          .meta({ title: "{hourly, daily, weekly, monthly, yearly}", description: "`borg prune --keep-*` of the hourly series; needs keep-hourly, or each prune keeps one hourly archive a day." }),
+        daily: retentionSection
+          .default({ daily: 7, weekly: 4, monthly: 6 })
+          .meta({ title: "{hourly, daily, weekly, monthly, yearly}", description: "`borg prune --keep-*` of the daily series (the plan's)." }),
+        hourly: retentionSection.default({ hourly: 24 }).meta({
+          title: "{hourly, daily, weekly, monthly, yearly}",
+          description: "`borg prune --keep-*` of the hourly series; needs keep-hourly, or each prune keeps one hourly archive a day.",
+        }),
       })
       .default({ daily: { daily: 7, weekly: 4, monthly: 6 }, hourly: { hourly: 24 } }),
     schedules: z
@@ -71,17 +90,26 @@ export const backupSection = z
       .default({})
       .meta({
         title: "{daily, hourly, offsite, check, verifyData, drill, watch}: OnCalendar",
-        description: "OnCalendar of each job; absent keys keep components/render/backup.ts's defaults (README \"Backups with borg\"); `watch` (hourly) checks the others for missed runs.",
-      }),
-    growthFactor: z.number().gt(1, "above 1").max(1000, "at most 1000").default(4).meta({ description: "An archive adding more than this times the median of the last runs raises an alert." }),
-    drillSample: z.number().int("a whole number").min(1, "at least 1").max(100000, "at most 100000").default(200).meta({ description: "Files the monthly restore drill extracts and compares." }),
-    existingJobs: z
-      .enum(["report", "disable"])
-      .default("report")
-      .meta({
         description:
-          "Backup jobs made by hand (crontab lines, cron.<period> scripts, timers) that run borg on the repository: `report` lists them in the apply's output and the stack output `existingBackupJobs`; `disable` also switches them off after this stack's units are installed (a copy of each file changed is kept).",
+          'OnCalendar of each job; absent keys keep components/render/backup.ts\'s defaults (README "Backups with borg"); `watch` (hourly) checks the others for missed runs.',
       }),
+    growthFactor: z
+      .number()
+      .gt(1, "above 1")
+      .max(1000, "at most 1000")
+      .default(4)
+      .meta({ description: "An archive adding more than this times the median of the last runs raises an alert." }),
+    drillSample: z
+      .number()
+      .int("a whole number")
+      .min(1, "at least 1")
+      .max(100000, "at most 100000")
+      .default(200)
+      .meta({ description: "Files the monthly restore drill extracts and compares." }),
+    existingJobs: z.enum(["report", "disable"]).default("report").meta({
+      description:
+        "Backup jobs made by hand (crontab lines, cron.<period> scripts, timers) that run borg on the repository: `report` lists them in the apply's output and the stack output `existingBackupJobs`; `disable` also switches them off after this stack's units are installed (a copy of each file changed is kept).",
+    }),
     offsite: z
       .strictObject({
         ssh: z
@@ -95,10 +123,15 @@ export const backupSection = z
         address: address.optional().meta({ description: "Where this host reaches the peer for borg traffic.", defaultText: "`offsite.ssh.address`" }),
         port: port.optional().meta({ description: "The port of that address.", defaultText: "`offsite.ssh.port`" }),
         user: receiverUser.meta({ description: "The system user on the peer that owns the repository (append-only there), e.g. `borg-sark`." }),
-        repoDir: absolutePath.meta({ description: "The repository directory on the peer (the key's `--restrict-to-path`); the repository is `<repoDir>/repo`." }),
+        repoDir: absolutePath.meta({
+          description: "The repository directory on the peer (the key's `--restrict-to-path`); the repository is `<repoDir>/repo`.",
+        }),
       })
       .optional()
-      .meta({ description: "The weekly off-site copy into a repository on the other host. This stack installs the receiving side there too (one `pulumi up`, no StackReference)." }),
+      .meta({
+        description:
+          "The weekly off-site copy into a repository on the other host. This stack installs the receiving side there too (one `pulumi up`, no StackReference).",
+      }),
     cloud: cloudSection.optional(),
   })
   .meta({ description: "Backups with borg; needs the secret `borgPassphrase`." });
@@ -146,7 +179,12 @@ export const backupRule: CrossRule = (c: RawConfig, ctx) => {
   const hourly = strings(b.paths?.hourly);
   const auto = automaticBackupPaths(c as Parameters<typeof automaticBackupPaths>[0]);
   if (daily.length + auto.length === 0) {
-    ctx.addIssue({ code: "custom", path: ["backup", "paths", "daily"], message: "at least one path (none configured, and the host has no bind volume or bind-mounted service data)", input: b.paths?.daily });
+    ctx.addIssue({
+      code: "custom",
+      path: ["backup", "paths", "daily"],
+      message: "at least one path (none configured, and the host has no bind volume or bind-mounted service data)",
+      input: b.paths?.daily,
+    });
   }
   const repo = b.repository?.path;
   if (typeof repo === "string") {
@@ -170,7 +208,12 @@ export const backupRule: CrossRule = (c: RawConfig, ctx) => {
   const series = [...daily, ...hourly, ...auto];
   strings(b.sqlite).forEach((db, i) => {
     if (!series.some((p) => db !== p && inside(db, p))) {
-      ctx.addIssue({ code: "custom", path: ["backup", "sqlite", i], message: `a database file inside a backed-up path (${listOrNone(outermostPaths(series))})`, input: db });
+      ctx.addIssue({
+        code: "custom",
+        path: ["backup", "sqlite", i],
+        message: `a database file inside a backed-up path (${listOrNone(outermostPaths(series))})`,
+        input: db,
+      });
     }
   });
   const keepHourly = b.retention?.hourly?.hourly;

@@ -40,7 +40,10 @@ const s3Target = z
       .string()
       .regex(/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?\/?$/, "an http(s) URL of a host and optional port, e.g. 'https://s3.eu-central-1.amazonaws.com'")
       .optional()
-      .meta({ description: "The S3 endpoint; absent: AWS's for the region. Path-style addressing is used with an endpoint (MinIO, Ceph).", defaultText: "AWS's for `region`" }),
+      .meta({
+        description: "The S3 endpoint; absent: AWS's for the region. Path-style addressing is used with an endpoint (MinIO, Ceph).",
+        defaultText: "AWS's for `region`",
+      }),
     region: z
       .string()
       .regex(/^[a-z0-9-]{2,32}$/, "a region name such as 'eu-central-1'")
@@ -49,10 +52,10 @@ const s3Target = z
       .string()
       .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "an S3 bucket name: 3 to 63 lower-case letters, digits, '.', '-'")
       .meta({ description: "The bucket; it must exist (the copy never creates one, so that its versioning and lifecycle are the operator's choice)." }),
-    storageClass: z
-      .enum(S3_STORAGE_CLASSES)
-      .optional()
-      .meta({ description: "The storage class objects are written in; GLACIER and DEEP_ARCHIVE are refused (the drill could not read them).", defaultText: "the bucket's (STANDARD)" }),
+    storageClass: z.enum(S3_STORAGE_CLASSES).optional().meta({
+      description: "The storage class objects are written in; GLACIER and DEEP_ARCHIVE are refused (the drill could not read them).",
+      defaultText: "the bucket's (STANDARD)",
+    }),
   })
   .meta({ description: "An S3 or S3-compatible bucket; credentials `accessKeyId` and `secretAccessKey` in the secret `cloudCredentials`." });
 
@@ -66,10 +69,10 @@ const azureTarget = z
       .string()
       .regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, "a container name: 3 to 63 lower-case letters, digits and single '-'")
       .meta({ description: "The blob container; it must exist." }),
-    accessTier: z
-      .enum(["Hot", "Cool"])
-      .optional()
-      .meta({ description: "The access tier blobs are written in; Archive is refused (an archived blob must be rehydrated before the drill can read it).", defaultText: "the account's (Hot)" }),
+    accessTier: z.enum(["Hot", "Cool"]).optional().meta({
+      description: "The access tier blobs are written in; Archive is refused (an archived blob must be rehydrated before the drill can read it).",
+      defaultText: "the account's (Hot)",
+    }),
     endpoint: z
       .string()
       .regex(/^[a-z0-9.-]+(:\d{1,5})?$/, "a host suffix such as 'blob.core.windows.net'")
@@ -80,25 +83,29 @@ const azureTarget = z
 
 const cloudTarget = z
   .strictObject({
-    name: targetName.meta({ description: "Names the target: its rclone remote, its units (dgx-backup-cloud-<name>) and status records (cloud-copy-<name>, cloud-drill-<name>)." }),
+    name: targetName.meta({
+      description: "Names the target: its rclone remote, its units (dgx-backup-cloud-<name>) and status records (cloud-copy-<name>, cloud-drill-<name>).",
+    }),
     s3: s3Target.optional(),
     azure: azureTarget.optional(),
-    prefix: prefix
-      .optional()
-      .meta({ description: "Where in the bucket: the repository goes to `<prefix>/repo`, replaced objects to `<prefix>/replaced/<date>`.", defaultText: "the host's name" }),
-    protection: z
-      .enum(["versioning", "object-lock", "backup-dir"])
-      .meta({
-        description:
-          "What keeps the objects a copy deletes or overwrites: `versioning` or `object-lock` when the bucket or container has it switched on (the copy then adds nothing), `backup-dir` when it has neither (rclone moves them to `<prefix>/replaced/<date>`). docs/backups-cloud.md compares them.",
-      }),
+    prefix: prefix.optional().meta({
+      description: "Where in the bucket: the repository goes to `<prefix>/repo`, replaced objects to `<prefix>/replaced/<date>`.",
+      defaultText: "the host's name",
+    }),
+    protection: z.enum(["versioning", "object-lock", "backup-dir"]).meta({
+      description:
+        "What keeps the objects a copy deletes or overwrites: `versioning` or `object-lock` when the bucket or container has it switched on (the copy then adds nothing), `backup-dir` when it has neither (rclone moves them to `<prefix>/replaced/<date>`). docs/backups-cloud.md compares them.",
+    }),
   })
   .refine((t) => (t.s3 === undefined) !== (t.azure === undefined), { message: "exactly one of `s3` or `azure`" })
   .meta({ title: "{name, s3 | azure, prefix, protection}" });
 
 export const cloudSection = z
   .strictObject({
-    targets: z.array(cloudTarget).min(1, "at least one target").meta({ description: "Where the repository is copied, each target a full copy; names listed once." }),
+    targets: z
+      .array(cloudTarget)
+      .min(1, "at least one target")
+      .meta({ description: "Where the repository is copied, each target a full copy; names listed once." }),
     schedules: z
       .strictObject({
         copy: calendar.default("Thu *-*-* 06:00:00").meta({ description: "The weekly copy (it runs `borg check` first, and copies nothing when that fails)." }),
@@ -108,8 +115,14 @@ export const cloudSection = z
       .meta({ title: "{copy, drill}: OnCalendar" }),
     drillScratch: absolutePath
       .default(`${HOST_PATHS.var}/cloud-drill`)
-      .refine((p) => !["/tmp", "/var/tmp"].some((t) => p === t || p.startsWith(`${t}/`)), "a directory outside /tmp and /var/tmp (the units run with PrivateTmp=, which hides them)")
-      .meta({ description: "Scratch directory the drill fetches a whole copy into (room for the repository's size); emptied after each drill. Not under /tmp or /var/tmp (the units' PrivateTmp= hides them)." }),
+      .refine(
+        (p) => !["/tmp", "/var/tmp"].some((t) => p === t || p.startsWith(`${t}/`)),
+        "a directory outside /tmp and /var/tmp (the units run with PrivateTmp=, which hides them)",
+      )
+      .meta({
+        description:
+          "Scratch directory the drill fetches a whole copy into (room for the repository's size); emptied after each drill. Not under /tmp or /var/tmp (the units' PrivateTmp= hides them).",
+      }),
   })
   .meta({ description: "Copies of the borg repository in object storage (S3 or Azure Blob) with rclone; needs the secret `cloudCredentials`." });
 

@@ -11,7 +11,10 @@ export const observabilitySection = z
         targets: z
           .array(
             z.strictObject({
-              host: z.string().regex(/^[a-z][a-z0-9-]*$/, "a host name: lower-case letters, digits and '-'").meta({ description: "The `host` label of the target's series." }),
+              host: z
+                .string()
+                .regex(/^[a-z][a-z0-9-]*$/, "a host name: lower-case letters, digits and '-'")
+                .meta({ description: "The `host` label of the target's series." }),
               address: z
                 .string()
                 .regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, "address:port such as '192.168.68.71:9100'")
