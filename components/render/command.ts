@@ -81,6 +81,7 @@ export const CARRIED_FILES: Partial<Record<ScriptName, readonly string[]>> = {
     "borg-run.py",
   ],
   "cloud-copy": ["borg-run.py", "cloud-copy.py"],
+  "drift-probe": ["drift-probe.py"],
   "fio-baseline": ["fio-summary.py"],
 };
 
