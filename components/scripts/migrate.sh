@@ -366,16 +366,21 @@ else
 	# links, sparse files, devices, xattrs (named, so that a failure to copy them is an error, which
 	# -a alone does not report: cp(1)). What it misses or what changes meanwhile, the verification
 	# below finds and the live passes copy with rsync.
+	used_before=$(df -B1 --output=used "$parent" | tail -1)
 	progress_df 9<&- &
 	progress=$!
 	cp -a --preserve=xattr --sparse=auto -T "$S" "$D" 2>"$work/cp.err" || rc=$?
 	kill "$progress" 2>/dev/null || true
 	wait "$progress" 2>/dev/null || true
-	# files the service removed while cp ran are the only failure let through, as rsync's 24
-	if ((rc != 0)) && grep -qv ': No such file or directory$' "$work/cp.err"; then
-		head -20 "$work/cp.err" >&2
-		die "pass 1 (cp -a) failed; the service still runs on $src and a re-run resumes"
+	# files the service removed while cp ran are the only failure let through, as rsync's 24: cp
+	# ended by itself (not by a signal) and said nothing else
+	if ((rc != 0)); then
+		if ((rc > 128)) || [[ ! -s "$work/cp.err" ]] || grep -qv ': No such file or directory$' "$work/cp.err"; then
+			head -20 "$work/cp.err" >&2
+			die "pass 1 (cp -a) failed with exit $rc; the service still runs on $src and a re-run resumes"
+		fi
 	fi
+	log "  $(human "$(($(df -B1 --output=used "$parent" | tail -1) - used_before))") written to the destination's filesystem"
 fi
 log "pass 1 done in $(elapsed "$t0") s"
 hook MIGRATE_AFTER_PASS1

@@ -188,6 +188,30 @@ describeWith({ tools: MIGRATE_TOOLS, root: true }, "migrate.sh: a change at any 
 });
 
 describeWith({ tools: MIGRATE_TOOLS, root: true }, "migrate.sh: a re-run after any interruption completes with identical trees", () => {
+  it("GIVEN pass 1's cp killed by a signal THEN the run fails (a signal is never taken for files the service removed) and the re-run resumes with rsync", () => {
+    const root = newRoot();
+    fs.mkdirSync(path.join(root, "src"));
+    sh(root, `for i in $(seq 1 3000); do head -c 16384 /dev/urandom > src/f$i.bin; done`);
+    // a watcher kills cp once part of the tree has arrived (spawned beside the run, as the e2e suite does)
+    const watcher = spawn(
+      "sh",
+      [
+        "-c",
+        `for i in $(seq 1 3000); do n=$(ls "${root}/dst" 2>/dev/null | wc -l); if [ "$n" -ge 50 ]; then pkill -TERM -f "^cp -a .*${root}/src"; exit 0; fi; sleep 0.01; done`,
+      ],
+      { stdio: "ignore" },
+    );
+    const killed = migrate(root);
+    watcher.kill();
+    expect(killed.code).not.toBe(0);
+    expect(killed.stderr).toMatch(/pass 1 \(cp -a\) failed with exit 143; the service still runs on \/src and a re-run resumes/);
+    const resumed = migrate(root);
+    expect(resumed.stderr).toBe("");
+    expect(resumed.code).toBe(0);
+    expect(resumed.stdout).toContain("resuming migration chroma");
+    expectIdentical(root);
+  });
+
   it("GIVEN a partial copy whose file has the source's size and mtime but other content THEN the re-run compares content and copies it", () => {
     const root = newRoot();
     agedTree(root);
