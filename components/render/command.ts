@@ -71,6 +71,7 @@ export const CARRIED_FILES: Partial<Record<ScriptName, readonly string[]>> = {
   "container-switch": ["migrate-state.py"],
   "storage-alert": ["storage-alert.py"],
   "borg-run": [
+    "backup-alert.sh",
     "borg-run-lib.sh",
     "borg-run-create.sh",
     "borg-run-prune.sh",
@@ -80,7 +81,7 @@ export const CARRIED_FILES: Partial<Record<ScriptName, readonly string[]>> = {
     "borg-run-watch.sh",
     "borg-run.py",
   ],
-  "cloud-copy": ["borg-run.py", "cloud-copy.py"],
+  "cloud-copy": ["backup-alert.sh", "borg-run.py", "cloud-copy.py"],
   "drift-probe": ["drift-probe.py"],
   "fio-baseline": ["fio-summary.py"],
 };

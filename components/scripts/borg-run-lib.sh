@@ -10,26 +10,15 @@ if ! declare -F dgx_lib_loaded >/dev/null; then
 fi
 
 borg_run_lib_loaded() { :; }
+if ! declare -F alert >/dev/null; then
+	# shellcheck source=components/scripts/backup-alert.sh
+	. "$(dirname "${BASH_SOURCE[0]}")/backup-alert.sh"
+fi
 
 # fail <message> : end the job as an error; the message goes into the status record and the alert
 fail() {
 	message="$*"
 	die "$*"
-}
-
-# alert <err|warning|info> <message> : journal (tag dgx-backup), and the webhook for err/warning
-alert() {
-	local prio="$1" text="$2"
-	logger -t dgx-backup -p "user.$prio" -- "$text" 2>/dev/null || printf 'dgx-backup: %s: %s\n' "$prio" "$text" >&2
-	[[ "$prio" != info && -s "$webhook_file" ]] || return 0
-	if [[ -n "${ALERT_CMD:-}" ]]; then
-		printf '%s\n' "$text" | ALERT_PRIORITY="$prio" ALERT_JOB="$job" ALERT_URL_FILE="$webhook_file" bash -c "$ALERT_CMD" ||
-			warn "the alert command failed"
-		return 0
-	fi
-	# the URL stays out of argv: python reads it from the file
-	printf '%s\n' "$text" | run_py borg-run.py post-webhook "$webhook_file" "$prio" ||
-		warn "the alert POST to the webhook in ${DGX_ETC_DIR}/alert-webhook failed"
 }
 
 # record the run, decide on alerts; runs on every exit (die, borg failure, SIGTERM from systemd).

@@ -72,19 +72,10 @@ job="" outcome=error message="" borg_rc="" bytes="" archive="" started="$(date +
 work="$(mktemp -d)"
 scratch=""
 
-# the same alert as borg-run.sh's: journal (tag dgx-backup), and the webhook for err/warning
-alert() {
-	local prio="$1" text="$2"
-	logger -t dgx-backup -p "user.$prio" -- "$text" 2>/dev/null || printf 'dgx-backup: %s: %s\n' "$prio" "$text" >&2
-	[[ "$prio" != info && -s "$webhook_file" ]] || return 0
-	if [[ -n "${ALERT_CMD:-}" ]]; then
-		printf '%s\n' "$text" | ALERT_PRIORITY="$prio" ALERT_JOB="$job" ALERT_URL_FILE="$webhook_file" bash -c "$ALERT_CMD" ||
-			warn "the alert command failed"
-		return 0
-	fi
-	printf '%s\n' "$text" | run_py borg-run.py post-webhook "$webhook_file" "$prio" ||
-		warn "the alert POST to the webhook in ${DGX_ETC_DIR}/alert-webhook failed"
-}
+if ! declare -F alert >/dev/null; then
+	# shellcheck source=components/scripts/backup-alert.sh
+	. "$(dirname "${BASH_SOURCE[0]}")/backup-alert.sh"
+fi
 
 # record the run (borg-run.py record: the format of every backup job's status) and alert
 finish() {

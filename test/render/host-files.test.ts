@@ -77,15 +77,18 @@ describe("command strings", () => {
     expect(text).toContain("dgx_lib_loaded() { :; }");
   });
 
-  it("GIVEN borg-run.sh, a file per command over borg-run-lib.sh THEN its bundle carries each once, without their shebangs, and every command it dispatches has its file", () => {
+  it("GIVEN borg-run.sh, a file per command over borg-run-lib.sh and backup-alert.sh THEN its bundle carries each once, without their shebangs, and every command it dispatches has its file", () => {
     const files = fs
       .readdirSync(SCRIPTS_DIR)
       .filter((f) => /^borg-run-.*\.sh$/.test(f))
       .sort();
-    expect([...(CARRIED_FILES["borg-run"] ?? [])].filter((f) => f.endsWith(".sh")).sort()).toEqual(files);
+    // and the alert it shares with cloud-copy.sh
+    const sourced = [...files, "backup-alert.sh"].sort();
+    expect([...(CARRIED_FILES["borg-run"] ?? [])].filter((f) => f.endsWith(".sh")).sort()).toEqual(sourced);
+    expect(CARRIED_FILES["cloud-copy"]).toContain("backup-alert.sh");
     const text = bundledScript("borg-run");
     expect(text.match(/^#!/gm)).toHaveLength(1);
-    for (const f of files) expect(text.split(fs.readFileSync(path.join(SCRIPTS_DIR, f), "utf8").replace(/^#!.*\n/, ""))).toHaveLength(2);
+    for (const f of sourced) expect(text.split(fs.readFileSync(path.join(SCRIPTS_DIR, f), "utf8").replace(/^#!.*\n/, ""))).toHaveLength(2);
     const commands = ["create", "prune", "check", "drill", "copy-offsite", "watch"];
     expect(fs.readFileSync(path.join(SCRIPTS_DIR, "borg-run.sh"), "utf8")).toContain(commands.join("|"));
     expect(files).toEqual(["borg-run-lib.sh", ...commands.map((c) => `borg-run-${c}.sh`)].sort());
