@@ -5,7 +5,10 @@
 // too: under CI nothing may skip (a missing tool fails and names its package, test/tools.ts).
 const fs = require("node:fs");
 const path = require("node:path");
-const firstLine = (text) => String(text ?? "").split("\n").find((l) => l.trim() !== "") ?? "";
+const firstLine = (text) =>
+  String(text ?? "")
+    .split("\n")
+    .find((l) => l.trim() !== "") ?? "";
 let passed = 0;
 let failed = 0;
 for (const file of process.argv.slice(2)) {
@@ -28,7 +31,8 @@ for (const file of process.argv.slice(2)) {
     for (const a of s.assertionResults ?? []) {
       if (a.status === "pending" || a.status === "skipped" || a.status === "todo") console.log(`  skipped: ${a.fullName}`);
       // named here, at the end, because CI keeps only the tail of the log
-      if (a.status === "failed") console.log(`  failed: ${path.relative(process.cwd(), s.name)} > ${a.fullName}: ${firstLine((a.failureMessages ?? []).join("\n"))}`);
+      if (a.status === "failed")
+        console.log(`  failed: ${path.relative(process.cwd(), s.name)} > ${a.fullName}: ${firstLine((a.failureMessages ?? []).join("\n"))}`);
     }
   }
 }
