@@ -21,12 +21,13 @@ export function newRoot(): string {
   roots.push(r);
   return r;
 }
+// the roots hold trees of thousands of files: their removal takes tens of seconds on a loaded machine
 afterAll(() => {
   for (const r of roots) {
     spawnSync("umount", [path.join(r, "small")]);
     fs.rmSync(r, { recursive: true, force: true });
   }
-});
+}, 300_000);
 
 /** `migrate.sh run chroma - <src> <dst> - 10 30 none` under `root`; `env` adds the test hooks. */
 export function migrate(root: string, env: Record<string, string> = {}, src = "/src", dst = "/dst", timeoutMs = 120_000): ScriptResult {
