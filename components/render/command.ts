@@ -67,7 +67,7 @@ export function scriptText(name: ScriptName): string {
  * left behind.
  */
 export const CARRIED_FILES: Partial<Record<ScriptName, readonly string[]>> = {
-  migrate: ["migrate-state.py", "migrate-tree.py"],
+  migrate: ["migrate-lib.sh", "migrate-run.sh", "migrate-finalize.sh", "migrate-state.py", "migrate-tree.py"],
   "container-switch": ["migrate-state.py"],
   "storage-alert": ["storage-alert.py"],
   "borg-run": [

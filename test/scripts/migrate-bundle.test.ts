@@ -29,14 +29,45 @@ describe("the migrate bundle", () => {
     expect(MAX_COMMAND_BYTES).toBeLessThan(128 * 1024);
   });
 
-  it("carries every .py file migrate.sh runs, each once, byte for byte", () => {
-    const script = fs.readFileSync(path.join(SCRIPTS_DIR, "migrate.sh"), "utf8");
-    const used = [...new Set([...script.matchAll(/(?:run_py|exec_py) (\S+\.py)/g)].map((m) => m[1]!))].sort();
-    expect([...(CARRIED_FILES.migrate ?? [])].sort()).toEqual(used);
+  const read = (file: string) => fs.readFileSync(path.join(SCRIPTS_DIR, file), "utf8");
+  const shFiles = fs
+    .readdirSync(SCRIPTS_DIR)
+    .filter((f) => /^migrate-.*\.sh$/.test(f))
+    .sort();
+
+  it("GIVEN migrate.sh, a file per subcommand over migrate-lib.sh THEN its bundle carries each once, without their shebangs, and defines each subcommand's function before it dispatches", () => {
+    expect(shFiles).toEqual(["migrate-finalize.sh", "migrate-lib.sh", "migrate-run.sh"]);
+    expect([...(CARRIED_FILES.migrate ?? [])].filter((f) => f.endsWith(".sh")).sort()).toEqual(shFiles);
+    const bundle = bundledScript("migrate");
+    expect(bundle.match(/^#!/gm)).toHaveLength(1);
+    for (const f of shFiles) expect(bundle.split(read(f).replace(/^#!.*\n/, ""))).toHaveLength(2);
+    const dispatch = '\n"migrate_${mode}" "${@:6}"\n';
+    expect(bundle.endsWith(dispatch)).toBe(true);
+    // away from any checkout (cwd /), everything up to the dispatch: the functions exist, and the
+    // guarded source line before it read nothing from disk
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "dgx-bundle-"));
+    fs.mkdirSync(path.join(root, "src"));
+    const r = spawnSync(
+      "bash",
+      ["-c", `${bundle.slice(0, -dispatch.length)}\ndeclare -F migrate_run migrate_finalize`, "migrate", "finalize", "m", "-", "/src", "/dst", "30"],
+      {
+        env: { ...process.env, ROOT: root },
+        cwd: "/",
+        encoding: "utf8",
+      },
+    );
+    fs.rmSync(root, { recursive: true });
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("migrate_run\nmigrate_finalize\n");
+  });
+
+  it("carries every .py file migrate.sh and its files run, each once, byte for byte", () => {
+    const scripts = ["migrate.sh", ...shFiles].map(read).join("\n");
+    const used = [...new Set([...scripts.matchAll(/(?:run_py|exec_py) (\S+\.py)/g)].map((m) => m[1]!))].sort();
+    expect([...(CARRIED_FILES.migrate ?? [])].filter((f) => f.endsWith(".py")).sort()).toEqual(used);
     // what bash assigns is the file's text, quotes and all
     const bundle = bundledScript("migrate");
-    const libBody = fs.readFileSync(path.join(SCRIPTS_DIR, "lib.sh"), "utf8").replace(/^#!.*\n/, "");
-    const defs = bundle.slice(bundle.indexOf(libBody) + libBody.length, bundle.indexOf(script.replace(/^#!.*\n/, "")));
+    const defs = bundle.slice(bundle.indexOf(`${carriedVariable(used[0]!)}='`), bundle.indexOf(read("migrate.sh").replace(/^#!.*\n/, "")));
     for (const file of used) {
       const r = spawnSync("bash", ["-c", `${defs}\nprintf %s "$${carriedVariable(file)}"`], { encoding: "utf8" });
       expect(r.stdout).toBe(fs.readFileSync(path.join(SCRIPTS_DIR, file), "utf8"));
