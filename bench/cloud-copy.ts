@@ -116,20 +116,25 @@ async function main() {
     // the weekly check job, as the host runs it: its status record is what the copy trusts
     const check = () => run("bash", [path.join(__dirname, "..", "components", "scripts", "borg-run.sh"), "--repo", repo, "--host", "bench", "check"]);
 
-    const rows: { phase: string; round: number; plain: number; ours: number; check: number }[] = [];
+    const rows: { phase: string; round: number; plain: number; ours: number; check: number; how: string }[] = [];
+    const record = path.join(root, "var/lib/dgx-storage/backup-status/cloud-copy-s3-bench.json");
     for (let i = 0; i < rounds; i++) {
       const first = i % 2 === 0 ? "plain" : "ours";
       // first: fresh prefixes
       const sides = { plain: plain(`plain-${i}`), ours: ours(`ours-${i}`) };
       let c = 0;
+      let how = "";
       // the check job right before ours (as OnSuccess= starts the copy), whichever side goes first
       const timed = (side: "plain" | "ours") => {
         if (side === "ours") c = check();
-        return sides[side]();
+        const took = sides[side]();
+        // the job's own record says whether it trusted the check job or checked again
+        if (side === "ours") how = /\((as the check job checked it|checked by this job)\)/.exec(fs.readFileSync(record, "utf8"))?.[1] ?? "?";
+        return took;
       };
       const t: Record<string, number> = {};
       for (const side of first === "plain" ? (["plain", "ours"] as const) : (["ours", "plain"] as const)) t[side] = timed(side);
-      rows.push({ phase: "first", round: i, plain: t.plain!, ours: t.ours!, check: c });
+      rows.push({ phase: "first", round: i, plain: t.plain!, ours: t.ours!, check: c, how });
       // weekly: 1% more data in a new archive, then both into the same prefixes again
       writeData(data, `w${i}-`, 1, Math.floor((sizeMb * 1024 * 1024) / 100));
       run("borg", ["create", "--compression", "lz4", `${repoDir}::bench-daily-${i + 1}`, data]);
@@ -138,14 +143,14 @@ async function main() {
       run("sleep", ["1.1"]);
       const w: Record<string, number> = {};
       for (const side of first === "plain" ? (["plain", "ours"] as const) : (["ours", "plain"] as const)) w[side] = timed(side);
-      rows.push({ phase: "weekly", round: i, plain: w.plain!, ours: w.ours!, check: c });
+      rows.push({ phase: "weekly", round: i, plain: w.plain!, ours: w.ours!, check: c, how });
     }
 
     console.log(`cloud copy bench: ${sizeMb} MiB in ${files} files, borg lz4 repository, s3rver ${s3.port} on loopback, ${rounds} paired rounds`);
-    console.log("phase   round  plain rclone copy s  ours (job) s  ours-plain s  ours/plain  check job s (not in ours)");
+    console.log("phase   round  plain rclone copy s  ours (job) s  ours-plain s  ours/plain  check job s (not in ours)  ours copied");
     for (const r of rows) {
       console.log(
-        `${r.phase.padEnd(7)} ${String(r.round).padStart(5)}  ${r.plain.toFixed(2).padStart(19)}  ${r.ours.toFixed(2).padStart(12)}  ${(r.ours - r.plain).toFixed(2).padStart(12)}  ${(r.ours / r.plain).toFixed(3).padStart(10)}  ${r.check.toFixed(2).padStart(25)}`,
+        `${r.phase.padEnd(7)} ${String(r.round).padStart(5)}  ${r.plain.toFixed(2).padStart(19)}  ${r.ours.toFixed(2).padStart(12)}  ${(r.ours - r.plain).toFixed(2).padStart(12)}  ${(r.ours / r.plain).toFixed(3).padStart(10)}  ${r.check.toFixed(2).padStart(25)}  ${r.how}`,
       );
     }
     let missed = false;
