@@ -10,10 +10,11 @@
  * backup job because `job` is Prometheus's own target label.
  */
 import YAML from "yaml";
+import { HOST_PATHS } from "./host-paths";
 import { MANAGED_HEADER } from "./sysctl";
 
 /** node_exporter's textfile directory in Debian's package (`--collector.textfile.directory` default). */
-export const TEXTFILE_DIR = "/var/lib/prometheus/node-exporter";
+export const TEXTFILE_DIR = HOST_PATHS.textfile;
 /** Debian's prometheus package paths. */
 export const PROMETHEUS_YML = "/etc/prometheus/prometheus.yml";
 export const RULES_FILE = "/etc/prometheus/rules/dgx-storage.rules.yml";
