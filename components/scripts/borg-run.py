@@ -82,7 +82,7 @@ def write_metrics(d, rec, prev, end):
          ("dgx_backup_runs_recorded", "Runs in the job's status history (the newest 500)", lab, len(prev) + 1),
          ("dgx_backup_archives_created", "Runs in that history that created an archive", lab, sum(1 for r in prev + [rec] if r.get("archive") and r.get("status") != "error"))]
     if rec["bytes_added"] is not None:
-        m.append(("dgx_backup_last_bytes_added", "Deduplicated bytes the last archive added", lab, rec["bytes_added"]))
+        m.append(("dgx_backup_last_bytes_added", "Bytes the last run added: the archive's deduplicated size, or for a cloud copy or drill the bytes rclone transferred", lab, rec["bytes_added"]))
     if ok:
         m.append(("dgx_backup_last_success_timestamp_seconds", "Unix time the job last ended with status ok or warning", lab, ended(ok[-1])))
     for st in ("ok", "warning", "error", "skipped"):

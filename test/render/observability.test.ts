@@ -259,6 +259,61 @@ describeWith({ tools: ["promtool"] }, "alerting rules under promtool test rules"
     });
   });
 
+  it("the cloud copy and drill (cloud-copy-<target>, cloud-drill-<target>): failed fires BackupFailed, missed fires BackupMissed at the weekly maximum age; a fresh ok target stays silent", () => {
+    const status = (job: string, st: string, values: string) => ({ series: `dgx_backup_last_status{host="sark",backup_job="${job}",status="${st}"}`, values });
+    const failed = (job: string) => ({
+      labels: { severity: "critical", host: "sark", backup_job: job, status: "error" },
+      summary: `sark: backup job ${job} failed (journal tag dgx-backup)`,
+    });
+    check({
+      alert: "BackupFailed",
+      series: [
+        status("cloud-copy-s3-main", "ok", "1 0 0"),
+        status("cloud-copy-s3-main", "error", "0 1 1"),
+        status("cloud-drill-s3-main", "ok", "1 1 0"),
+        status("cloud-drill-s3-main", "error", "0 0 1"),
+        status("cloud-copy-az-main", "ok", "1 1 1"),
+        status("cloud-copy-az-main", "error", "0 0 0"),
+        status("cloud-drill-az-main", "ok", "1 1 1"),
+        status("cloud-drill-az-main", "error", "0 0 0"),
+      ],
+      at: [
+        ["0m", []],
+        ["1m", [failed("cloud-copy-s3-main")]],
+        ["2m", [failed("cloud-copy-s3-main"), failed("cloud-drill-s3-main")]],
+      ],
+    });
+    // the maximum ages the static textfile gives a weekly copy and a monthly drill (render/backup.ts
+    // maxAgeSeconds: the period and half a period); s3-main last succeeded at 0, az-main succeeds
+    // every minute (its last success always a minute old)
+    const week = 7 * 86400 + 3.5 * 86400;
+    const month = 31 * 86400 + 15.5 * 86400;
+    const steps = Math.ceil(week / 60) + 2;
+    check({
+      alert: "BackupMissed",
+      series: [
+        { series: 'dgx_backup_max_age_seconds{host="sark",backup_job="cloud-copy-s3-main"}', values: `${week}x${steps}` },
+        { series: 'dgx_backup_last_success_timestamp_seconds{host="sark",backup_job="cloud-copy-s3-main"}', values: `0x${steps}` },
+        { series: 'dgx_backup_max_age_seconds{host="sark",backup_job="cloud-drill-s3-main"}', values: `${month}x${steps}` },
+        { series: 'dgx_backup_last_success_timestamp_seconds{host="sark",backup_job="cloud-drill-s3-main"}', values: `0x${steps}` },
+        { series: 'dgx_backup_max_age_seconds{host="sark",backup_job="cloud-copy-az-main"}', values: `${week}x${steps}` },
+        { series: 'dgx_backup_last_success_timestamp_seconds{host="sark",backup_job="cloud-copy-az-main"}', values: `0+60x${steps}` },
+      ],
+      at: [
+        [`${week / 60}m`, []],
+        [
+          `${week / 60 + 1}m`,
+          [
+            {
+              labels: { severity: "critical", host: "sark", backup_job: "cloud-copy-s3-main" },
+              summary: "sark: backup job cloud-copy-s3-main last succeeded 10d 12h 1m 0s ago, longer than its period allows",
+            },
+          ],
+        ],
+      ],
+    });
+  });
+
   it("abnormal backup growth: warning", () => {
     check({
       alert: "BackupGrowthAbnormal",
