@@ -47,6 +47,8 @@ export interface RuleThresholds {
   readonly hostDownFor: string;
   /** How long a measurement must stay over its threshold before its alert fires. */
   readonly alertFor: string;
+  /** Hours a migration may stay unverified (copying) after its first start before MigrationStuck fires. */
+  readonly migrationStuckHours: number;
 }
 
 export const DEFAULT_THRESHOLDS: RuleThresholds = {
@@ -56,6 +58,7 @@ export const DEFAULT_THRESHOLDS: RuleThresholds = {
   temperatureCriticalC: 70,
   hostDownFor: "2m",
   alertFor: "0s",
+  migrationStuckHours: 24,
 };
 
 export interface PrometheusSpec {
@@ -98,6 +101,7 @@ export function alertRules(t: RuleThresholds, evaluationIntervalSeconds: number)
   pct("usage", t.usage.warning, t.usage.critical);
   pct("iowait", t.iowait.warning, t.iowait.critical);
   if (!(t.iopsMinFraction > 0 && t.iopsMinFraction < 1)) fail(`iopsMinFraction must be between 0 and 1, got ${t.iopsMinFraction}`);
+  if (!(Number.isInteger(t.migrationStuckHours) && t.migrationStuckHours >= 1)) fail(`migrationStuckHours must be a whole number >= 1, got ${t.migrationStuckHours}`);
   for (const [k, v] of [
     ["hostDownFor", t.hostDownFor],
     ["alertFor", t.alertFor],
@@ -194,6 +198,14 @@ export function alertRules(t: RuleThresholds, evaluationIntervalSeconds: number)
       "warning",
       `dgx_backup_growth_abnormal == 1`,
       "{{ $labels.host }}: backup job {{ $labels.backup_job }} added far more than its recent median",
+    ),
+    // migrate-state.py's metrics: a run that failed, or hangs, leaves the state at copying (a
+    // re-run keeps the first start); verified or complete ends it
+    rule(
+      "MigrationStuck",
+      "warning",
+      `(time() - dgx_migration_started_timestamp_seconds) > ${t.migrationStuckHours * 3600} and on(host, migration) dgx_migration_state{state="copying"} == 1`,
+      `{{ $labels.host }}: migration {{ $labels.migration }} started {{ $value | humanizeDuration }} ago and is not verified (failed or stuck: journalctl -u dgx-migrate-{{ $labels.migration }}; the next pulumi up resumes it)`,
     ),
     rule("ContainerDown", "critical", `dgx_container_running == 0`, "{{ $labels.host }}: service container {{ $labels.container }} is not running"),
     rule("ContainerUnhealthy", "critical", `dgx_container_unhealthy == 1`, "{{ $labels.host }}: service container {{ $labels.container }} is unhealthy"),

@@ -113,6 +113,19 @@ describe("the Observability component", () => {
     }
   });
 
+  it("observability.prometheus.migrationStuckHours reaches the MigrationStuck rule (default 24 h)", () => {
+    const at = (hours?: number) => {
+      const obs = { prometheus: { ...OBS.sark.prometheus, ...(hours !== undefined ? { migrationStuckHours: hours } : {}) } };
+      const config = parseHostConfig({ ...pinnedStackConfig("sark"), observability: obs }, { source: "test" });
+      return managerFiles(config, config.observability!, false)!.rules;
+    };
+    expect(at()).toContain('(time() - dgx_migration_started_timestamp_seconds) > 86400 and on(host, migration) dgx_migration_state{state="copying"} == 1');
+    expect(at(6)).toContain("(time() - dgx_migration_started_timestamp_seconds) > 21600 and on(host, migration)");
+    expect(() => parseHostConfig({ ...pinnedStackConfig("sark"), observability: { prometheus: { ...OBS.sark.prometheus, migrationStuckHours: 0 } } }, { source: "test" })).toThrow(
+      /observability\.prometheus\.migrationStuckHours/,
+    );
+  });
+
   it("the heartbeat URL (a secret) goes on stdin into /etc/dgx-storage/heartbeat-url, which borg-run.sh reads; never in a command string", async () => {
     const HB = "https://hc.example/ping/dgx-sentinel-heartbeat-3b7d";
     const r = await runStack({ stack: "clu", config: withObs("clu"), secrets: { sshPrivateKey: SENTINEL_SSH_KEY, heartbeatUrl: HB }, preview: true });
