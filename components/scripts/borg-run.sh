@@ -82,7 +82,7 @@ heartbeat_file="${ROOT}${DGX_ETC_DIR}/heartbeat-url"
 # the run is skipped with a warning (not an error), and the next one catches up.
 LOCK_WAIT="$lock_wait"
 
-job="" outcome=error message="" borg_rc="" bytes_added="" archive="" create_json="" started="$(date +%s)"
+job="" outcome=error message="" borg_rc="" bytes_added="" archive="" create_json="" archives_json="" archives_glob="" started="$(date +%s)"
 work="$(mktemp -d)"
 trap finish EXIT
 trap 'message="stopped by SIGTERM"; exit 143' TERM
