@@ -101,7 +101,8 @@ export function alertRules(t: RuleThresholds, evaluationIntervalSeconds: number)
   pct("usage", t.usage.warning, t.usage.critical);
   pct("iowait", t.iowait.warning, t.iowait.critical);
   if (!(t.iopsMinFraction > 0 && t.iopsMinFraction < 1)) fail(`iopsMinFraction must be between 0 and 1, got ${t.iopsMinFraction}`);
-  if (!(Number.isInteger(t.migrationStuckHours) && t.migrationStuckHours >= 1)) fail(`migrationStuckHours must be a whole number >= 1, got ${t.migrationStuckHours}`);
+  if (!(Number.isInteger(t.migrationStuckHours) && t.migrationStuckHours >= 1))
+    fail(`migrationStuckHours must be a whole number >= 1, got ${t.migrationStuckHours}`);
   for (const [k, v] of [
     ["hostDownFor", t.hostDownFor],
     ["alertFor", t.alertFor],

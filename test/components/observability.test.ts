@@ -121,9 +121,9 @@ describe("the Observability component", () => {
     };
     expect(at()).toContain('(time() - dgx_migration_started_timestamp_seconds) > 86400 and on(host, migration) dgx_migration_state{state="copying"} == 1');
     expect(at(6)).toContain("(time() - dgx_migration_started_timestamp_seconds) > 21600 and on(host, migration)");
-    expect(() => parseHostConfig({ ...pinnedStackConfig("sark"), observability: { prometheus: { ...OBS.sark.prometheus, migrationStuckHours: 0 } } }, { source: "test" })).toThrow(
-      /observability\.prometheus\.migrationStuckHours/,
-    );
+    expect(() =>
+      parseHostConfig({ ...pinnedStackConfig("sark"), observability: { prometheus: { ...OBS.sark.prometheus, migrationStuckHours: 0 } } }, { source: "test" }),
+    ).toThrow(/observability\.prometheus\.migrationStuckHours/);
   });
 
   it("the heartbeat URL (a secret) goes on stdin into /etc/dgx-storage/heartbeat-url, which borg-run.sh reads; never in a command string", async () => {

@@ -471,7 +471,8 @@ describeWith({ tools: ["promtool"] }, "alerting rules under promtool test rules"
             [
               {
                 labels: { severity: "warning", host: "sark", migration: "m" },
-                summary: "sark: migration m started 2h 1m 0s ago and is not verified (failed or stuck: journalctl -u dgx-migrate-m; the next pulumi up resumes it)",
+                summary:
+                  "sark: migration m started 2h 1m 0s ago and is not verified (failed or stuck: journalctl -u dgx-migrate-m; the next pulumi up resumes it)",
               },
             ],
           ],
