@@ -4,7 +4,8 @@
  * files the host receives and what the read-only drift probe expects.
  */
 import type { HostConfig } from "../config";
-import type { FirewallSpec } from "../render/firewall";
+import type { FirewallSpec, HostPort } from "../render/firewall";
+import { ALERTMANAGER_ADDRESS, ALERTMANAGER_CLUSTER_PORT, NODE_EXPORTER_PORT, PROMETHEUS_PORT } from "../render/observability";
 import type { DriftExpectation } from "../render/drift";
 import type { UnitSet } from "../render/systemd";
 
@@ -85,10 +86,27 @@ export function hostPackages(config: HostConfig): string[] {
 
 /** The firewall of a host with a `network` section: its clients, the swarm peer, every published port. */
 export function firewallSpec(config: HostConfig): FirewallSpec {
+  const peer = config.swarm?.peer;
+  const hostPorts: HostPort[] = [];
+  if (config.observability) {
+    // node_exporter: scraped by the Prometheus on the manager. On the manager that is the host
+    // itself; on the worker the manager, its swarm peer (the client networks without a peer).
+    const scraper: HostPort["from"] = config.observability.prometheus ? "local" : peer ? "peer" : "clients";
+    hostPorts.push({ port: NODE_EXPORTER_PORT, from: scraper, what: "node_exporter" });
+    if (config.observability.prometheus) {
+      hostPorts.push(
+        { port: PROMETHEUS_PORT, from: "clients", what: "Prometheus and the storage page" },
+        // bound to loopback already (ALERTMANAGER_ADDRESS): the rules hold if that ever changes
+        { port: Number(ALERTMANAGER_ADDRESS.split(":")[1]), from: "local", what: "Alertmanager" },
+        { port: ALERTMANAGER_CLUSTER_PORT, from: "local", what: "Alertmanager HA gossip (off)" },
+      );
+    }
+  }
   return {
     clients: [...(config.network?.clients ?? [])],
-    ...(config.swarm?.peer ? { peer: config.swarm.peer } : {}),
+    ...(peer ? { peer } : {}),
     published: Object.values(config.services).flatMap((s) => s.ports.map((p) => ({ ip: p.ip, port: p.published, protocol: p.protocol }))),
+    hostPorts,
   };
 }
 

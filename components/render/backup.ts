@@ -168,8 +168,11 @@ interface Job {
   readonly commands: readonly (readonly string[])[];
   /** The status record borg-run.sh writes for the job's first command (`create-daily`, `check`, ...); absent: not watched. */
   readonly status?: string;
+  /** Its timer's OnCalendar; for a job with `startedBy`, the starting job's (for the lock wait and the watch). */
   readonly onCalendar: string;
   readonly randomizedDelay: string;
+  /** Started by this job's success (its unit's OnSuccess=, systemd.unit(5), systemd 249 and later) instead of a timer. */
+  readonly startedBy?: string;
   readonly network?: boolean;
   /** The watch reads status files only: no repository lock to wait for. */
   readonly noRepository?: boolean;
@@ -179,13 +182,15 @@ interface Job {
   readonly unsetEnvironment?: readonly string[];
 }
 
-function service(plan: BackupPlan, job: Job): string {
+function service(plan: BackupPlan, job: Job, followers: readonly Job[]): string {
   // through /bin/bash: `systemd-analyze verify` (run by install-units.sh before it writes any
   // file) rejects a unit whose executable does not exist yet, and the helper arrives in the same set
   const lockWait = job.noRepository ? [] : ["--lock-wait", String(lockWaitSeconds(job.onCalendar, job.commands.length))];
   const exec: UnitEntry[] = job.commands.map((args) => ["ExecStart", ["/bin/bash", job.script ?? BORG_RUN_PATH, ...lockWait, ...args].map(execWord).join(" ")]);
   const unit: UnitEntry[] = [["Description", `${job.description} (${plan.host})`]];
   if (job.network) unit.push(["Wants", "network-online.target"], ["After", "network-online.target"]);
+  // started when this job ends successfully, not when it fails (systemd.unit(5), OnSuccess=)
+  for (const f of followers) unit.push(["OnSuccess", `dgx-backup-${f.id}.service`]);
   const sections: UnitSection[] = [
     ["Unit", unit],
     [
@@ -303,7 +308,7 @@ export function backupUnitSet(plan: BackupPlan): UnitSet {
 
   if (plan.cloud) {
     // after the local repository's own jobs; each copy checks the repository first
-    for (const c of cloudJobs(plan.host, plan.repoPath, plan.cloud)) {
+    for (const c of cloudJobs(plan.host, plan.repoPath, plan.cloud, s.check)) {
       jobs.push({ ...c, commands: [c.args], network: true, script: CLOUD_COPY_PATH, unsetEnvironment: CLOUD_UNSET_ENV });
     }
   }
@@ -325,12 +330,14 @@ export function backupUnitSet(plan: BackupPlan): UnitSet {
   }
 
   for (const job of jobs) {
-    files.push({ path: `/etc/systemd/system/dgx-backup-${job.id}.service`, mode: "0644", content: service(plan, job) });
-    files.push({ path: `/etc/systemd/system/dgx-backup-${job.id}.timer`, mode: "0644", content: timer(plan, job) });
+    if (job.startedBy && !jobs.some((j) => j.id === job.startedBy)) throw new Error(`job ${job.id} is started by ${job.startedBy}, which is not a job here`);
+    const followers = jobs.filter((j) => j.startedBy === job.id);
+    files.push({ path: `/etc/systemd/system/dgx-backup-${job.id}.service`, mode: "0644", content: service(plan, job, followers) });
+    if (!job.startedBy) files.push({ path: `/etc/systemd/system/dgx-backup-${job.id}.timer`, mode: "0644", content: timer(plan, job) });
   }
   files.push({ path: BORG_RUN_PATH, mode: "0755", content: bundledScript("borg-run") });
   if (plan.cloud) files.push({ path: CLOUD_COPY_PATH, mode: "0755", content: bundledScript("cloud-copy") });
-  return { files, enable: jobs.map((j) => `dgx-backup-${j.id}.timer`) };
+  return { files, enable: jobs.filter((j) => !j.startedBy).map((j) => `dgx-backup-${j.id}.timer`) };
 }
 
 /**

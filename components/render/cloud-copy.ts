@@ -37,8 +37,8 @@ export interface CloudTarget {
 
 export interface CloudPlan {
   readonly targets: readonly CloudTarget[];
-  /** OnCalendar of the copy and the drill. */
-  readonly schedules: { readonly copy: string; readonly drill: string };
+  /** OnCalendar of the drill (the copy follows the check job: its OnSuccess=). */
+  readonly schedules: { readonly drill: string };
   readonly drillScratch: string;
   /** Files the drill extracts and compares. */
   readonly drillSample: number;
@@ -142,16 +142,23 @@ export interface CloudJob {
   /** Unit name stem: dgx-backup-<id>. */
   readonly id: string;
   readonly description: string;
+  /** The job whose success starts this one (the unit's OnSuccess=), in place of a timer. */
+  readonly startedBy?: "check";
   /** cloud-copy.sh's arguments after --lock-wait. */
   readonly args: readonly string[];
   /** Its status record (cloud-copy-<name>, cloud-drill-<name>). */
   readonly status: string;
+  /** Its timer's OnCalendar; for a job started by another, that job's (its period sets the lock wait and the missed-run watch). */
   readonly onCalendar: string;
   readonly randomizedDelay: string;
 }
 
-/** The copy and drill jobs of every target. */
-export function cloudJobs(host: string, repoPath: string, plan: CloudPlan): CloudJob[] {
+/**
+ * The copy and drill jobs of every target. The copy runs when the weekly check job passes
+ * (`checkCalendar` is that job's schedule): it then copies the repository as the check saw it,
+ * without a second read of the whole repository (cloud-copy.sh, run_copy).
+ */
+export function cloudJobs(host: string, repoPath: string, plan: CloudPlan, checkCalendar: string): CloudJob[] {
   const common = ["--repo", repoPath, "--host", host, "--config", RCLONE_CONFIG_PATH];
   return plan.targets.flatMap((t) => {
     const backupDir = targetBackupDir(t);
@@ -161,7 +168,8 @@ export function cloudJobs(host: string, repoPath: string, plan: CloudPlan): Clou
         description: `borg repository copy to cloud target ${t.name} (${describeTarget(t)})`,
         args: [...common, "copy", t.name, targetRemote(t), ...(backupDir ? ["--backup-dir", backupDir] : [])],
         status: `cloud-copy-${t.name}`,
-        onCalendar: plan.schedules.copy,
+        startedBy: "check" as const,
+        onCalendar: checkCalendar,
         randomizedDelay: "1h",
       },
       {

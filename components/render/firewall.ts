@@ -29,12 +29,23 @@ export interface PublishedPort {
   readonly protocol: "tcp" | "udp";
 }
 
+/** A TCP port of a service on the host itself (not a container): who besides the host may reach it. */
+export interface HostPort {
+  readonly port: number;
+  /** `peer`: the other swarm node only; `clients`: the client networks; `local`: nobody else. */
+  readonly from: "peer" | "clients" | "local";
+  /** What listens there, for the comment beside the rule. */
+  readonly what: string;
+}
+
 export interface FirewallSpec {
   /** Networks (IPv4 CIDR) allowed to reach the published ports. */
   readonly clients: readonly string[];
   /** The other swarm node: the only source allowed on the swarm ports. Absent: no swarm rules. */
   readonly peer?: string;
   readonly published: readonly PublishedPort[];
+  /** Ports of services on the host (node_exporter, Prometheus, Alertmanager). @default [] */
+  readonly hostPorts?: readonly HostPort[];
 }
 
 /** The swarm's ports (docs.docker.com/engine/swarm/swarm-tutorial/#open-protocols-and-ports-between-the-hosts). */
@@ -55,6 +66,11 @@ export function renderFirewall(spec: FirewallSpec): string {
   for (const p of spec.published) {
     if (!IPV4.test(p.ip)) fail(`not an IPv4 address: ${p.ip}`);
     if (!(Number.isInteger(p.port) && p.port >= 1 && p.port <= 65535)) fail(`not a port: ${p.port}`);
+  }
+  const hostPorts = spec.hostPorts ?? [];
+  for (const h of hostPorts) {
+    if (!(Number.isInteger(h.port) && h.port >= 1 && h.port <= 65535)) fail(`not a port: ${h.port}`);
+    if (h.from === "peer" && spec.peer === undefined) fail(`port ${h.port} (${h.what}) is for the peer, and there is none`);
   }
   const t = "\t";
   const lines = [
@@ -82,12 +98,28 @@ export function renderFirewall(spec: FirewallSpec): string {
       `${t}${t}ip saddr ${spec.peer} accept`,
       `${t}${t}drop`,
       `${t}}`,
+    );
+  }
+  if (spec.peer !== undefined || hostPorts.length > 0) {
+    // the host's own services: a packet from one of this host's addresses is the host itself
+    // (`fib saddr type local`, nft(8) FIB EXPRESSIONS)
+    const rule: Record<HostPort["from"], string> = {
+      peer: "jump swarm_peer",
+      clients: "fib saddr type != local ip saddr != @clients drop",
+      local: "fib saddr type != local drop",
+    };
+    lines.push(
       "",
       `${t}chain input {`,
       `${t}${t}type filter hook input priority filter - 1; policy accept;`,
-      `${t}${t}tcp dport { ${SWARM_PORTS.tcp.join(", ")} } jump swarm_peer`,
-      `${t}${t}udp dport { ${SWARM_PORTS.udp.join(", ")} } jump swarm_peer`,
-      `${t}${t}meta l4proto esp jump swarm_peer`,
+      ...(spec.peer !== undefined
+        ? [
+            `${t}${t}tcp dport { ${SWARM_PORTS.tcp.join(", ")} } jump swarm_peer`,
+            `${t}${t}udp dport { ${SWARM_PORTS.udp.join(", ")} } jump swarm_peer`,
+            `${t}${t}meta l4proto esp jump swarm_peer`,
+          ]
+        : []),
+      ...hostPorts.map((h) => `${t}${t}tcp dport ${h.port} ${rule[h.from]} comment "${h.what.replace(/[^A-Za-z0-9 _.,:()-]/g, "")}"`),
       `${t}}`,
     );
   }

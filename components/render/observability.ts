@@ -22,8 +22,16 @@ export const ALERTMANAGER_YML = "/etc/prometheus/alertmanager.yml";
 export const CONSOLE_FILE = "/etc/prometheus/consoles/dgx-storage.html";
 /** The static metrics each host gets (backup maximum ages, plan targets). */
 export const STATIC_METRICS_FILE = `${TEXTFILE_DIR}/dgx_static.prom`;
-/** Where Alertmanager listens (Debian's default) and node_exporter (its port). */
+/**
+ * Where Alertmanager listens: loopback only, its HA gossip (9094) off (observability-config.sh
+ * writes its ARGS; `--cluster.listen-address=""` disables HA mode, prometheus-alertmanager --help).
+ * Prometheus, on the same host, is its only client.
+ */
 export const ALERTMANAGER_ADDRESS = "127.0.0.1:9093";
+export const ALERTMANAGER_CLUSTER_PORT = 9094;
+/** Prometheus's web port (Debian's default listen address, :9090): its UI and the storage page. */
+export const PROMETHEUS_PORT = 9090;
+/** node_exporter's port (Debian's default listen address, :9100). */
 export const NODE_EXPORTER_PORT = 9100;
 /** The placeholder observability-config.sh replaces with the webhook URL read from its root-only file. */
 export const WEBHOOK_PLACEHOLDER = "__DGX_ALERT_WEBHOOK_URL__";

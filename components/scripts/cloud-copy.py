@@ -5,6 +5,9 @@
     cloud-copy.py bytes <rclone json log>     the bytes of rclone's final statistics
     cloud-copy.py errors <rclone json log>    its last error lines, as one line
     cloud-copy.py rewind <repository dir>     drop what a sync added after the oldest index
+    cloud-copy.py checked-since <status json>...   the start of the newest passing check among them
+    cloud-copy.py exec-if-unchanged <repository dir> <since> <command>...
+                                              exit 75 when the repository was written since, else exec
 
 After the subcommand is taken off, sys.argv[1:] are its arguments.
 """
@@ -27,6 +30,55 @@ def _entries(path):
             if line.strip():
                 out.append({"level": "error" if "ERROR" in line or "Failed" in line else "info", "msg": line})
     return out
+
+
+def checked_since():
+    """The start (Unix time) of the newest run that passed among these status records (borg-run.py
+    record's format: `start` in UTC, `status`, `exit_code`); nothing when none did. A record that
+    is missing or unreadable counts as no passing check."""
+    import calendar, json, time
+    best = None
+    for path in sys.argv[1:]:
+        try:
+            r = json.load(open(path))
+            if r.get("status") != "ok" or r.get("exit_code") != 0:
+                continue
+            t = calendar.timegm(time.strptime(r["start"], "%Y-%m-%dT%H:%M:%SZ"))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        best = t if best is None else max(best, t)
+    if best is not None:
+        print(best)
+
+
+def exec_if_unchanged():
+    """Run the command in place of this process when no committed part of the borg repository was
+    written at or after <since> (Unix time); exit 75 otherwise. borg never rewrites a committed
+    segment: a commit appends segments and writes a new index.<transaction> with its hints and
+    integrity files (https://borgbackup.readthedocs.io/en/1.2-maint/internals/data-structures.html,
+    "Repository"). So a newer index, hints or integrity file means a commit, and a newer segment
+    numbered at or below the last transaction means a committed segment was changed in place.
+    Segments above it are uncommitted: those `borg with-lock` writes before it runs its command
+    (borg 1.2 archiver.py, do_with_lock), or an interrupted run's, rolled back when the repository
+    is next opened."""
+    import os
+    repo, since, cmd = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+    if not cmd:
+        sys.exit("usage: cloud-copy.py exec-if-unchanged <repository dir> <since> <command>...")
+    top = os.listdir(repo)
+    last = max((int(n[6:]) for n in top if n.startswith("index.") and n[6:].isdigit()), default=None)
+    if last is None:
+        sys.exit(75)
+    for n in top:
+        if n.split(".")[0] in ("index", "hints", "integrity") and os.lstat(os.path.join(repo, n)).st_mtime >= since:
+            sys.exit(75)
+    for dirpath, _, files in os.walk(os.path.join(repo, "data")):
+        for f in files:
+            if f.isdigit() and int(f) > last:
+                continue
+            if os.lstat(os.path.join(dirpath, f)).st_mtime >= since:
+                sys.exit(75)
+    os.execvp(cmd[0], cmd)
 
 
 def bytes_():
@@ -78,7 +130,7 @@ def rewind():
     print(f"transaction {n}: dropped {dropped} newer files")
 
 
-COMMANDS = {"bytes": bytes_, "errors": errors, "rewind": rewind}
+COMMANDS = {"bytes": bytes_, "errors": errors, "rewind": rewind, "checked-since": checked_since, "exec-if-unchanged": exec_if_unchanged}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

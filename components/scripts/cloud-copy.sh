@@ -194,8 +194,28 @@ transferred() {
 	run_py cloud-copy.py bytes "$work/rclone.log"
 }
 
+# checked_since : the start (Unix time) of the last passing `borg check` of the repository (the
+# weekly check job's record, or the monthly --verify-data one's), or nothing
+checked_since() {
+	run_py cloud-copy.py checked-since "$status_dir/check.json" "$status_dir/check-verify-data.json"
+}
+
+# locked_sync <since> : `rclone sync` of the repository while `borg with-lock` holds its lock, but
+# only when no committed part of the repository was written at or after <since>, the start of a
+# passing check (cloud-copy.py exec-if-unchanged says how it tells). borg_rc 75: something was,
+# the repository is no longer what was checked. The lock
+# (https://borgbackup.readthedocs.io/en/1.2-maint/usage/lock.html) keeps create, prune and
+# compact from changing a file between that test and the end of the transfer; the lock files
+# themselves are not copied, or the copy would open as locked ("borg with-lock", same page).
+locked_sync() {
+	local PY_ARGV
+	py_argv cloud-copy.py
+	borg_run with-lock --lock-wait "$lock_wait" "$BORG_REPO" "${PY_ARGV[@]}" exec-if-unchanged "$BORG_REPO" "$1" \
+		rclone "${rc_opts[@]}" sync "$BORG_REPO" "$remote" --exclude "/lock.exclusive/**" --exclude /lock.roster "${keep[@]}"
+}
+
 run_copy() {
-	local backup_dir="" stamp
+	local backup_dir="" stamp since attempt checked=""
 	if [[ "${1:-}" == --backup-dir ]]; then
 		[[ "${2:-}" == "$target:"* ]] || fail "--backup-dir must be on the target's remote ($target:...), got '${2:-}'"
 		backup_dir="$2"
@@ -207,25 +227,42 @@ run_copy() {
 		log "dry run: would check $repo and sync it to $remote${backup_dir:+ (replaced objects to $backup_dir/<date>)}"
 		return 0
 	}
-	target_reachable
-	# a repository that fails its check is never copied: the cloud keeps the last good copy
-	borg_run check --lock-wait "$lock_wait"
-	((borg_rc == 0)) || fail "borg check of $repo found errors (exit $borg_rc): not copied to cloud target $target; its last copy is left as it was. See the journal (tag dgx-backup)"
 	local -a keep=()
 	if [[ -n "$backup_dir" ]]; then
 		stamp="$(date -u +%Y-%m-%dT%H%M%SZ)"
 		keep=(--backup-dir "$backup_dir/$stamp")
 	fi
-	# sync, not copy: borg compact deletes segments, and a copy that kept them would not be the
-	# repository any more; what sync deletes or overwrites goes to --backup-dir (or to the
-	# target's own versions). borg with-lock holds the repository lock for the whole transfer
-	# (https://borgbackup.readthedocs.io/en/1.2-maint/usage/lock.html); the lock itself is not
-	# copied, or the copy would open as locked ("borg with-lock", same page).
-	borg_run with-lock --lock-wait "$lock_wait" "$BORG_REPO" \
-		rclone "${rc_opts[@]}" sync "$BORG_REPO" "$remote" --exclude "/lock.exclusive/**" --exclude /lock.roster "${keep[@]}"
+	# A repository that fails its check is never copied: the cloud keeps the last good copy.
+	# The unit runs when the weekly check job succeeds (its OnSuccess=); when nothing was written
+	# to the repository since that check started, the copy is of exactly what it checked and runs
+	# no check of its own. Otherwise (run by hand, or a create committed in between) it checks the
+	# repository itself first, and copies when nothing was written since that check started.
+	# first of all (before a check that may read for hours, before the repository is locked): an
+	# unreachable endpoint, wrong credentials or a missing bucket fail now, naming the target
+	target_reachable
+	since="$(checked_since)"
+	for attempt in 1 2 3 4; do
+		if [[ -n "$since" ]]; then
+			locked_sync "$since"
+			((borg_rc == 75)) || break
+		fi
+		((attempt < 4)) || break
+		since="$(date +%s.%N)" # to the nanosecond: the with-lock of the attempt before committed just now
+		checked=yes
+		borg_run check --lock-wait "$lock_wait"
+		((borg_rc == 0)) || fail "borg check of $repo found errors (exit $borg_rc): not copied to cloud target $target; its last copy is left as it was. See the journal (tag dgx-backup)"
+		borg_rc=75
+	done
+	if ((borg_rc == 75)); then
+		outcome=skipped
+		message="the repository changed after each of three checks (other backup jobs kept committing); not copied to cloud target $target, the next run catches up"
+		exit 3
+	fi
 	bytes="$(transferred)"
 	((borg_rc == 0)) || fail "cloud target $target ($remote): the sync failed (exit $borg_rc): $(rclone_error); the next run catches up"
-	message="synced $repo to $remote${backup_dir:+, replaced objects kept in $backup_dir/$stamp}"
+	local how="as the check job checked it"
+	[[ -z "$checked" ]] || how="checked by this job"
+	message="synced $repo ($how) to $remote${backup_dir:+, replaced objects kept in $backup_dir/$stamp}"
 	outcome=ok
 }
 

@@ -29,6 +29,12 @@ PROM_YML="/etc/prometheus/prometheus.yml"
 RULES="/etc/prometheus/rules/dgx-storage.rules.yml"
 AM_YML="/etc/prometheus/alertmanager.yml"
 CONSOLE="/etc/prometheus/consoles/dgx-storage.html"
+# Alertmanager on loopback only (Prometheus on this host is its one client) and its HA gossip
+# off: an empty --cluster.listen-address disables HA mode (prometheus-alertmanager --help);
+# Debian's unit runs `prometheus-alertmanager $ARGS` from this file. The address is
+# ALERTMANAGER_ADDRESS in components/render/observability.ts (a test holds them equal).
+AM_DEFAULTS="/etc/default/prometheus-alertmanager"
+AM_ARGS="--web.listen-address=127.0.0.1:9093 --cluster.listen-address="
 
 mode="${1:-}"
 usage="usage: observability-config.sh textfile <file> <content> | apply <prometheus.yml> <rules.yml> <alertmanager.yml> <console.html> <webhook file> | remove"
@@ -99,15 +105,21 @@ apply)
 	changed_prom="$(put "$prom" "$PROM_YML" 0644)$(put "$rules" "$RULES" 0644)"
 	changed_am="$(put "$am" "$AM_YML" 0640 prometheus)"
 	changed_console="$(put "$console" "$CONSOLE" 0644)"
+	printf -v am_defaults '# Managed by dgx-storage (observability-config.sh): loopback only, no HA gossip\nARGS="%s"\n' "$AM_ARGS"
+	changed_listen="$(put "$am_defaults" "$AM_DEFAULTS" 0644)"
+	# a listen address is read at start only: a restart (which loads the config too)
+	am_action=""
+	[[ -z "$changed_am" ]] || am_action=reload
+	[[ -z "$changed_listen" ]] || am_action=restart
 	ensure_running prometheus-node-exporter.service prometheus.service prometheus-alertmanager.service
 	if [[ -z "$ROOT" && "$DRY_RUN" != 1 ]]; then
 		[[ -z "$changed_prom" ]] || systemctl reload prometheus.service
-		[[ -z "$changed_am" ]] || systemctl reload prometheus-alertmanager.service
+		[[ -z "$am_action" ]] || systemctl "$am_action" prometheus-alertmanager.service
 	fi
-	if [[ -z "$changed_prom$changed_am$changed_console" ]]; then
+	if [[ -z "$changed_prom$changed_am$changed_console$changed_listen" ]]; then
 		log "Prometheus and Alertmanager configs unchanged"
 	else
-		log "Prometheus and Alertmanager configs checked and installed${changed_prom:+; prometheus reloaded}${changed_am:+; alertmanager reloaded}"
+		log "Prometheus and Alertmanager configs checked and installed${changed_prom:+; prometheus reloaded}${am_action:+; alertmanager ${am_action}ed}"
 	fi
 	;;
 remove)

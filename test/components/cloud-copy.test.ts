@@ -38,7 +38,7 @@ describe("backup.cloud: the config door", () => {
       s3: { provider: "AWS", region: "eu-central-1", bucket: "dgx-backups", storageClass: "STANDARD_IA" },
       protection: "versioning",
     });
-    expect(c.schedules).toEqual({ copy: "Thu *-*-* 06:00:00", drill: "*-*-22 06:00:00" });
+    expect(c.schedules).toEqual({ drill: "*-*-22 06:00:00" });
     expect(c.drillScratch).toBe("/var/lib/dgx-storage/cloud-drill");
   });
 
@@ -191,12 +191,20 @@ describe("the cloud units", () => {
   const set = backupUnitSet(plan);
   const file = (p: string) => set.files.find((f) => f.path === p)!.content;
 
-  it("a copy and a drill per target, enabled, with cloud-copy.sh installed beside borg-run.sh", () => {
-    expect(set.enable.filter((u) => u.includes("cloud"))).toEqual([
-      "dgx-backup-cloud-s3-main.timer",
-      "dgx-backup-clouddrill-s3-main.timer",
-      "dgx-backup-cloud-az-main.timer",
-      "dgx-backup-clouddrill-az-main.timer",
+  it("a copy per target started by the check job's success (no timer of its own), a drill per target on its timer, cloud-copy.sh installed beside borg-run.sh", () => {
+    expect(set.enable.filter((u) => u.includes("cloud"))).toEqual(["dgx-backup-clouddrill-s3-main.timer", "dgx-backup-clouddrill-az-main.timer"]);
+    expect(set.files.map((f) => f.path).filter((p) => p.includes("dgx-backup-cloud-"))).toEqual([
+      "/etc/systemd/system/dgx-backup-cloud-s3-main.service",
+      "/etc/systemd/system/dgx-backup-cloud-az-main.service",
+    ]);
+    const check = Object.fromEntries(parseUnit(file("/etc/systemd/system/dgx-backup-check.service")).map(([n, e]) => [n, e]));
+    expect(check.Unit!.filter(([k]) => k === "OnSuccess")).toEqual([
+      ["OnSuccess", "dgx-backup-cloud-s3-main.service"],
+      ["OnSuccess", "dgx-backup-cloud-az-main.service"],
+    ]);
+    // only the weekly check starts the copies: not the monthly --verify-data, nor any other job
+    expect(set.files.filter((f) => f.path.startsWith("/etc/systemd/") && f.content.includes("OnSuccess=")).map((f) => f.path)).toEqual([
+      "/etc/systemd/system/dgx-backup-check.service",
     ]);
     expect(set.files.find((f) => f.path === CLOUD_COPY_PATH)).toEqual({ path: CLOUD_COPY_PATH, mode: "0755", content: bundledScript("cloud-copy") });
   });
@@ -217,7 +225,6 @@ describe("the cloud units", () => {
     expect(file("/etc/systemd/system/dgx-backup-clouddrill-az-main.service")).toContain(
       `drill az-main az-main:sark/dgx/sark/repo /var/lib/dgx-storage/cloud-drill --sample 200\n`,
     );
-    expect(file("/etc/systemd/system/dgx-backup-cloud-s3-main.timer")).toContain("OnCalendar=Thu *-*-* 06:00:00\n");
     expect(file("/etc/systemd/system/dgx-backup-clouddrill-s3-main.timer")).toContain("OnCalendar=*-*-22 06:00:00\n");
   });
 

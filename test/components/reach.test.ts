@@ -182,6 +182,20 @@ describe.each(["sark", "clu"] as const)("stack %s under mocks: reach", (stack) =
   });
 });
 
+const OBSERVABILITY = {
+  sark: {
+    prometheus: {
+      targets: [
+        { host: "sark", address: "192.168.68.69:9100" },
+        { host: "clu", address: "192.168.68.71:9100" },
+      ],
+    },
+  },
+  clu: {},
+};
+/** A stack's firewall with the observability section (Prometheus and Alertmanager on sark). */
+const specOf = (stack: "sark" | "clu") => firewallSpec(parseHostConfig({ ...pinnedStackConfig(stack), observability: OBSERVABILITY[stack] }, { source: "x" }));
+
 describe("renderFirewall", () => {
   const spec = {
     clients: ["192.168.68.0/24", "10.8.0.7/32"],
@@ -220,6 +234,38 @@ describe("renderFirewall", () => {
     expect(text).toContain("meta l4proto udp ct direction original ct status dnat ct original proto-dst 53 ip saddr != @clients drop");
   });
 
+  it("the host's own services: node_exporter from the peer (a worker) or the host alone (the manager), Prometheus from the clients, Alertmanager from the host alone", () => {
+    expect(specOf("sark").hostPorts).toEqual([
+      { port: 9100, from: "local", what: "node_exporter" },
+      { port: 9090, from: "clients", what: "Prometheus and the storage page" },
+      { port: 9093, from: "local", what: "Alertmanager" },
+      { port: 9094, from: "local", what: "Alertmanager HA gossip (off)" },
+    ]);
+    expect(specOf("clu").hostPorts).toEqual([{ port: 9100, from: "peer", what: "node_exporter" }]);
+    // without the observability section, nothing of it
+    expect(firewallSpec(parseHostConfig(pinnedStackConfig("clu"), { source: "x" })).hostPorts).toEqual([]);
+    const lines = (stack: "sark" | "clu") =>
+      renderFirewall(specOf(stack))
+        .split("\n")
+        .map((l) => l.trim());
+    expect(lines("clu")).toContain('tcp dport 9100 jump swarm_peer comment "node_exporter"');
+    expect(lines("sark")).toEqual(
+      expect.arrayContaining([
+        'tcp dport 9100 fib saddr type != local drop comment "node_exporter"',
+        'tcp dport 9090 fib saddr type != local ip saddr != @clients drop comment "Prometheus and the storage page"',
+        'tcp dport 9093 fib saddr type != local drop comment "Alertmanager"',
+        'tcp dport 9094 fib saddr type != local drop comment "Alertmanager HA gossip (off)"',
+      ]),
+    );
+    // a host port without a peer gets an input chain of its own; one for the peer needs a peer
+    const alone = renderFirewall({ clients: ["10.0.0.0/8"], published: [], hostPorts: [{ port: 9100, from: "clients", what: "node_exporter" }] });
+    expect(alone).toContain("hook input");
+    expect(alone).not.toContain("swarm_peer");
+    expect(() => renderFirewall({ clients: ["10.0.0.0/8"], published: [], hostPorts: [{ port: 9100, from: "peer", what: "x" }] })).toThrow(
+      "port 9100 (x) is for the peer, and there is none",
+    );
+  });
+
   it("refuses what would not parse", () => {
     expect(() => renderFirewall({ ...spec, clients: [] })).toThrow("at least one client network");
     expect(() => renderFirewall({ ...spec, peer: "192.168.68" })).toThrow("not an IPv4 address: 192.168.68");
@@ -239,13 +285,15 @@ describe("renderFirewall", () => {
     expect(get("Install", "WantedBy")).toEqual(["multi-user.target"]);
   });
 
-  itWith({ tools: ["nft"] }, "both stacks' rulesets pass nft's own check (nft -c -f)", () => {
+  itWith({ tools: ["nft"] }, "both stacks' rulesets pass nft's own check (nft -c -f), with and without the observability section", () => {
     for (const stack of ["sark", "clu"] as const) {
-      const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "dgx-nft-")), "firewall.nft");
-      fs.writeFileSync(file, renderFirewall(firewallSpec(parseHostConfig(pinnedStackConfig(stack), { source: "x" }))));
-      const r = spawnSync("nft", ["-c", "-f", file], { encoding: "utf8" });
-      expect(r.stderr, stack).toBe("");
-      expect(r.status, stack).toBe(0);
+      for (const spec of [firewallSpec(parseHostConfig(pinnedStackConfig(stack), { source: "x" })), specOf(stack)]) {
+        const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "dgx-nft-")), "firewall.nft");
+        fs.writeFileSync(file, renderFirewall(spec));
+        const r = spawnSync("nft", ["-c", "-f", file], { encoding: "utf8" });
+        expect(r.stderr, stack).toBe("");
+        expect(r.status, stack).toBe(0);
+      }
     }
   });
 });

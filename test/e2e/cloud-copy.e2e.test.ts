@@ -85,7 +85,7 @@ function stackConfig(): Record<string, unknown> {
           { name: "az-e2e", azure: { account: AZURITE_ACCOUNT, container: "dgx-e2e", endpoint: AZ_SUFFIX }, protection: "backup-dir" },
         ],
         // never fires during the suite: the tests start the services
-        schedules: { copy: "*-01-01 04:00:00", drill: "*-01-01 04:00:00" },
+        schedules: { drill: "*-01-01 04:00:00" },
       },
     },
   };
@@ -203,10 +203,9 @@ describe("the cloud copy on a test host (s3rver and Azurite)", () => {
     const units = sark("ls /etc/systemd/system/ | grep -E '^dgx-backup-cloud' | sort").trim().split("\n");
     expect(units).toEqual(
       [
+        // the copies have no timer: the weekly check's success starts them (OnSuccess=, below)
         "dgx-backup-cloud-az-e2e.service",
-        "dgx-backup-cloud-az-e2e.timer",
         "dgx-backup-cloud-s3-e2e.service",
-        "dgx-backup-cloud-s3-e2e.timer",
         "dgx-backup-clouddrill-az-e2e.service",
         "dgx-backup-clouddrill-az-e2e.timer",
         "dgx-backup-clouddrill-s3-e2e.service",
@@ -256,20 +255,33 @@ systemctl show -p Result --value dgx-backup-cloud-s3-e2e.service`);
     expect(fs.readdirSync(path.join(tmp, "s3", "dgx-e2e"))).toContain("sark");
   });
 
-  it("a second copy uploads only what changed", () => {
+  it("the weekly check's success starts both copies (OnSuccess=); they copy what it checked, without a check of their own, and upload only what changed", () => {
     sark("sleep 1; echo changed >> /srv/data/hello.txt; head -c 8192 /dev/urandom > /srv/data/sub/new.bin");
     expect(runUnit("dgx-backup-daily.service").code).toBe(0);
+    const first = Object.fromEntries(["s3-e2e", "az-e2e"].map((t) => [t, status(`cloud-copy-${t}`)]));
+    const t0 = since();
+    const check = runUnit("dgx-backup-check.service");
+    expect(check.code, check.journal).toBe(0);
+    // systemd started the copies when the check ended: wait until both have written a new record
+    sark(`for i in $(seq 1 600); do
+  n=0; for t in s3-e2e az-e2e; do [ "$(systemctl show -p ActiveState --value dgx-backup-cloud-$t.service)" = inactive ] && [ ${STATUS}/cloud-copy-$t.json -nt ${STATUS}/check.json ] && n=$((n+1)); done
+  [ $n = 2 ] && exit 0; sleep 0.5
+done; exit 1`);
+    const journal = sark(`journalctl -t dgx-backup -o cat --no-pager --since @${t0}`);
+    const how: string[] = [];
     for (const t of ["s3-e2e", "az-e2e"]) {
-      const first = status(`cloud-copy-${t}`).bytes_added as number;
-      const run = runUnit(`dgx-backup-cloud-${t}.service`);
-      expect(run.code, run.journal).toBe(0);
-      expect(run.journal).toMatch(
-        new RegExp(
-          `sark cloud-copy-${t} ok, transferred \\d+ bytes; synced /srv/borg/sark to ${t}:dgx-e2e/sark/repo, replaced objects kept in ${t}:dgx-e2e/sark/replaced/`,
-        ),
-      );
-      expect(status(`cloud-copy-${t}`).bytes_added as number).toBeLessThan(first / 4);
+      expect(sark(`systemctl show -p Result --value dgx-backup-cloud-${t}.service`)).toBe("success\n");
+      expect(status(`cloud-copy-${t}`).start).not.toBe(first[t]!.start);
+      const m = new RegExp(
+        `sark cloud-copy-${t} ok, transferred \\d+ bytes; synced /srv/borg/sark \\((as the check job checked it|checked by this job)\\) to ${t}:dgx-e2e/sark/repo, replaced objects kept in ${t}:dgx-e2e/sark/replaced/`,
+      ).exec(journal);
+      expect(m, journal).not.toBeNull();
+      how.push(m![1]!);
+      expect(status(`cloud-copy-${t}`).bytes_added as number).toBeLessThan((first[t]!.bytes_added as number) / 4);
     }
+    // the first copy to take the lock copies what the check saw; the other finds the first one's
+    // borg with-lock commit (borg 1.2 do_with_lock commits) and checks the repository itself
+    expect(how.sort()).toEqual(["as the check job checked it", "checked by this job"]);
   });
 
   it("the monthly drill from each target: fetched, borg check, the sample identical by sha256", () => {

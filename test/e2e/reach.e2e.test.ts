@@ -39,6 +39,19 @@ function reachConfig(name: HostName): Record<string, unknown> {
   return {
     ...c,
     services,
+    // node_exporter on both, Prometheus and Alertmanager on sark: the host's own ports in the firewall
+    observability:
+      name === "sark"
+        ? {
+            prometheus: {
+              targets: [
+                { host: "sark", address: `${ADDRESS.sark}:9100` },
+                { host: "clu", address: `${ADDRESS.clu}:9100` },
+              ],
+              scrapeIntervalSeconds: 2,
+            },
+          }
+        : {},
     network: { clients: [`${CLIENT.ip}/32`] },
     swarm: { ...(c.swarm as object), peer: ADDRESS[name === "sark" ? "clu" : "sark"] },
   };
@@ -111,6 +124,24 @@ function expectReach(when: string): void {
     `${when}: clu -> sark:2377`,
   ).toBe("open");
   expect(mustRoot(hosts, "sark", "docker node ls --format '{{.Status}}'").trim().split("\n"), `${when}: both swarm nodes`).toEqual(["Ready", "Ready"]);
+  // the hosts' own services: node_exporter to the manager's Prometheus only, Prometheus (and the
+  // storage page) to the clients, Alertmanager to nobody but sark itself
+  for (const ip of [ADDRESS.sark, ADDRESS.clu]) expect(tcp(STRANGER, ip, 9100), `${when}: stranger -> ${ip}:9100`).toBe("closed");
+  for (const port of [9090, 9093, 9094]) expect(tcp(STRANGER, ADDRESS.sark, port), `${when}: stranger -> sark:${port}`).toBe("closed");
+  expect(http(CLIENT, `http://${ADDRESS.sark}:9090/-/healthy`), `${when}: client -> prometheus`).toBe(200);
+  expect(tcp(CLIENT, ADDRESS.clu, 9100), `${when}: client -> clu:9100`).toBe("closed");
+  for (const port of [9093, 9094]) expect(tcp(CLIENT, ADDRESS.sark, port), `${when}: client -> sark:${port}`).toBe("closed");
+  const fromClu = (port: number) =>
+    mustRoot(
+      hosts,
+      "clu",
+      `python3 -c 'import socket; s = socket.socket(); s.settimeout(3); print("open" if s.connect_ex(("${ADDRESS.sark}", ${port})) == 0 else "closed")'`,
+    ).trim();
+  expect(fromClu(9100), `${when}: clu -> sark:9100`).toBe("closed");
+  expect(
+    mustRoot(hosts, "sark", `python3 -c 'import socket; socket.create_connection(("${ADDRESS.clu}", 9100), 3).close(); print("open")'`).trim(),
+    `${when}: sark -> clu:9100`,
+  ).toBe("open");
 }
 
 /** Polls until `check` passes (a restarted service, a rebooted host), then runs it once more for its message. */
@@ -158,6 +189,8 @@ describe("reach on the test hosts", () => {
       expect(mustRoot(hosts, name, "nft list table inet dgx-storage")).toContain(`ip saddr ${ADDRESS[name === "sark" ? "clu" : "sark"]} accept`);
       expect(mustRoot(hosts, name, "cat /etc/dgx-storage/firewall.nft")).toContain(`elements = { ${CLIENT.ip}/32 }`);
     }
+    // Alertmanager on loopback only, and no HA gossip listener
+    expect(mustRoot(hosts, "sark", "ss -Htln '( sport = :9093 or sport = :9094 )' | awk '{print $4}'").trim()).toBe("127.0.0.1:9093");
     // the published ports are bound to the host's own address, not every interface
     expect(mustRoot(hosts, "sark", "docker port chromadb").trim()).toBe(`8000/tcp -> ${ADDRESS.sark}:8000`);
     expect(mustRoot(hosts, "clu", "docker port vllm").trim()).toBe(`8000/tcp -> ${ADDRESS.clu}:8000`);

@@ -70,6 +70,12 @@ const alerts = () => (fs.existsSync(path.join(aux, "alerts")) ? fs.readFileSync(
 /** Every object under a prefix with its md5 (s3rver computes it), sorted. */
 const objects = (remote: string) => rclone(["md5sum", remote]).split("\n").filter(Boolean).sort();
 const repoDir = () => path.join(root, REPO);
+const sleepSeconds = (s: number) => spawnSync("sleep", [String(s)]);
+/** The borg subcommands run since the log was last removed (the bin/borg wrapper's log). */
+const borgCalls = () => {
+  const f = path.join(aux, "borg-calls");
+  return fs.existsSync(f) ? fs.readFileSync(f, "utf8").split("\n").filter(Boolean) : [];
+};
 /** The repository's files (path, size, mtime): unchanged by a run that failed before borg. */
 const repoFiles = () => spawnSync("find", [repoDir(), "-type", "f", "-printf", "%P %s %T@\\n"], { encoding: "utf8" }).stdout.split("\n").sort().join("\n");
 
@@ -95,6 +101,9 @@ describeWith({ tools: ["borg", "rclone", "python3", "promtool"] }, "cloud-copy.s
     aux = fs.mkdtempSync(path.join(os.tmpdir(), "dgx-aux-"));
     fs.mkdirSync(path.join(aux, "bin"));
     fs.writeFileSync(path.join(aux, "bin", "logger"), `#!/usr/bin/env bash\nprintf '%s\\n' "$*" >>${aux}/journal\n`, { mode: 0o755 });
+    // every borg command the script runs, by its subcommand, then the real borg
+    const realBorg = spawnSync("bash", ["-c", "command -v borg"], { encoding: "utf8" }).stdout.trim();
+    fs.writeFileSync(path.join(aux, "bin", "borg"), `#!/usr/bin/env bash\necho "$1" >>${aux}/borg-calls\nexec ${realBorg} "$@"\n`, { mode: 0o755 });
     env = {
       ROOT: root,
       PATH: `${path.join(aux, "bin")}:${process.env.PATH}`,
@@ -164,6 +173,40 @@ describeWith({ tools: ["borg", "rclone", "python3", "promtool"] }, "cloud-copy.s
   );
 
   it(
+    "after a passing check job the copy runs no check of its own; after a commit since, or with no check on record, it checks first",
+    () => {
+      // the check job starts after the last copy's commit (the records count whole seconds)
+      sleepSeconds(1.1);
+      const checkJob = runScript("borg-run", ["--repo", REPO, "--host", "sark", "check"], env, { timeoutMs: TIMEOUT });
+      expect(checkJob.code, checkJob.stderr).toBe(0);
+      expect(status("check")).toMatchObject({ status: "ok" });
+      fs.rmSync(path.join(aux, "borg-calls"), { force: true });
+      const r = copy();
+      expect(r.code, r.stderr).toBe(0);
+      expect(status("cloud-copy-s3-main").message).toMatch(/^synced \/mnt\/borg-backup \(as the check job checked it\) to /);
+      expect(borgCalls()).toEqual(["with-lock"]);
+      // the copy's own with-lock committed: the repository is no longer what the check saw
+      const again = copy();
+      expect(again.code, `${again.stderr} ${String(status("cloud-copy-s3-main").message)} ${borgCalls().join(",")}`).toBe(0);
+      expect(status("cloud-copy-s3-main").message).toMatch(/^synced \/mnt\/borg-backup \(checked by this job\) to /);
+      expect(borgCalls()).toEqual(["with-lock", "with-lock", "check", "with-lock"]);
+      // a new archive after a passing check job: checked again before the copy
+      sleepSeconds(1.1);
+      expect(runScript("borg-run", ["--repo", REPO, "--host", "sark", "check"], env, { timeoutMs: TIMEOUT }).code).toBe(0);
+      writeData(path.join(root, "srv/data"), "c", 1, 16 * 1024);
+      borg(["create", `${repoDir()}::sark-daily-3`, path.join(root, "srv/data")]);
+      borg(["delete", `${repoDir()}::sark-daily-3`]);
+      fs.rmSync(path.join(root, "srv/data/c0.bin"));
+      fs.rmSync(path.join(aux, "borg-calls"), { force: true });
+      const third = copy();
+      expect(third.code, third.stderr).toBe(0);
+      expect(status("cloud-copy-s3-main").message).toMatch(/\(checked by this job\)/);
+      expect(borgCalls()).toEqual(["with-lock", "check", "with-lock"]);
+    },
+    TIMEOUT,
+  );
+
+  it(
     "the monthly drill fetches the copy, checks it and finds the sample identical to the live files",
     () => {
       const r = cloud(["drill", "s3-main", "s3-main:dgx-backups/sark/repo", "/var/tmp/cloud-drill", "--sample", "20"]);
@@ -221,6 +264,9 @@ describeWith({ tools: ["borg", "rclone", "python3", "promtool"] }, "cloud-copy.s
   it(
     "a corrupted segment: borg check fails, nothing is copied, the cloud copy is left as it was, the alert fires",
     () => {
+      // a passing check job first: the damage comes after it, in place, with no commit
+      sleepSeconds(1.1);
+      expect(runScript("borg-run", ["--repo", REPO, "--host", "sark", "check"], env, { timeoutMs: TIMEOUT }).code).toBe(0);
       const before = objects("s3-main:dgx-backups/sark/repo");
       const lastOk = ended(status("cloud-copy-s3-main"));
       const segs = fs

@@ -9,6 +9,7 @@ import * as path from "node:path";
 import { expect, it } from "vitest";
 import { ALERTMANAGER_WEBHOOK_FILE } from "../../components/observability";
 import {
+  ALERTMANAGER_ADDRESS,
   DEFAULT_THRESHOLDS,
   renderAlertmanagerYml,
   renderConsole,
@@ -34,6 +35,7 @@ const tree = (root: string) =>
     "etc/prometheus/rules/dgx-storage.rules.yml",
     "etc/prometheus/alertmanager.yml",
     "etc/prometheus/consoles/dgx-storage.html",
+    "etc/default/prometheus-alertmanager",
   ].map((f) => {
     const p = path.join(root, f);
     return fs.existsSync(p) ? `${f} ${fs.statSync(p).mode.toString(8)} ${fs.statSync(p).mtimeMs} ${fs.readFileSync(p, "utf8").length}` : `${f} absent`;
@@ -44,7 +46,11 @@ describeWith({ tools: ["promtool", "amtool"] }, "observability-config.sh", () =>
     const root = makeRoot({ [ALERTMANAGER_WEBHOOK_FILE.slice(1)]: `${URL}\n` });
     const r = apply(root);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toBe("observability-config: Prometheus and Alertmanager configs checked and installed; prometheus reloaded; alertmanager reloaded\n");
+    expect(r.stdout).toBe("observability-config: Prometheus and Alertmanager configs checked and installed; prometheus reloaded; alertmanager restarted\n");
+    // Alertmanager on the loopback address Prometheus is given, and no HA gossip port
+    expect(fs.readFileSync(path.join(root, "etc/default/prometheus-alertmanager"), "utf8")).toContain(
+      `ARGS="--web.listen-address=${ALERTMANAGER_ADDRESS} --cluster.listen-address="\n`,
+    );
     expect(fs.readFileSync(path.join(root, "etc/prometheus/prometheus.yml"), "utf8")).toBe(FILES.prom);
     const am = fs.readFileSync(path.join(root, "etc/prometheus/alertmanager.yml"), "utf8");
     expect(am).toBe(FILES.am.replace("__DGX_ALERT_WEBHOOK_URL__", JSON.stringify(URL)));

@@ -108,11 +108,14 @@ export const cloudSection = z
       .meta({ description: "Where the repository is copied, each target a full copy; names listed once." }),
     schedules: z
       .strictObject({
-        copy: calendar.default("Thu *-*-* 06:00:00").meta({ description: "The weekly copy (it runs `borg check` first, and copies nothing when that fails)." }),
         drill: calendar.default("*-*-22 06:00:00").meta({ description: "The monthly cloud restore drill." }),
       })
-      .default({ copy: "Thu *-*-* 06:00:00", drill: "*-*-22 06:00:00" })
-      .meta({ title: "{copy, drill}: OnCalendar" }),
+      .default({ drill: "*-*-22 06:00:00" })
+      .meta({
+        title: "{drill}: OnCalendar",
+        description:
+          "The copy has no schedule of its own: it runs each time the weekly `borg check` (`backup.schedules.check`) passes, and copies the repository as that check saw it.",
+      }),
     drillScratch: absolutePath
       .default(`${HOST_PATHS.var}/cloud-drill`)
       .refine(
