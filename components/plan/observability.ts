@@ -36,6 +36,7 @@ export function ruleThresholds(mon: MonitoringConfig | undefined, obs: Observabi
         }
       : {}),
     hostDownFor: obs.prometheus?.hostDownFor ?? DEFAULT_THRESHOLDS.hostDownFor,
+    migrationStuckHours: obs.prometheus?.migrationStuckHours ?? DEFAULT_THRESHOLDS.migrationStuckHours,
   };
 }
 

@@ -13,6 +13,12 @@ export const HOST_PATHS = {
   var: "/var/lib/dgx-storage",
   /** Output of the detached runs (lib.sh's `run_detached`). */
   log: "/var/log/dgx-storage",
+  /**
+   * node_exporter's textfile directory, where every job writes its metrics (`--collector.textfile.directory`
+   * in Debian's prometheus-node-exporter, /etc/default/prometheus-node-exporter). Not the project's
+   * own: a script writes there only when the directory exists (the package is installed).
+   */
+  textfile: "/var/lib/prometheus/node-exporter",
 } as const;
 
 /** The shell variable each path travels in. */
@@ -21,6 +27,7 @@ export const HOST_PATH_VARIABLES = {
   DGX_LIB_DIR: HOST_PATHS.lib,
   DGX_VAR_DIR: HOST_PATHS.var,
   DGX_LOG_DIR: HOST_PATHS.log,
+  DGX_TEXTFILE_DIR: HOST_PATHS.textfile,
 } as const;
 
 /** The paths as an environment, for a test or a bench that runs a script from the checkout. */

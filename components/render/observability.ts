@@ -10,10 +10,11 @@
  * backup job because `job` is Prometheus's own target label.
  */
 import YAML from "yaml";
+import { HOST_PATHS } from "./host-paths";
 import { MANAGED_HEADER } from "./sysctl";
 
 /** node_exporter's textfile directory in Debian's package (`--collector.textfile.directory` default). */
-export const TEXTFILE_DIR = "/var/lib/prometheus/node-exporter";
+export const TEXTFILE_DIR = HOST_PATHS.textfile;
 /** Debian's prometheus package paths. */
 export const PROMETHEUS_YML = "/etc/prometheus/prometheus.yml";
 export const RULES_FILE = "/etc/prometheus/rules/dgx-storage.rules.yml";
@@ -54,6 +55,8 @@ export interface RuleThresholds {
   readonly hostDownFor: string;
   /** How long a measurement must stay over its threshold before its alert fires. */
   readonly alertFor: string;
+  /** Hours a migration may stay unverified (copying) after its first start before MigrationStuck fires. */
+  readonly migrationStuckHours: number;
 }
 
 export const DEFAULT_THRESHOLDS: RuleThresholds = {
@@ -63,6 +66,7 @@ export const DEFAULT_THRESHOLDS: RuleThresholds = {
   temperatureCriticalC: 70,
   hostDownFor: "2m",
   alertFor: "0s",
+  migrationStuckHours: 24,
 };
 
 export interface PrometheusSpec {
@@ -105,6 +109,8 @@ export function alertRules(t: RuleThresholds, evaluationIntervalSeconds: number)
   pct("usage", t.usage.warning, t.usage.critical);
   pct("iowait", t.iowait.warning, t.iowait.critical);
   if (!(t.iopsMinFraction > 0 && t.iopsMinFraction < 1)) fail(`iopsMinFraction must be between 0 and 1, got ${t.iopsMinFraction}`);
+  if (!(Number.isInteger(t.migrationStuckHours) && t.migrationStuckHours >= 1))
+    fail(`migrationStuckHours must be a whole number >= 1, got ${t.migrationStuckHours}`);
   for (const [k, v] of [
     ["hostDownFor", t.hostDownFor],
     ["alertFor", t.alertFor],
@@ -201,6 +207,14 @@ export function alertRules(t: RuleThresholds, evaluationIntervalSeconds: number)
       "warning",
       `dgx_backup_growth_abnormal == 1`,
       "{{ $labels.host }}: backup job {{ $labels.backup_job }} added far more than its recent median",
+    ),
+    // migrate-state.py's metrics: a run that failed, or hangs, leaves the state at copying (a
+    // re-run keeps the first start); verified or complete ends it
+    rule(
+      "MigrationStuck",
+      "warning",
+      `(time() - dgx_migration_started_timestamp_seconds) > ${t.migrationStuckHours * 3600} and on(host, migration) dgx_migration_state{state="copying"} == 1`,
+      `{{ $labels.host }}: migration {{ $labels.migration }} started {{ $value | humanizeDuration }} ago and is not verified (failed or stuck: journalctl -u dgx-migrate-{{ $labels.migration }}; the next pulumi up resumes it)`,
     ),
     rule("ContainerDown", "critical", `dgx_container_running == 0`, "{{ $labels.host }}: service container {{ $labels.container }} is not running"),
     rule("ContainerUnhealthy", "critical", `dgx_container_unhealthy == 1`, "{{ $labels.host }}: service container {{ $labels.container }} is unhealthy"),

@@ -39,5 +39,6 @@ run_copy_offsite() {
 		log "initialised the off-site repository $repo; its key is in ${DGX_ETC_DIR}/borg/${host}-offsite.key"
 	fi
 	archive_into offsite "$@"
+	count_archives "${host}-offsite-*"
 	[[ "$outcome" == warning ]] || outcome=ok
 }

@@ -11,5 +11,6 @@ fi
 run_create() {
 	[[ $# -ge 2 ]] || fail "usage: borg-run.sh ... create <series> [--sqlite <db>]... <path>..."
 	archive_into "$@"
+	count_archives "${host}-${1}-*"
 	[[ "$outcome" == warning ]] || outcome=ok
 }

@@ -37,7 +37,7 @@ finish() {
 	fi
 	mkdir -p "$status_dir"
 	if result="$(run_py borg-run.py record "$status_dir" "$job" "$host" "$started" "$(date +%s)" "$outcome" "${borg_rc:-$rc}" \
-		"$bytes_added" "$archive" "$message" "$growth_factor" "$create_json" "$metrics_dir")"; then
+		"$bytes_added" "$archive" "$message" "$growth_factor" "$create_json" "$metrics_dir" "$archives_json" "$archives_glob")"; then
 		{
 			read -r outcome
 			read -r archive
@@ -93,6 +93,22 @@ borg_do() {
 	fi
 	if ((borg_rc == 1)); then outcome=warning; fi
 	return 0
+}
+
+# count_archives GLOB : the archives matching GLOB that the repository holds now, for the status
+# record and dgx_backup_archives. Neither `borg create --json` nor `borg prune` (1.2 has no --json
+# for prune; its --list is log text) reports the repository's archive count, so one `borg list
+# --json` asks the manifest: its "archives" array lists each archive once, checkpoints left out
+# (https://borgbackup.readthedocs.io/en/1.2-maint/usage/list.html, --json and
+# --consider-checkpoints). The list waits a minute at most for the lock (the next job may hold
+# it); a list that fails costs only the count, never the job.
+count_archives() {
+	[[ "$DRY_RUN" != 1 ]] || return 0
+	if borg list --lock-wait 60 --glob-archives "$1" --json >"$work/archives.json" 2>"$work/list.err"; then
+		archives_json="$work/archives.json" archives_glob="$1"
+	else
+		warn "could not count the archives $1 in $repo: $(tail -n 2 "$work/list.err" | tr '\n' ' ')"
+	fi
 }
 
 # host_path P : the path on this host (under ROOT in tests); absolute, no '..'

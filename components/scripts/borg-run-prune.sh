@@ -22,5 +22,6 @@ run_prune() {
 	borg_do prune "${dry[@]}" --list --lock-wait "$LOCK_WAIT" --glob-archives "${host}-${series}-*" "$@"
 	# prune only marks chunks unused; compact frees the space (borg 1.2)
 	[[ "$DRY_RUN" == 1 ]] || borg_do compact --lock-wait "$LOCK_WAIT"
+	count_archives "${host}-${series}-*"
 	[[ "$outcome" == warning ]] || outcome=ok
 }

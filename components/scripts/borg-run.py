@@ -3,7 +3,7 @@
 (components/render/command.ts CARRIED_FILES) and run by lib.sh's run_py:
 
     borg-run.py post-webhook <url file> <priority>     (the text on stdin; the URL never in argv)
-    borg-run.py record <status dir> <job> <host> <start> <end> <status> <code> <added> <archive> <message> <factor> <create json> [<metrics dir>]
+    borg-run.py record <status dir> <job> <host> <start> <end> <status> <code> <added> <archive> <message> <factor> <create json> [<metrics dir> [<list json> <glob>]]
     borg-run.py ping <url file>                        (the heartbeat: a GET of the URL in the file)
     borg-run.py sqlite-snapshot <db> <dest>
     borg-run.py drill-sample <contents.jsonl> <count> <archive>
@@ -25,9 +25,10 @@ def post_webhook():
 
 
 def record():
-    """The status record of a run: reads borg create's --json output (archive name, bytes added),
-    appends the record to <job>.history.jsonl and <job>.json (atomically), judges the growth; prints
-    status, archive, bytes added, growth, message and '.' one a line for the shell."""
+    """The status record of a run: reads borg create's --json output (archive name, bytes added)
+    and borg list --json's of the archives matching <glob> (their count), appends the record to
+    <job>.history.jsonl and <job>.json (atomically), judges the growth; prints status, archive,
+    bytes added, growth, message and '.' one a line for the shell."""
     import json, os, statistics, sys, time
     d, job, host, start, end, status, code, added, archive, message, factor, create_json = sys.argv[1:13]
     if create_json:
@@ -37,6 +38,13 @@ def record():
         except (OSError, ValueError, KeyError, TypeError) as e:
             if status != "error":
                 status, message = "error", f"could not read borg create --json output: {e}"
+    list_json, glob = (sys.argv[14:16] + ["", ""])[:2]
+    archives = None
+    if list_json:
+        try:
+            archives = len(json.load(open(list_json))["archives"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # the count is left out; the job's own result stands
     hist = os.path.join(d, job + ".history.jsonl")
     lines = open(hist).read().splitlines() if os.path.exists(hist) else []
     prev = [json.loads(l) for l in lines if l.strip()]
@@ -44,6 +52,8 @@ def record():
     rec = {"job": job, "host": host, "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(start))),
            "status": status, "exit_code": int(code), "duration_s": int(end) - int(start),
            "bytes_added": int(added) if added else None, "archive": archive or None, "message": message}
+    if archives is not None:
+        rec["archives"], rec["archives_glob"] = archives, glob
     growth = ""
     if rec["bytes_added"] is not None and len(sizes) >= 3:
         median = statistics.median(sizes)
@@ -79,10 +89,12 @@ def write_metrics(d, rec, prev, end):
          ("dgx_backup_last_duration_seconds", "Duration of the job's last run", lab, rec["duration_s"]),
          ("dgx_backup_last_exit_code", "Exit code of the last run's borg command", lab, rec["exit_code"]),
          ("dgx_backup_growth_abnormal", "1 when the last archive grew abnormally against the recent median", lab, 1 if rec.get("growth_alert") else 0),
-         ("dgx_backup_runs_recorded", "Runs in the job's status history (the newest 500)", lab, len(prev) + 1),
-         ("dgx_backup_archives_created", "Runs in that history that created an archive", lab, sum(1 for r in prev + [rec] if r.get("archive") and r.get("status") != "error"))]
+         ("dgx_backup_runs_recorded", "Runs in the job's status history (the newest 500)", lab, len(prev) + 1)]
+    if rec.get("archives") is not None:
+        glob = rec["archives_glob"].replace("\\", "\\\\").replace('"', '\\"')
+        m.append(("dgx_backup_archives", "Archives matching archive_glob in the repository after the job (borg list)", f'{lab},archive_glob="{glob}"', rec["archives"]))
     if rec["bytes_added"] is not None:
-        m.append(("dgx_backup_last_bytes_added", "Deduplicated bytes the last archive added", lab, rec["bytes_added"]))
+        m.append(("dgx_backup_last_bytes_added", "Bytes the last run added: the archive's deduplicated size, or for a cloud copy or drill the bytes rclone transferred", lab, rec["bytes_added"]))
     if ok:
         m.append(("dgx_backup_last_success_timestamp_seconds", "Unix time the job last ended with status ok or warning", lab, ended(ok[-1])))
     for st in ("ok", "warning", "error", "skipped"):

@@ -72,8 +72,8 @@ export BORG_RELOCATED_REPO_ACCESS_IS_OK=no BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_
 status_dir="${STATE_DIR}/backup-status"
 staging_root="${STATE_DIR}/sqlite-snapshots"
 webhook_file="${ROOT}${DGX_ETC_DIR}/alert-webhook"
-# node_exporter's textfile directory (Debian's default): each run's metrics, when it exists
-metrics_dir="${ROOT}/var/lib/prometheus/node-exporter"
+# node_exporter's textfile directory: each run's metrics, when it exists
+metrics_dir="${ROOT}${DGX_TEXTFILE_DIR}"
 # the dead-man's-switch URL (healthchecks-style): pinged after each successful run, when set
 heartbeat_file="${ROOT}${DGX_ETC_DIR}/heartbeat-url"
 # How long borg waits for the repository lock (--lock-wait, seconds). borg's default of 1 s fails
@@ -82,7 +82,7 @@ heartbeat_file="${ROOT}${DGX_ETC_DIR}/heartbeat-url"
 # the run is skipped with a warning (not an error), and the next one catches up.
 LOCK_WAIT="$lock_wait"
 
-job="" outcome=error message="" borg_rc="" bytes_added="" archive="" create_json="" started="$(date +%s)"
+job="" outcome=error message="" borg_rc="" bytes_added="" archive="" create_json="" archives_json="" archives_glob="" started="$(date +%s)"
 work="$(mktemp -d)"
 trap finish EXIT
 trap 'message="stopped by SIGTERM"; exit 143' TERM

@@ -23,8 +23,10 @@
 # on stdin by secret-file.sh); no credential ever comes through argv or the environment.
 # The status record (borg-run.py record, the same format as borg-run.sh's) goes to
 # $DGX_VAR_DIR/backup-status/cloud-copy-<target>.json or cloud-drill-<target>.json, with
-# bytes_added = the bytes rclone transferred; an error or warning raises the same alert as the
-# other backup jobs (journal tag dgx-backup, and the webhook in $DGX_ETC_DIR/alert-webhook).
+# bytes_added = the bytes rclone transferred, and the same metrics as every backup job to
+# $DGX_TEXTFILE_DIR/dgx_backup_cloud_copy_<target>.prom (or _cloud_drill_) when node_exporter's
+# textfile directory exists; an error or warning raises the same alert as the other backup jobs
+# (journal tag dgx-backup, and the webhook in $DGX_ETC_DIR/alert-webhook).
 # Exit status: 0 on success or a warning, 2 on an error, 3 when the repository stayed locked.
 if ! declare -F dgx_lib_loaded >/dev/null; then
 	# shellcheck source=components/scripts/lib.sh
@@ -93,9 +95,10 @@ finish() {
 		[[ -n "$message" ]] || message="exited with status $rc (see the journal, tag dgx-backup)"
 	fi
 	mkdir -p "$status_dir"
-	# growth factor 0: a cloud copy's size is the changed objects', judged by no median
+	# growth factor 0: a cloud copy's size is the changed objects', judged by no median; the
+	# metrics go to node_exporter's textfile directory (when it exists), as borg-run.sh's do
 	if result="$(run_py borg-run.py record "$status_dir" "$job" "$host" "$started" "$(date +%s)" "$outcome" "${borg_rc:-$rc}" \
-		"$bytes" "$archive" "$message" 1000000 "")"; then
+		"$bytes" "$archive" "$message" 1000000 "" "${ROOT}${DGX_TEXTFILE_DIR}")"; then
 		{
 			read -r outcome
 			read -r archive

@@ -8,6 +8,7 @@
 #   DGX_LIB_DIR  installed copies of the scripts the units run
 #   DGX_VAR_DIR  state kept across reboots
 #   DGX_LOG_DIR  output of the detached runs
+#   DGX_TEXTFILE_DIR  node_exporter's textfile directory: the jobs' metrics (written only when it exists)
 # Environment (for tests only; the program never sets them):
 #   ROOT     prefix for every host path (default: empty, i.e. the real /). A test that runs a
 #            script from the checkout with ROOT set may leave the host paths out: the defaults
@@ -33,8 +34,9 @@ die() {
 if [[ -n "$ROOT" ]]; then
 	: "${DGX_ETC_DIR:=/etc/dgx-storage}" "${DGX_LIB_DIR:=/usr/local/lib/dgx-storage}"
 	: "${DGX_VAR_DIR:=/var/lib/dgx-storage}" "${DGX_LOG_DIR:=/var/log/dgx-storage}"
+	: "${DGX_TEXTFILE_DIR:=/var/lib/prometheus/node-exporter}"
 fi
-for _v in DGX_ETC_DIR DGX_LIB_DIR DGX_VAR_DIR DGX_LOG_DIR; do
+for _v in DGX_ETC_DIR DGX_LIB_DIR DGX_VAR_DIR DGX_LOG_DIR DGX_TEXTFILE_DIR; do
 	[[ "${!_v:-}" == /?* ]] || die "$_v is not set to an absolute path (the program sets it at the top of the script's bundle)"
 done
 unset _v

@@ -61,7 +61,7 @@ marker_get() { run_py migrate-state.py get "$marker" "$1" 9<&-; }
 marker_set() {
 	mkdir -p "$state_dir"
 	chmod 0700 "$STATE_DIR" "$state_dir"
-	run_py migrate-state.py set "$marker" "$@" 9<&-
+	run_py migrate-state.py --metrics-dir "${ROOT}${DGX_TEXTFILE_DIR}" set "$marker" "$@" 9<&-
 }
 now() { date +%s.%N; }
 # elapsed START [END] : seconds from START to END (default: now), one decimal

@@ -24,7 +24,7 @@ if ! declare -F dgx_lib_loaded >/dev/null; then
 fi
 
 PLACEHOLDER="__DGX_ALERT_WEBHOOK_URL__"
-TEXTFILE_DIR="/var/lib/prometheus/node-exporter"
+TEXTFILE_DIR="$DGX_TEXTFILE_DIR"
 PROM_YML="/etc/prometheus/prometheus.yml"
 RULES="/etc/prometheus/rules/dgx-storage.rules.yml"
 AM_YML="/etc/prometheus/alertmanager.yml"

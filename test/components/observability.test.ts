@@ -10,6 +10,7 @@ import { ALERTMANAGER_WEBHOOK_FILE, HEARTBEAT_FILE } from "../../components/obse
 import { backupMaxAges, managerFiles, staticTextfile } from "../../components/plan/observability";
 import { scriptCommand, sha256 } from "../../components/render/command";
 import { STATIC_METRICS_FILE } from "../../components/render/observability";
+import { withValue } from "../fixtures";
 import { pinnedStackConfig, runStack, SENTINEL_SSH_KEY, waitsFor } from "../harness";
 
 const COMMAND = "command:remote:Command";
@@ -92,6 +93,37 @@ describe("the Observability component", () => {
     expect(ages.length).toBeGreaterThan(0);
     for (const a of ages) expect(text).toContain(`dgx_backup_max_age_seconds{backup_job="${a.job}"} ${a.seconds}\n`);
     expect(text).toMatch(/^dgx_capacity_projected_timestamp_seconds\{mount="\/data",percent="80"\} \d+$/m);
+  });
+
+  it("the cloud copy and drill of each target are watched: weekly and monthly maximum ages in the static textfile, for BackupMissed", () => {
+    const cloud = {
+      targets: [
+        { name: "s3-main", s3: { region: "eu-central-1", bucket: "dgx-backups" }, protection: "versioning" },
+        { name: "az-main", azure: { account: "dgxbackups", container: "sark" }, protection: "backup-dir" },
+      ],
+    };
+    const config = parseHostConfig(withValue(withObs("sark"), "backup.cloud", cloud), { source: "test" });
+    const text = staticTextfile(config, new Date("2026-11-30T00:00:00Z"));
+    // the period and half a period (render/backup.ts maxAgeSeconds) of Thu 06:00 and the 22nd 06:00
+    const week = 7 * 86400 * 1.5;
+    const month = 31 * 86400 * 1.5;
+    for (const t of ["s3-main", "az-main"]) {
+      expect(text).toContain(`dgx_backup_max_age_seconds{backup_job="cloud-copy-${t}"} ${week}\n`);
+      expect(text).toContain(`dgx_backup_max_age_seconds{backup_job="cloud-drill-${t}"} ${month}\n`);
+    }
+  });
+
+  it("observability.prometheus.migrationStuckHours reaches the MigrationStuck rule (default 24 h)", () => {
+    const at = (hours?: number) => {
+      const obs = { prometheus: { ...OBS.sark.prometheus, ...(hours !== undefined ? { migrationStuckHours: hours } : {}) } };
+      const config = parseHostConfig({ ...pinnedStackConfig("sark"), observability: obs }, { source: "test" });
+      return managerFiles(config, config.observability!, false)!.rules;
+    };
+    expect(at()).toContain('(time() - dgx_migration_started_timestamp_seconds) > 86400 and on(host, migration) dgx_migration_state{state="copying"} == 1');
+    expect(at(6)).toContain("(time() - dgx_migration_started_timestamp_seconds) > 21600 and on(host, migration)");
+    expect(() =>
+      parseHostConfig({ ...pinnedStackConfig("sark"), observability: { prometheus: { ...OBS.sark.prometheus, migrationStuckHours: 0 } } }, { source: "test" }),
+    ).toThrow(/observability\.prometheus\.migrationStuckHours/);
   });
 
   it("the heartbeat URL (a secret) goes on stdin into /etc/dgx-storage/heartbeat-url, which borg-run.sh reads; never in a command string", async () => {

@@ -19,6 +19,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RCLONE_CONFIG_PATH } from "../../components/render/cloud-copy";
+import { TEXTFILE_DIR } from "../../components/render/observability";
 import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite, startS3rver, type LocalServer } from "../object-storage";
 import type { ApplyResult } from "./engine";
 import {
@@ -47,6 +48,8 @@ const AZ_HOST = `${AZURITE_ACCOUNT}.blob.e2e.test`;
 const CREDENTIALS = JSON.stringify({ "s3-e2e": { accessKeyId: "S3RVER", secretAccessKey: S3_SECRET }, "az-e2e": { accountKey: AZURITE_KEY } });
 const REPO = "/srv/borg/sark";
 const STATUS = "/var/lib/dgx-storage/backup-status";
+/** node_exporter's textfile directory (the test hosts have the package): the jobs' metrics. */
+const metrics = (job: string) => mustRoot(suite.hosts, "sark", `cat ${TEXTFILE_DIR}/dgx_backup_${job.replace(/-/g, "_")}.prom`);
 const rclone = `env -u AWS_CA_BUNDLE rclone --config ${RCLONE_CONFIG_PATH} --fast-list`;
 
 let suite: Suite;
@@ -244,6 +247,9 @@ systemctl show -p Result --value dgx-backup-cloud-s3-e2e.service`);
       expect(rec).toMatchObject({ job: `cloud-copy-${t}`, host: "sark", status: "ok", exit_code: 0 });
       expect(rec.bytes_added as number).toBeGreaterThan(1_000_000);
       expect(objects(`${t}:dgx-e2e/sark/repo`).some((l) => l.endsWith(" config"))).toBe(true);
+      // the installed unit's script writes the backup jobs' metrics too
+      expect(metrics(`cloud-copy-${t}`)).toContain(`dgx_backup_last_status{backup_job="cloud-copy-${t}",status="ok"} 1\n`);
+      expect(metrics(`cloud-copy-${t}`)).toContain(`dgx_backup_last_bytes_added{backup_job="cloud-copy-${t}"} ${rec.bytes_added}\n`);
     }
     // s3rver's own files: the objects are on the server, not only in rclone's view of it
     expect(fs.readdirSync(path.join(tmp, "s3", "dgx-e2e"))).toContain("sark");
@@ -286,6 +292,7 @@ done; exit 1`);
       expect(rec).toMatchObject({ status: "ok" });
       expect(rec.archive).toMatch(/^sark-daily-/);
       expect(rec.message).toMatch(/\d+ files identical by sha256/);
+      expect(metrics(`cloud-drill-${t}`)).toContain(`dgx_backup_last_status{backup_job="cloud-drill-${t}",status="ok"} 1\n`);
     }
     expect(sark("ls -A /var/lib/dgx-storage/cloud-drill")).toBe("");
   });
@@ -302,6 +309,7 @@ EOF`);
     expect(run.code).not.toBe(0);
     expect(run.journal).toMatch(/sark cloud-copy-s3-e2e FAILED; borg check of \/srv\/borg\/sark found errors .*not copied to cloud target s3-e2e/);
     expect(status("cloud-copy-s3-e2e")).toMatchObject({ status: "error" });
+    expect(metrics("cloud-copy-s3-e2e")).toContain('dgx_backup_last_status{backup_job="cloud-copy-s3-e2e",status="error"} 1\n');
     expect(objects("s3-e2e:dgx-e2e/sark/repo")).toEqual(before);
     expect(receiver.received()).toMatch(/^\/alerts\/e2e-cloud sark cloud-copy-s3-e2e FAILED/m);
   });

@@ -171,9 +171,9 @@ describe("observability on the test hosts", () => {
     expect(used.map((s) => `${s.metric.host} ${s.metric.mount}`).sort()).toEqual(["clu /", "sark /", `sark ${ALERT_MOUNT}`]);
     const ages = await query("dgx_backup_max_age_seconds");
     expect(new Set(ages.map((s) => s.metric.host))).toEqual(new Set(["sark", "clu"]));
-    // the rules loaded are the project's 17
+    // the rules loaded are the project's 18
     const rules = (await (await fetch(`${PROM}/api/v1/rules`)).json()) as { data: { groups: { name: string; rules: unknown[] }[] } };
-    expect(rules.data.groups.map((g) => `${g.name} ${g.rules.length}`)).toEqual(["dgx-storage 17"]);
+    expect(rules.data.groups.map((g) => `${g.name} ${g.rules.length}`)).toEqual(["dgx-storage 18"]);
   });
 
   it("a filesystem filled past 80% fires StorageUsageWarning through Alertmanager to the webhook, then resolves", async () => {
@@ -208,6 +208,24 @@ describe("observability on the test hosts", () => {
     );
     const fired = await waitForAlert({ alertname: "BackupMissed", host: "clu", backup_job: "create-daily" }, "firing", 90);
     expect(fired.labels.severity).toBe("critical");
+  });
+
+  it("a migration still copying 25 h after its first start fires MigrationStuck (migrate-state.py, as migrate.sh calls it)", async () => {
+    // on sark: clu has BackupMissed (critical) firing from the case above, and Alertmanager's
+    // critical-over-warning inhibition (equal host and mount) would hold this warning back
+    const started = new Date(Date.now() - 25 * 3600_000).toISOString().replace(/\.\d+Z$/, "Z");
+    mustRoot(
+      hosts,
+      "sark",
+      `d=$(mktemp -d) && python3 - --metrics-dir /var/lib/prometheus/node-exporter set "$d/e2e-stuck.json" state=copying source=/a destination=/b started_at=${started}`,
+      fs.readFileSync(path.join(SCRIPTS_DIR, "migrate-state.py"), "utf8"),
+    );
+    expect(mustRoot(hosts, "sark", "cat /var/lib/prometheus/node-exporter/dgx_migration_e2e_stuck.prom")).toContain(
+      'dgx_migration_state{migration="e2e-stuck",state="copying"} 1\n',
+    );
+    const fired = await waitForAlert({ alertname: "MigrationStuck", host: "sark", migration: "e2e-stuck" }, "firing", 90);
+    expect(fired.labels.severity).toBe("warning");
+    mustRoot(hosts, "sark", "rm /var/lib/prometheus/node-exporter/dgx_migration_e2e_stuck.prom");
   });
 
   it("node_exporter stopped on clu fires HostDown; started again, it resolves", async () => {

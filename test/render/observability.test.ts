@@ -31,6 +31,8 @@ interface Expected {
 }
 interface Case {
   readonly alert: string;
+  /** The series' sample interval and the rules' evaluation interval. @default "1m" */
+  readonly interval?: string;
   readonly series: readonly Series[];
   /** eval time -> the alerts expected then ([] = silent). */
   readonly at: readonly (readonly [string, readonly Expected[]])[];
@@ -41,7 +43,7 @@ function promtoolTest(rules: string, cases: readonly Case[]): { code: number; ou
   try {
     fs.writeFileSync(path.join(dir, "rules.yml"), rules);
     const tests = cases.map((c) => ({
-      interval: "1m",
+      interval: c.interval ?? "1m",
       input_series: c.series,
       alert_rule_test: c.at.map(([t, alerts]) => ({
         eval_time: t,
@@ -49,7 +51,7 @@ function promtoolTest(rules: string, cases: readonly Case[]): { code: number; ou
         exp_alerts: alerts.map((a) => ({ exp_labels: a.labels, exp_annotations: { summary: a.summary } })),
       })),
     }));
-    fs.writeFileSync(path.join(dir, "test.yml"), YAML.stringify({ rule_files: ["rules.yml"], evaluation_interval: "1m", tests }));
+    fs.writeFileSync(path.join(dir, "test.yml"), YAML.stringify({ rule_files: ["rules.yml"], evaluation_interval: cases[0]?.interval ?? "1m", tests }));
     const r = spawnSync("promtool", ["test", "rules", "test.yml"], { cwd: dir, encoding: "utf8" });
     return { code: r.status ?? -1, out: r.stdout + r.stderr };
   } finally {
@@ -259,6 +261,62 @@ describeWith({ tools: ["promtool"] }, "alerting rules under promtool test rules"
     });
   });
 
+  it("the cloud copy and drill (cloud-copy-<target>, cloud-drill-<target>): failed fires BackupFailed, missed fires BackupMissed at the weekly maximum age; a fresh ok target stays silent", () => {
+    const status = (job: string, st: string, values: string) => ({ series: `dgx_backup_last_status{host="sark",backup_job="${job}",status="${st}"}`, values });
+    const failed = (job: string) => ({
+      labels: { severity: "critical", host: "sark", backup_job: job, status: "error" },
+      summary: `sark: backup job ${job} failed (journal tag dgx-backup)`,
+    });
+    check({
+      alert: "BackupFailed",
+      series: [
+        status("cloud-copy-s3-main", "ok", "1 0 0"),
+        status("cloud-copy-s3-main", "error", "0 1 1"),
+        status("cloud-drill-s3-main", "ok", "1 1 0"),
+        status("cloud-drill-s3-main", "error", "0 0 1"),
+        status("cloud-copy-az-main", "ok", "1 1 1"),
+        status("cloud-copy-az-main", "error", "0 0 0"),
+        status("cloud-drill-az-main", "ok", "1 1 1"),
+        status("cloud-drill-az-main", "error", "0 0 0"),
+      ],
+      at: [
+        ["0m", []],
+        ["1m", [failed("cloud-copy-s3-main")]],
+        ["2m", [failed("cloud-copy-s3-main"), failed("cloud-drill-s3-main")]],
+      ],
+    });
+    // the maximum ages the static textfile gives a weekly copy and a monthly drill (render/backup.ts
+    // maxAgeSeconds: the period and half a period); s3-main last succeeded at 0, az-main succeeds
+    // every hour. Hourly samples and evaluations: ten days of them in a second.
+    const week = 7 * 86400 + 3.5 * 86400;
+    const month = 31 * 86400 + 15.5 * 86400;
+    const steps = week / 3600 + 2;
+    check({
+      alert: "BackupMissed",
+      interval: "1h",
+      series: [
+        { series: 'dgx_backup_max_age_seconds{host="sark",backup_job="cloud-copy-s3-main"}', values: `${week}x${steps}` },
+        { series: 'dgx_backup_last_success_timestamp_seconds{host="sark",backup_job="cloud-copy-s3-main"}', values: `0x${steps}` },
+        { series: 'dgx_backup_max_age_seconds{host="sark",backup_job="cloud-drill-s3-main"}', values: `${month}x${steps}` },
+        { series: 'dgx_backup_last_success_timestamp_seconds{host="sark",backup_job="cloud-drill-s3-main"}', values: `0x${steps}` },
+        { series: 'dgx_backup_max_age_seconds{host="sark",backup_job="cloud-copy-az-main"}', values: `${week}x${steps}` },
+        { series: 'dgx_backup_last_success_timestamp_seconds{host="sark",backup_job="cloud-copy-az-main"}', values: `0+3600x${steps}` },
+      ],
+      at: [
+        [`${week / 3600}h`, []],
+        [
+          `${week / 3600 + 1}h`,
+          [
+            {
+              labels: { severity: "critical", host: "sark", backup_job: "cloud-copy-s3-main" },
+              summary: "sark: backup job cloud-copy-s3-main last succeeded 10d 13h 0m 0s ago, longer than its period allows",
+            },
+          ],
+        ],
+      ],
+    });
+  });
+
   it("abnormal backup growth: warning", () => {
     check({
       alert: "BackupGrowthAbnormal",
@@ -271,6 +329,40 @@ describeWith({ tools: ["promtool"] }, "alerting rules under promtool test rules"
             {
               labels: { severity: "warning", host: "clu", backup_job: "create-daily" },
               summary: "clu: backup job create-daily added far more than its recent median",
+            },
+          ],
+        ],
+      ],
+    });
+  });
+
+  it("migration stuck: warning once a migration still copying started more than 24 h ago; silent before, once verified, or when it started recently", () => {
+    const steps = 24 * 60 + 5;
+    const mig = (name: string, started: string, copying: string, verified: string) => [
+      { series: `dgx_migration_started_timestamp_seconds{host="clu",migration="${name}"}`, values: started },
+      { series: `dgx_migration_state{host="clu",migration="${name}",state="copying"}`, values: copying },
+      { series: `dgx_migration_state{host="clu",migration="${name}",state="verified"}`, values: verified },
+      { series: `dgx_migration_state{host="clu",migration="${name}",state="complete"}`, values: `0x${steps}` },
+    ];
+    check({
+      alert: "MigrationStuck",
+      series: [
+        // started at 0, still copying (a failed run, re-run or not, keeps its first start)
+        ...mig("chroma", `0x${steps}`, `1x${steps}`, `0x${steps}`),
+        // started at 0, verified after 23 h
+        ...mig("vllm", `0x${steps}`, `1x${23 * 60} 0x${steps - 23 * 60 - 1}`, `0x${23 * 60} 1x${steps - 23 * 60 - 1}`),
+        // started 12 h after the others
+        ...mig("ollama", `43200x${steps}`, `1x${steps}`, `0x${steps}`),
+      ],
+      at: [
+        ["1440m", []],
+        [
+          "1441m",
+          [
+            {
+              labels: { severity: "warning", host: "clu", migration: "chroma" },
+              summary:
+                "clu: migration chroma started 1d 0h 1m 0s ago and is not verified (failed or stuck: journalctl -u dgx-migrate-chroma; the next pulumi up resumes it)",
             },
           ],
         ],
@@ -361,7 +453,33 @@ describeWith({ tools: ["promtool"] }, "alerting rules under promtool test rules"
       expect(src, r.alert).toContain(`alert: "${r.alert}"`);
       expect(["critical", "warning", "info"]).toContain(r.labels.severity);
     }
-    expect(rules.map((r) => r.alert)).toHaveLength(17);
+    expect(rules.map((r) => r.alert)).toHaveLength(18);
+  });
+
+  it("thresholds come from the config: migrationStuckHours 2 fires MigrationStuck after two hours", () => {
+    const r = promtoolTest(renderRules({ ...T, migrationStuckHours: 2 }, 15), [
+      {
+        alert: "MigrationStuck",
+        series: [
+          { series: 'dgx_migration_started_timestamp_seconds{host="sark",migration="m"}', values: "0x130" },
+          { series: 'dgx_migration_state{host="sark",migration="m",state="copying"}', values: "1x130" },
+        ],
+        at: [
+          ["120m", []],
+          [
+            "121m",
+            [
+              {
+                labels: { severity: "warning", host: "sark", migration: "m" },
+                summary:
+                  "sark: migration m started 2h 1m 0s ago and is not verified (failed or stuck: journalctl -u dgx-migrate-m; the next pulumi up resumes it)",
+              },
+            ],
+          ],
+        ],
+      },
+    ]);
+    expect(r.code, r.out).toBe(0);
   });
 
   it("thresholds come from the config: usage 70/85 moves both alerts", () => {
@@ -393,7 +511,7 @@ describeWith({ tools: ["promtool", "amtool"] }, "rendered configs pass promtool 
     fs.writeFileSync(path.join(d, "rules.yml"), RULES);
     const r = spawnSync("promtool", ["check", "config", path.join(d, "prometheus.yml")], { encoding: "utf8" });
     expect(r.status, r.stdout + r.stderr).toBe(0);
-    expect(r.stdout).toContain("SUCCESS: 17 rules found");
+    expect(r.stdout).toContain("SUCCESS: 18 rules found");
     const bad = spawnSync("promtool", ["check", "rules", "/dev/stdin"], {
       input: RULES.replace("dgx_storage_used_percent >", "dgx_storage_used_percent >>"),
       encoding: "utf8",

@@ -355,6 +355,9 @@ describe("textfile metrics and the heartbeat", () => {
       expect(text).toContain(`dgx_backup_last_success_timestamp_seconds{backup_job="create-daily"} ${end}\n`);
       expect(text).toContain(`dgx_backup_last_status{backup_job="create-daily",status="ok"} 1\n`);
       expect(text).toContain(`dgx_backup_last_bytes_added{backup_job="create-daily"} ${st.bytes_added}\n`);
+      // the archive count is borg's (borg list after the job), for the job's own series
+      expect(text).toContain(`dgx_backup_archives{backup_job="create-daily",archive_glob="sark-daily-*"} 1\n`);
+      expect(st).toMatchObject({ archives: 1, archives_glob: "sark-daily-*" });
       expect(text).not.toMatch(/\} \d+ \d+$/m); // no sample timestamps
       expect(fs.readdirSync(path.dirname(prom)).filter((f) => f.endsWith(".tmp"))).toEqual([]);
       const check = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
@@ -365,7 +368,13 @@ describe("textfile metrics and the heartbeat", () => {
       const after = read(prom);
       expect(after).toContain(`dgx_backup_last_status{backup_job="create-daily",status="error"} 1\n`);
       expect(after).toContain(`dgx_backup_last_success_timestamp_seconds{backup_job="create-daily"} ${end}\n`);
+      expect(after).not.toContain("dgx_backup_archives{"); // no list after a failed run: no count rather than a guess
       expect(got).toHaveLength(1);
+      // another series beside it: each job counts its own archives, two daily now, one hourly
+      expect(await runAsync(h, ["create", "daily", "/data/a"])).toBe(0);
+      expect(await runAsync(h, ["create", "hourly", "/data/a"])).toBe(0);
+      expect(read(prom)).toContain(`dgx_backup_archives{backup_job="create-daily",archive_glob="sark-daily-*"} 2\n`);
+      expect(read(prom.replace("create_daily", "create_hourly"))).toContain(`dgx_backup_archives{backup_job="create-hourly",archive_glob="sark-hourly-*"} 1\n`);
     } finally {
       server.close();
     }
@@ -376,9 +385,10 @@ describe("borg-run.sh prune", () => {
   // 8 days are enough, and each borg process costs about a second (more on a busy 2-core
   // machine, hence the limit): 2026-01-31 is a Saturday, so the 2 dailies are in its ISO week and
   // the weekly is the newest archive of the week before, Sunday the 25th (borg's prune_split).
-  it("GIVEN 8 days of daily archives and 2 hourly THEN keeps exactly 2 daily + 1 weekly and leaves the hourly series alone", () => {
+  it("GIVEN 8 days of daily archives and 2 hourly THEN keeps exactly 2 daily + 1 weekly and leaves the hourly series alone; the count of daily archives borg lists after it is the metric", () => {
     const h = makeHost();
     setup(h);
+    fs.mkdirSync(path.join(h.root, "var/lib/prometheus/node-exporter"), { recursive: true });
     writeData(path.join(h.root, "data"), 2, 256);
     const day0 = Date.UTC(2026, 0, 31, 12);
     for (let d = 0; d < 8; d++) {
@@ -400,7 +410,11 @@ describe("borg-run.sh prune", () => {
     expect(real.code).toBe(0);
     expect(archives(h, "sark-daily-*").sort()).toEqual([...kept].sort());
     expect(archives(h, "sark-hourly-*")).toHaveLength(2);
-    expect(status(h, "prune-daily")).toMatchObject({ status: "ok", exit_code: 0 });
+    // borg's count after the prune (3), not a count of the job's history (one run)
+    expect(status(h, "prune-daily")).toMatchObject({ status: "ok", exit_code: 0, archives: 3, archives_glob: "sark-daily-*" });
+    expect(read(path.join(h.root, "var/lib/prometheus/node-exporter/dgx_backup_prune_daily.prom"))).toContain(
+      `dgx_backup_archives{backup_job="prune-daily",archive_glob="sark-daily-*"} 3\n`,
+    );
   }, 120_000);
 
   it("refuses an option that is not a retention", () => {
@@ -560,6 +574,8 @@ describe("the off-site copy through an append-only key", () => {
     const names = remote(["list", "--short", url]).stdout.trim().split("\n");
     expect(names).toHaveLength(2);
     expect(names.every((n) => n.startsWith("sark-offsite-"))).toBe(true);
+    // the count in the status record is the far repository's, listed through the same forced command
+    expect(status(h, "copy-offsite")).toMatchObject({ status: "ok", archives: 2, archives_glob: "sark-offsite-*" });
 
     // a path outside the restriction is refused
     expect(remote(["list", `ssh://borg-sark@clu:22${far}-elsewhere`]).stderr).toContain("Repository path not allowed");

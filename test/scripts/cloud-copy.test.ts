@@ -5,6 +5,7 @@
  * the drill, an archive deleted locally brought back from the cloud (restore-point), a corrupted
  * segment that stops the copy with an alert and leaves the cloud copy as it was, and the faults
  * (missing bucket, wrong credentials, unreachable endpoint) each named, the next run catching up.
+ * Each run writes the metrics every backup job writes to node_exporter's textfile directory.
  */
 import { spawnSync } from "node:child_process";
 import * as crypto from "node:crypto";
@@ -13,6 +14,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { RCLONE_CONFIG_PATH, renderRcloneConfig, type CloudTarget } from "../../components/render/cloud-copy";
+import { TEXTFILE_DIR } from "../../components/render/observability";
 import { S3RVER_KEY, startS3rver, type LocalServer } from "../object-storage";
 import { describeWith } from "../tools";
 import { makeRoot, runScript } from "./run";
@@ -60,6 +62,10 @@ const rclone = (args: readonly string[]) => {
 };
 const status = (job: string) =>
   JSON.parse(fs.readFileSync(path.join(root, "var/lib/dgx-storage/backup-status", `${job}.json`), "utf8")) as Record<string, unknown>;
+/** The job's textfile metrics (node_exporter's directory under ROOT). */
+const metrics = (job: string) => fs.readFileSync(path.join(root, TEXTFILE_DIR, `dgx_backup_${job.replace(/-/g, "_")}.prom`), "utf8");
+/** The end of the run in a status record: what dgx_backup_last_*_timestamp_seconds say. */
+const ended = (rec: Record<string, unknown>) => Date.parse(String(rec.start)) / 1000 + Number(rec.duration_s);
 const alerts = () => (fs.existsSync(path.join(aux, "alerts")) ? fs.readFileSync(path.join(aux, "alerts"), "utf8") : "");
 /** Every object under a prefix with its md5 (s3rver computes it), sorted. */
 const objects = (remote: string) => rclone(["md5sum", remote]).split("\n").filter(Boolean).sort();
@@ -88,7 +94,7 @@ function writeData(dir: string, seed: string, count: number, size: number) {
   }
 }
 
-describeWith({ tools: ["borg", "rclone", "python3"] }, "cloud-copy.sh against s3rver", () => {
+describeWith({ tools: ["borg", "rclone", "python3", "promtool"] }, "cloud-copy.sh against s3rver", () => {
   beforeAll(async () => {
     s3 = await startS3rver(fs.mkdtempSync(path.join(os.tmpdir(), "dgx-s3-")), ["dgx-backups"]);
     root = makeRoot({ "etc/dgx-storage/borg/sark.pass": `${PASS}\n`, "etc/dgx-storage/alert-webhook": "http://127.0.0.1:9/unused\n" });
@@ -108,6 +114,7 @@ describeWith({ tools: ["borg", "rclone", "python3"] }, "cloud-copy.sh against s3
       AWS_CA_BUNDLE: "/nonexistent/ca-bundle.pem",
     };
     fs.mkdirSync(path.dirname(repoDir()), { recursive: true });
+    fs.mkdirSync(path.join(root, TEXTFILE_DIR), { recursive: true });
     borg(["init", "--encryption=repokey", repoDir()]);
     writeData(path.join(root, "srv/data"), "a", 8, 256 * 1024);
     borg(["create", `${repoDir()}::sark-daily-1`, path.join(root, "srv/data")]);
@@ -131,6 +138,20 @@ describeWith({ tools: ["borg", "rclone", "python3"] }, "cloud-copy.sh against s3
       expect(remote).toContain("config");
       expect(remote.filter((f) => f.startsWith("lock"))).toEqual([]);
       expect(remote.filter((f) => f.startsWith("data/")).length).toBeGreaterThan(2);
+      // the metrics of every backup job, under the job's name, promtool-clean, no sample timestamps
+      const text = metrics("cloud-copy-s3-main");
+      const lab = 'backup_job="cloud-copy-s3-main"';
+      expect(text).toContain(`dgx_backup_last_success_timestamp_seconds{${lab}} ${ended(rec)}\n`);
+      expect(text).toContain(`dgx_backup_last_run_timestamp_seconds{${lab}} ${ended(rec)}\n`);
+      expect(text).toContain(`dgx_backup_last_status{${lab},status="ok"} 1\n`);
+      expect(text).toContain(`dgx_backup_last_status{${lab},status="error"} 0\n`);
+      expect(text).toContain(`dgx_backup_last_bytes_added{${lab}} ${rec.bytes_added}\n`);
+      expect(text).toContain(`dgx_backup_last_duration_seconds{${lab}} ${rec.duration_s}\n`);
+      expect(text).toContain(`dgx_backup_last_exit_code{${lab}} 0\n`);
+      expect(text).not.toMatch(/\} \S+ \d+$/m);
+      const check = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
+      expect(check.status, check.stdout + check.stderr).toBe(0);
+      expect(fs.readdirSync(path.join(root, TEXTFILE_DIR)).sort()).toEqual(["dgx_backup_cloud_copy_s3_main.prom"]);
     },
     TIMEOUT,
   );
@@ -194,6 +215,10 @@ describeWith({ tools: ["borg", "rclone", "python3"] }, "cloud-copy.sh against s3
       expect(rec).toMatchObject({ status: "ok", archive: "sark-daily-2" });
       expect(rec.message).toMatch(/9 files identical by sha256, 0 skipped/);
       expect(rec.bytes_added as number).toBeGreaterThan(2 * 1024 * 1024);
+      const text = metrics("cloud-drill-s3-main");
+      expect(text).toContain(`dgx_backup_last_success_timestamp_seconds{backup_job="cloud-drill-s3-main"} ${ended(rec)}\n`);
+      expect(text).toContain(`dgx_backup_last_status{backup_job="cloud-drill-s3-main",status="ok"} 1\n`);
+      expect(text).toContain(`dgx_backup_last_bytes_added{backup_job="cloud-drill-s3-main"} ${rec.bytes_added}\n`);
       // the scratch copy is gone
       expect(fs.readdirSync(path.join(root, "var/tmp/cloud-drill"))).toEqual([]);
     },
@@ -243,6 +268,7 @@ describeWith({ tools: ["borg", "rclone", "python3"] }, "cloud-copy.sh against s3
       sleepSeconds(1.1);
       expect(runScript("borg-run", ["--repo", REPO, "--host", "sark", "check"], env, { timeoutMs: TIMEOUT }).code).toBe(0);
       const before = objects("s3-main:dgx-backups/sark/repo");
+      const lastOk = ended(status("cloud-copy-s3-main"));
       const segs = fs
         .readdirSync(path.join(repoDir(), "data", "0"))
         .map((f) => path.join(repoDir(), "data", "0", f))
@@ -261,6 +287,11 @@ describeWith({ tools: ["borg", "rclone", "python3"] }, "cloud-copy.sh against s3
       );
       expect(objects("s3-main:dgx-backups/sark/repo")).toEqual(before);
       expect(alerts()).toMatch(/\[err\] cloud-copy-s3-main sark cloud-copy-s3-main FAILED; borg check/);
+      // what BackupFailed fires on; the last success stays what it was (BackupMissed's clock)
+      const text = metrics("cloud-copy-s3-main");
+      expect(text).toContain(`dgx_backup_last_status{backup_job="cloud-copy-s3-main",status="error"} 1\n`);
+      expect(text).toContain(`dgx_backup_last_exit_code{backup_job="cloud-copy-s3-main"} ${status("cloud-copy-s3-main").exit_code}\n`);
+      expect(text).toContain(`dgx_backup_last_success_timestamp_seconds{backup_job="cloud-copy-s3-main"} ${lastOk}\n`);
       // repair the fixture for what follows: flip the bytes back
       const fd2 = fs.openSync(segs[0]!, "r+");
       fs.writeSync(fd2, buf, 0, 64, at);

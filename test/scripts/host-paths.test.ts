@@ -26,7 +26,7 @@ function tsFiles(dir: string): string[] {
 }
 
 describe("host paths: one definition, passed to the scripts", () => {
-  it("GIVEN every script's bundle THEN it sets the four paths from the definition, before lib.sh runs", () => {
+  it("GIVEN every script's bundle THEN it sets the five paths from the definition, before lib.sh runs", () => {
     expect(SCRIPTS.length).toBeGreaterThan(20);
     for (const name of SCRIPTS) {
       const bundle = bundledScript(name);
@@ -36,14 +36,14 @@ describe("host paths: one definition, passed to the scripts", () => {
       "bash",
       [
         "-c",
-        `${hostPathAssignments()}. ${path.join(SCRIPTS_DIR, "lib.sh")}\nprintf '%s\\n' "$DGX_ETC_DIR" "$DGX_LIB_DIR" "$DGX_VAR_DIR" "$DGX_LOG_DIR" "$STATE_DIR"`,
+        `${hostPathAssignments()}. ${path.join(SCRIPTS_DIR, "lib.sh")}\nprintf '%s\\n' "$DGX_ETC_DIR" "$DGX_LIB_DIR" "$DGX_VAR_DIR" "$DGX_LOG_DIR" "$DGX_TEXTFILE_DIR" "$STATE_DIR"`,
       ],
       {
         env: { PATH: process.env.PATH ?? "" },
         encoding: "utf8",
       },
     );
-    expect(r.stdout).toBe([HOST_PATHS.etc, HOST_PATHS.lib, HOST_PATHS.var, HOST_PATHS.log, HOST_PATHS.var, ""].join("\n"));
+    expect(r.stdout).toBe([HOST_PATHS.etc, HOST_PATHS.lib, HOST_PATHS.var, HOST_PATHS.log, HOST_PATHS.textfile, HOST_PATHS.var, ""].join("\n"));
   });
 
   it("GIVEN no script file but lib.sh's test defaults THEN no script spells a host path itself; no TypeScript file but the definition either", () => {

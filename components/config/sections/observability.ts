@@ -34,6 +34,9 @@ export const observabilitySection = z
         groupIntervalSeconds: seconds(300, 86400).meta({ description: "Alertmanager's group_interval." }),
         repeatIntervalMinutes: seconds(240, 10080).meta({ description: "Alertmanager's repeat_interval: a firing alert is sent again after this long." }),
         consoleHours: seconds(24, 720).meta({ description: "Hours of history the storage page's charts show." }),
+        migrationStuckHours: seconds(24, 720).meta({
+          description: "Hours a data migration may go unverified after its first run started before MigrationStuck (warning) fires.",
+        }),
       })
       .optional()
       .meta({ description: "Prometheus and Alertmanager on this host (the manager); absent: this host is only scraped." }),
