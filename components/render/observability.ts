@@ -296,7 +296,10 @@ export function renderAlertmanagerYml(a: AlertmanagerSpec): string {
     },
     receivers: [receiver],
     inhibit_rules: [
-      { source_matchers: ['severity="critical"'], target_matchers: ['severity="warning"'], equal: ["host", "mount"] },
+      // a critical alert of a mount holds back the warning of that same mount. Both must have a
+      // mount: Alertmanager counts a label missing on both sides as equal ("equal", configuration
+      // docs, inhibit_rule), which would let any critical alert of a host silence all its other warnings
+      { source_matchers: ['severity="critical"', 'mount=~".+"'], target_matchers: ['severity="warning"', 'mount=~".+"'], equal: ["host", "mount"] },
       { source_matchers: ['alertname="HostDown"'], target_matchers: ['alertname!="HostDown"'], equal: ["host"] },
     ],
   };

@@ -4,7 +4,7 @@
  * rendered prometheus.yml, rules and alertmanager.yml pass `promtool check` and
  * `amtool check-config`, the checks observability-config.sh runs on the host.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -495,7 +495,7 @@ describeWith({ tools: ["promtool"] }, "alerting rules under promtool test rules"
   });
 });
 
-describeWith({ tools: ["promtool", "amtool"] }, "rendered configs pass promtool check and amtool check-config", () => {
+describeWith({ tools: ["promtool", "amtool", "prometheus-alertmanager"] }, "rendered configs pass promtool check and amtool check-config", () => {
   const dir = () => fs.mkdtempSync(path.join(os.tmpdir(), "dgx-prom-"));
   it("prometheus.yml with its rules file: promtool check config (which also checks the rules)", () => {
     const d = dir();
@@ -540,6 +540,62 @@ describeWith({ tools: ["promtool", "amtool"] }, "rendered configs pass promtool 
     expect(parsed.receivers).toEqual([{ name: "webhook", webhook_configs: [{ url: "https://ntfy.example/topic", send_resolved: true }] }]);
     expect(parsed.route.group_by).toEqual(["alertname", "host"]);
     fs.rmSync(d, { recursive: true });
+  });
+
+  it("Alertmanager itself (on loopback): a critical alert holds back the warning of its own mount, and no warning without a mount", async () => {
+    const d = dir();
+    fs.writeFileSync(
+      path.join(d, "am.yml"),
+      renderAlertmanagerYml({ webhook: false, groupWaitSeconds: 30, groupIntervalSeconds: 300, repeatIntervalMinutes: 240 }),
+    );
+    const port = 19093 + Math.floor(Math.random() * 500);
+    const am = spawn(
+      "prometheus-alertmanager",
+      [`--config.file=${path.join(d, "am.yml")}`, `--storage.path=${d}`, `--web.listen-address=127.0.0.1:${port}`, "--cluster.listen-address="],
+      { stdio: "ignore" },
+    );
+    try {
+      const base = `http://127.0.0.1:${port}/api/v2`;
+      const deadline = Date.now() + 30_000;
+      while (
+        !(await fetch(`${base}/status`).then(
+          (r) => r.ok,
+          () => false,
+        ))
+      ) {
+        if (Date.now() > deadline) throw new Error("alertmanager did not start");
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const alert = (labels: Record<string, string>) => ({ labels: { host: "clu", ...labels }, startsAt: new Date().toISOString() });
+      const posted = await fetch(`${base}/alerts`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify([
+          alert({ alertname: "BackupMissed", severity: "critical", backup_job: "create-daily" }),
+          alert({ alertname: "MigrationStuck", severity: "warning", migration: "chroma" }),
+          alert({ alertname: "StorageUsageCritical", severity: "critical", mount: "/a" }),
+          alert({ alertname: "StorageUsageHigh", severity: "warning", mount: "/a" }),
+          alert({ alertname: "StorageUsageHigh", severity: "warning", mount: "/b" }),
+        ]),
+      });
+      expect(posted.status).toBe(200);
+      const inhibited = async () => {
+        const alerts = (await (await fetch(`${base}/alerts`)).json()) as { labels: Record<string, string>; status: { inhibitedBy: string[] } }[];
+        return Object.fromEntries(alerts.map((a) => [`${a.labels.alertname} ${a.labels.mount ?? "-"}`, a.status.inhibitedBy.length > 0]));
+      };
+      expect(await inhibited()).toEqual({
+        "BackupMissed -": false,
+        "MigrationStuck -": false,
+        "StorageUsageCritical /a": false,
+        "StorageUsageHigh /a": true,
+        "StorageUsageHigh /b": false,
+      });
+    } finally {
+      const exited = new Promise((r) => am.once("exit", r));
+      am.kill();
+      await exited;
+      fs.rmSync(d, { recursive: true, force: true });
+    }
   });
 
   it("the console page parses as a Go template for Prometheus (promtool has no console check: the e2e renders it)", () => {
