@@ -114,7 +114,13 @@ async function main() {
       ]);
     const plain = (prefix: string) => () => run("rclone", ["--config", conf, "--fast-list", "copy", repoDir, `s3-bench:bench/${prefix}/repo`]);
     // the weekly check job, as the host runs it: its status record is what the copy trusts
-    const check = () => run("bash", [path.join(__dirname, "..", "components", "scripts", "borg-run.sh"), "--repo", repo, "--host", "bench", "check"]);
+    // The check job's record counts whole seconds: a commit in the second it starts (the weekly
+    // archive, or the last round's with-lock) counts as after it, and the copy would check again.
+    // On a host the create and the check are hours apart: a second's pause, not timed.
+    const check = () => {
+      run("sleep", ["1.1"]);
+      return run("bash", [path.join(__dirname, "..", "components", "scripts", "borg-run.sh"), "--repo", repo, "--host", "bench", "check"]);
+    };
 
     const rows: { phase: string; round: number; plain: number; ours: number; check: number; how: string }[] = [];
     const record = path.join(root, "var/lib/dgx-storage/backup-status/cloud-copy-s3-bench.json");
@@ -138,9 +144,6 @@ async function main() {
       // weekly: 1% more data in a new archive, then both into the same prefixes again
       writeData(data, `w${i}-`, 1, Math.floor((sizeMb * 1024 * 1024) / 100));
       run("borg", ["create", "--compression", "lz4", `${repoDir}::bench-daily-${i + 1}`, data]);
-      // the check job's record counts whole seconds: a commit in the second it starts counts as
-      // after it (the copy would then check again). On a host the create and the check are hours apart.
-      run("sleep", ["1.1"]);
       const w: Record<string, number> = {};
       for (const side of first === "plain" ? (["plain", "ours"] as const) : (["ours", "plain"] as const)) w[side] = timed(side);
       rows.push({ phase: "weekly", round: i, plain: w.plain!, ours: w.ours!, check: c, how });
