@@ -82,8 +82,11 @@ export const CARRIED_FILES: Partial<Record<ScriptName, readonly string[]>> = {
     "borg-run.py",
   ],
   "cloud-copy": ["backup-alert.sh", "borg-run.py", "cloud-copy.py"],
+  "daemon-json-merge": ["daemon-json-merge.py"],
   "drift-probe": ["drift-probe.py"],
   "fio-baseline": ["fio-summary.py"],
+  "install-units": ["install-units.py"],
+  "swarm-join": ["swarm-join.py"],
 };
 
 /** The shell variable that holds a carried file's text in a bundle (lib.sh's `run_py` reads it). */

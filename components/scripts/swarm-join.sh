@@ -42,23 +42,5 @@ if [[ "$DRY_RUN" == 1 ]]; then
 	exit 0
 fi
 # printf is a shell builtin: the token goes down the pipe without appearing in any argv
-printf '%s' "$token" | python3 -c '
-import json, socket, sys, http.client
-sock_path, manager, advertise = sys.argv[1:4]
-token = sys.stdin.read()
-class Conn(http.client.HTTPConnection):
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(120)
-        self.sock.connect(sock_path)
-body = json.dumps({"ListenAddr": "0.0.0.0:2377", "AdvertiseAddr": advertise,
-                   "RemoteAddrs": [manager], "JoinToken": token})
-c = Conn("localhost")
-c.request("POST", "/swarm/join", body=body, headers={"Content-Type": "application/json"})
-r = c.getresponse()
-text = r.read().decode()
-if r.status != 200:
-    msg = json.loads(text).get("message", text) if text.startswith("{") else text
-    sys.exit(f"swarm-join: error: the engine refused to join {manager}: {msg}")
-' "$socket" "$manager" "$advertise"
+printf '%s' "$token" | run_py swarm-join.py "$socket" "$manager" "$advertise"
 log "joined the swarm of $manager as a worker (advertising $advertise)"
