@@ -39,3 +39,16 @@ export function withPeerKey(config: Record<string, unknown>, hostKey: string = F
   if (!backup?.offsite?.ssh) return config;
   return { ...config, backup: { ...backup, offsite: { ...backup.offsite, ssh: { ...backup.offsite.ssh, hostKey, ...(port !== undefined ? { port } : {}) } } } };
 }
+
+/** An `observability` section of each stack: Prometheus and Alertmanager on sark scraping both, clu only scraped. */
+export const OBSERVABILITY_FIXTURE = {
+  sark: {
+    prometheus: {
+      targets: [
+        { host: "sark", address: "192.168.68.70:9100" },
+        { host: "clu", address: "192.168.68.71:9100" },
+      ],
+    },
+  },
+  clu: {},
+} as const;

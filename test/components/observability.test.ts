@@ -10,24 +10,13 @@ import { ALERTMANAGER_WEBHOOK_FILE, HEARTBEAT_FILE } from "../../components/obse
 import { backupMaxAges, managerFiles, staticTextfile } from "../../components/plan/observability";
 import { scriptCommand, sha256 } from "../../components/render/command";
 import { STATIC_METRICS_FILE } from "../../components/render/observability";
-import { withValue } from "../fixtures";
+import { OBSERVABILITY_FIXTURE, withValue } from "../fixtures";
 import { pinnedStackConfig, runStack, SENTINEL_SSH_KEY, waitsFor } from "../harness";
 
 const COMMAND = "command:remote:Command";
 const WEBHOOK = "https://ntfy.example/dgx-sentinel-observability-91af";
-const OBS = {
-  sark: {
-    prometheus: {
-      targets: [
-        { host: "sark", address: "192.168.68.70:9100" },
-        { host: "clu", address: "192.168.68.71:9100" },
-      ],
-    },
-  },
-  clu: {},
-} as const;
 
-const withObs = (stack: "sark" | "clu") => ({ ...pinnedStackConfig(stack), observability: OBS[stack] });
+const withObs = (stack: "sark" | "clu") => ({ ...pinnedStackConfig(stack), observability: OBSERVABILITY_FIXTURE[stack] });
 const run = (stack: "sark" | "clu") =>
   runStack({ stack, config: withObs(stack), secrets: { sshPrivateKey: SENTINEL_SSH_KEY, alertWebhook: WEBHOOK }, preview: true });
 
@@ -115,14 +104,17 @@ describe("the Observability component", () => {
 
   it("observability.prometheus.migrationStuckHours reaches the MigrationStuck rule (default 24 h)", () => {
     const at = (hours?: number) => {
-      const obs = { prometheus: { ...OBS.sark.prometheus, ...(hours !== undefined ? { migrationStuckHours: hours } : {}) } };
+      const obs = { prometheus: { ...OBSERVABILITY_FIXTURE.sark.prometheus, ...(hours !== undefined ? { migrationStuckHours: hours } : {}) } };
       const config = parseHostConfig({ ...pinnedStackConfig("sark"), observability: obs }, { source: "test" });
       return managerFiles(config, config.observability!, false)!.rules;
     };
     expect(at()).toContain('(time() - dgx_migration_started_timestamp_seconds) > 86400 and on(host, migration) dgx_migration_state{state="copying"} == 1');
     expect(at(6)).toContain("(time() - dgx_migration_started_timestamp_seconds) > 21600 and on(host, migration)");
     expect(() =>
-      parseHostConfig({ ...pinnedStackConfig("sark"), observability: { prometheus: { ...OBS.sark.prometheus, migrationStuckHours: 0 } } }, { source: "test" }),
+      parseHostConfig(
+        { ...pinnedStackConfig("sark"), observability: { prometheus: { ...OBSERVABILITY_FIXTURE.sark.prometheus, migrationStuckHours: 0 } } },
+        { source: "test" },
+      ),
     ).toThrow(/observability\.prometheus\.migrationStuckHours/);
   });
 

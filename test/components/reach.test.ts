@@ -12,7 +12,7 @@ import { firewallSpec, preflightChecks } from "../../components/plan/host";
 import { scriptCommand, sha256 } from "../../components/render/command";
 import { FIREWALL_FILE, renderFirewall, renderFirewallUnit } from "../../components/render/firewall";
 import { parseUnit } from "../../components/render/systemd";
-import { withValue } from "../fixtures";
+import { OBSERVABILITY_FIXTURE, withValue } from "../fixtures";
 import { expectConfigProblem, pinnedStackConfig, runStack, SENTINEL_CHROMA_TOKEN, SENTINEL_VLLM_API_KEY, type StackRun } from "../harness";
 import { itWith } from "../tools";
 
@@ -182,19 +182,9 @@ describe.each(["sark", "clu"] as const)("stack %s under mocks: reach", (stack) =
   });
 });
 
-const OBSERVABILITY = {
-  sark: {
-    prometheus: {
-      targets: [
-        { host: "sark", address: "192.168.68.69:9100" },
-        { host: "clu", address: "192.168.68.71:9100" },
-      ],
-    },
-  },
-  clu: {},
-};
 /** A stack's firewall with the observability section (Prometheus and Alertmanager on sark). */
-const specOf = (stack: "sark" | "clu") => firewallSpec(parseHostConfig({ ...pinnedStackConfig(stack), observability: OBSERVABILITY[stack] }, { source: "x" }));
+const specOf = (stack: "sark" | "clu") =>
+  firewallSpec(parseHostConfig({ ...pinnedStackConfig(stack), observability: OBSERVABILITY_FIXTURE[stack] }, { source: "x" }));
 
 describe("renderFirewall", () => {
   const spec = {
