@@ -104,7 +104,7 @@ changes() {
 # copy live|final : rsync of $work/list; -I: by content, never skipped on size and mtime
 copy() {
 	local rc=0
-	if [[ -s "$work/list" ]]; then "${RSYNC[@]}" -I --force --from0 --files-from="$work/list" "$S/" "$D/" || rc=$?; fi
+	if [[ -s "$work/list" ]]; then "${RSYNC[@]}" -I --inplace --force --from0 --files-from="$work/list" "$S/" "$D/" || rc=$?; fi
 	# large sparse files: their data is in place already (migrate-tree.py), only attributes left
 	if [[ -s "$work/sparse" ]] && ((rc == 0)); then "${RSYNC[@]}" --from0 --files-from="$work/sparse" "$S/" "$D/" || rc=$?; fi
 	# the top directory's own attributes, last (the copies above renamed files into it)

@@ -304,6 +304,12 @@ def prepare_one(S, D, rel, src_dirs, dst_dirs, groups, listed):
     if d is not None and stat.S_IFMT(d.st_mode) != stat.S_IFMT(s.st_mode):
         deleted += remove(join(D, rel))
         d = None
+    # rsync writes listed files in place (--inplace: no temporary file and rename in the downtime),
+    # and in place a hard-linked name would hand its new content to the other names of its inode:
+    # such a name goes first, and rsync -H links it again if the source still does
+    if stat.S_ISREG(s.st_mode) and d is not None and stat.S_ISREG(d.st_mode) and d.st_nlink > 1:
+        os.unlink(join(D, rel))
+        d = None
     if stat.S_ISDIR(s.st_mode) and d is not None:
         gone = set(os.listdir(join(D, rel))) - set(os.listdir(join(S, rel)))
         for name in gone:

@@ -107,6 +107,24 @@ describeWith({ tools: MIGRATE_TOOLS, root: true }, "migrate.sh: a change at any 
     expectIdentical(root);
   });
 
+  // The live and final passes write changed files in place (rsync --inplace, the downtime's largest
+  // part otherwise: a temporary file and a rename each); a name hard-linked in the destination
+  // must not pass the new content on to the other names of its old inode.
+  it.each([
+    ["split: one name replaced by a new file", "rm a/b/hardlink.txt; printf split > a/b/hardlink.txt"],
+    ["moved to another inode", "printf other > other.txt; ln -f other.txt a/b/hardlink.txt"],
+    ["split, then the old inode rewritten", "rm a/b/hardlink.txt; printf split > a/b/hardlink.txt; printf rewritten > a/file.txt"],
+  ])("GIVEN a hard link %s just before the stop THEN each name has its own content", (_what, change) => {
+    const root = newRoot();
+    agedTree(root);
+    const r = migrate(root, { MIGRATE_BEFORE_STOP: `cd "${root}/src"; ${change}` });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(fs.readFileSync(path.join(root, "dst/a/b/hardlink.txt"), "utf8")).toBe(fs.readFileSync(path.join(root, "src/a/b/hardlink.txt"), "utf8"));
+    expect(fs.readFileSync(path.join(root, "dst/a/file.txt"), "utf8")).toBe(fs.readFileSync(path.join(root, "src/a/file.txt"), "utf8"));
+    expectIdentical(root);
+  });
+
   it("GIVEN a service writing all along (new directories, renames, hard links) until the stop THEN every change is in the destination", () => {
     const root = newRoot();
     agedTree(root);
