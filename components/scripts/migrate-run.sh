@@ -104,7 +104,10 @@ changes() {
 # copy live|final : rsync of $work/list; -I: by content, never skipped on size and mtime
 copy() {
 	local rc=0
-	if [[ -s "$work/list" ]]; then "${RSYNC[@]}" -I --inplace --force --from0 --files-from="$work/list" "$S/" "$D/" || rc=$?; fi
+	# in place: no temporary file and rename for each (migrate-tree.py unlinks a hard-linked name
+	# first); without --sparse but for the files that have holes (WORK/holes)
+	if [[ -s "$work/list" ]]; then "${RSYNC_DENSE[@]}" -I --inplace --force --from0 --files-from="$work/list" "$S/" "$D/" || rc=$?; fi
+	if [[ -s "$work/holes" ]] && ((rc == 0)); then "${RSYNC[@]}" -I --inplace --force --from0 --files-from="$work/holes" "$S/" "$D/" || rc=$?; fi
 	# large sparse files: their data is in place already (migrate-tree.py), only attributes left
 	if [[ -s "$work/sparse" ]] && ((rc == 0)); then "${RSYNC[@]}" --from0 --files-from="$work/sparse" "$S/" "$D/" || rc=$?; fi
 	# the top directory's own attributes, last (the copies above renamed files into it)
@@ -251,7 +254,8 @@ migrate_run() {
 
 	# 4. pass 1, service running
 	log "pass 1 (service running): $src -> $dst ($(human "$need"))"
-	RSYNC=(rsync -aHAX --numeric-ids --sparse --modify-window=-1)
+	RSYNC_DENSE=(rsync -aHAX --numeric-ids --modify-window=-1)
+	RSYNC=("${RSYNC_DENSE[@]}" --sparse)
 	# --modify-window=-1: times must match to the nanosecond (rsync otherwise compares whole seconds).
 	# --delete --force: a partial copy holds what the source has since removed or turned into another
 	# type (a directory now a file); --checksum: and files whose size and mtime match but whose content

@@ -125,6 +125,24 @@ describeWith({ tools: MIGRATE_TOOLS, root: true }, "migrate.sh: a change at any 
     expectIdentical(root);
   });
 
+  // Files without holes are copied without rsync's --sparse (with --inplace it truncates each file
+  // three times, 0.44 s against 0.19 s for 1,000 small files here); a file with holes keeps them.
+  it("GIVEN a small sparse file and a dense one changed just before the stop THEN the sparse one keeps its holes in the destination", () => {
+    const root = newRoot();
+    agedTree(root);
+    sh(root, `truncate -s 8M src/small-sparse; printf head | dd of=src/small-sparse conv=notrunc status=none; sleep 2.5`);
+    const r = migrate(root, {
+      MIGRATE_BEFORE_STOP: `cd "${root}/src"; printf tail | dd of=small-sparse bs=1 seek=$((6*1024*1024)) conv=notrunc status=none; printf more >> a/file.txt`,
+    });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(finalCount(r.stdout)).toBeLessThan(20);
+    const st = fs.statSync(path.join(root, "dst/small-sparse"));
+    expect(st.size).toBe(8 << 20);
+    expect(st.blocks * 512).toBeLessThan(1 << 20); // two blocks of data, not 8 MiB
+    expectIdentical(root);
+  });
+
   it("GIVEN a service writing all along (new directories, renames, hard links) until the stop THEN every change is in the destination", () => {
     const root = newRoot();
     agedTree(root);
