@@ -101,7 +101,8 @@ changes() {
 	((rc == 0)) || die "could not find the changed entries under $src"
 	read -r listed deleted <<<"$out"
 }
-# copy live|final : rsync of $work/list; -I: by content, never skipped on size and mtime
+# copy live|final : rsync of the lists migrate-tree.py wrote ($work/list, holes, sparse, top);
+# -I: by content, never skipped on size and mtime
 copy() {
 	local rc=0
 	# in place: no temporary file and rename for each (migrate-tree.py unlinks a hard-linked name
