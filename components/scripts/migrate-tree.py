@@ -23,8 +23,8 @@ a link target); lists are NUL-separated relative paths, the source root itself b
   migrate-tree.py verify SRC DST WORK live|final
       compares every entry of the copy lists (WORK/list, holes, sparse, top): metadata, xattrs
       (ACLs are system.posix_acl_*), content byte for byte (holes skipped where both files have
-      them), directory listings, hard-link groups. live: the entries that differ go in WORK/carry for the next delta; final: exit 1
-      naming them.
+      them), directory listings, hard-link groups. live: the entries that differ go in
+      WORK/carry for the next delta; final: exit 1 naming them.
 
 delta, scan, walk-verify print "<entries listed> <entries deleted in DST>"; verify prints
 "<entries> <data bytes of the regular files, holes left out>".

@@ -329,11 +329,11 @@ describeWith({ tools: MIGRATE_TOOLS, root: true }, "migrate.sh: the source is ne
   it("GIVEN a process still holding a file under the source after the stop THEN the final pass is refused, naming it", () => {
     const root = newRoot();
     agedTree(root);
-    // the hook returns once the holder has the file open: the background child opens it after
-    // the fork, and a check run before that (on a loaded machine) would find no holder
+    // the hook returns once the holder has the file open (10 s at most): the background child
+    // opens it after the fork, and a check run before that (on a loaded machine) finds no holder
     const held = `${root}/src/a/file.txt`;
     const r = migrate(root, {
-      MIGRATE_BEFORE_STOP: `sleep 60 < "${held}" >/dev/null 2>&1 & p=$!; echo $p > "${root}/holder.pid"; until [ "$(readlink /proc/$p/fd/0)" = "${held}" ]; do sleep 0.01; done`,
+      MIGRATE_BEFORE_STOP: `sleep 60 < "${held}" >/dev/null 2>&1 & p=$!; echo $p > "${root}/holder.pid"; for i in $(seq 1 1000); do [ "$(readlink /proc/$p/fd/0)" = "${held}" ] && break; sleep 0.01; done`,
     });
     const pid = fs.readFileSync(path.join(root, "holder.pid"), "utf8").trim();
     sh(root, `kill ${pid}`);
