@@ -4,7 +4,8 @@
  * started here), side by side in paired rounds:
  *
  *   first     each side into an empty prefix of its own (the whole repository uploaded)
- *   weekly    after a new archive of 1% more data, each side into its prefix again (what changed)
+ *   weekly    after a new archive of --weekly-mb more data (default 1%), each side into its prefix
+ *             again (what changed)
  *
  * The job runs as the weekly check job's success starts it: that check (borg-run.sh check, run
  * before each of ours and not timed, as it is the weekly check every host runs anyway) is on
@@ -15,10 +16,11 @@
  * over plain rclone (the median of the paired ratios). The check job's time is printed beside
  * (what a copy that checked the repository itself would add; docs/backups-cloud.md, "Benchmark").
  *
- *   npx tsx bench/cloud-copy.ts [--size-mb M] [--files N] [--rounds R]
+ *   npx tsx bench/cloud-copy.ts [--size-mb M] [--files N] [--weekly-mb W] [--rounds R]
  *
- * Defaults: 256 MiB in 64 files, 6 rounds (plain first in even rounds, ours first in odd ones;
- * the median of the per-round ratios is printed with the worst). Both sides use --fast-list (the
+ * Defaults: 256 MiB in 64 files, a weekly archive of 1% of that (--weekly-mb), 6 rounds (plain
+ * first in even rounds, ours first in odd ones; the median of the per-round ratios is printed
+ * with the worst). Both sides use --fast-list (the
  * job does: one recursive listing, fewer billed requests; s3rver lists sub-prefixes only that
  * way) and rclone's defaults otherwise. Exit status 1 when the goal is missed.
  */
@@ -42,6 +44,7 @@ function option(name: string, fallback: number): number {
 const sizeMb = option("size-mb", 256);
 const files = option("files", 64);
 const rounds = option("rounds", 6);
+const weeklyMb = option("weekly-mb", sizeMb / 100);
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "dgx-bench-cloud-"));
 const repo = "/mnt/borg";
@@ -141,15 +144,17 @@ async function main() {
       const t: Record<string, number> = {};
       for (const side of first === "plain" ? (["plain", "ours"] as const) : (["ours", "plain"] as const)) t[side] = timed(side);
       rows.push({ phase: "first", round: i, plain: t.plain!, ours: t.ours!, check: c, how });
-      // weekly: 1% more data in a new archive, then both into the same prefixes again
-      writeData(data, `w${i}-`, 1, Math.floor((sizeMb * 1024 * 1024) / 100));
+      // weekly: --weekly-mb more data in a new archive, then both into the same prefixes again
+      writeData(data, `w${i}-`, 1, Math.floor(weeklyMb * 1024 * 1024));
       run("borg", ["create", "--compression", "lz4", `${repoDir}::bench-daily-${i + 1}`, data]);
       const w: Record<string, number> = {};
       for (const side of first === "plain" ? (["plain", "ours"] as const) : (["ours", "plain"] as const)) w[side] = timed(side);
       rows.push({ phase: "weekly", round: i, plain: w.plain!, ours: w.ours!, check: c, how });
     }
 
-    console.log(`cloud copy bench: ${sizeMb} MiB in ${files} files, borg lz4 repository, s3rver ${s3.port} on loopback, ${rounds} paired rounds`);
+    console.log(
+      `cloud copy bench: ${sizeMb} MiB in ${files} files, weekly +${weeklyMb} MiB, borg lz4 repository, s3rver ${s3.port} on loopback, ${rounds} paired rounds`,
+    );
     console.log("phase   round  plain rclone copy s  ours (job) s  ours-plain s  ours/plain  check job s (not in ours)  ours copied");
     for (const r of rows) {
       console.log(
