@@ -88,3 +88,35 @@ export async function startAzurite(dir: string, opts: { address?: string; port?:
   const { port, output } = await waitFor(child, /successfully listens on https?:\/\/[^:]+:(\d+)/, "azurite");
   return { port, output, stop: stopper(child) };
 }
+
+/**
+ * A front for s3rver that answers one request itself: GetBucketVersioning (`GET /<bucket>?versioning`),
+ * with `status` (S3's answer for a versioned bucket is Enabled); every other request goes to
+ * s3rver on `upstreamPort` unchanged (headers too, so rclone's signature still matches its Host).
+ * It stands in for that answer only, for the test of cloud-copy.sh --versioned: s3rver keeps no
+ * versions. A child process, like the servers above.
+ */
+export async function startVersioningFront(upstreamPort: number, status = "Enabled"): Promise<LocalServer> {
+  const code = `
+const http = require("node:http");
+const [upstream, status] = process.argv.slice(1);
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url || "/", "http://front");
+  if (req.method === "GET" && url.searchParams.has("versioning") && url.pathname.split("/").filter(Boolean).length === 1) {
+    res.writeHead(200, { "content-type": "application/xml" });
+    res.end('<?xml version="1.0" encoding="UTF-8"?><VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>' + status + "</Status></VersioningConfiguration>");
+    return;
+  }
+  const up = http.request({ host: "127.0.0.1", port: Number(upstream), method: req.method, path: req.url, headers: req.headers }, (r) => {
+    res.writeHead(r.statusCode || 502, r.headers);
+    r.pipe(res);
+  });
+  up.on("error", (e) => { res.writeHead(502); res.end(String(e)); });
+  req.pipe(up);
+});
+server.listen(0, "127.0.0.1", () => console.log("versioning front listening on 127.0.0.1:" + server.address().port));
+`;
+  const child = spawn(process.execPath, ["-e", code, String(upstreamPort), status], { stdio: ["ignore", "pipe", "pipe"] });
+  const { port, output } = await waitFor(child, /versioning front listening on [\d.]+:(\d+)/, "the versioning front");
+  return { port, output, stop: stopper(child) };
+}

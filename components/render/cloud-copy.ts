@@ -61,6 +61,18 @@ export function targetBackupDir(t: CloudTarget): string | undefined {
   return t.protection === "backup-dir" ? `${t.name}:${targetBucket(t)}/${t.prefix}/replaced` : undefined;
 }
 
+/**
+ * How the copy keeps what a sync replaces: `--backup-dir` into a dated prefix, or, for an S3
+ * bucket that keeps versions itself, `--versioned` (the job confirms the bucket's versioning is
+ * Enabled before it copies). rclone has no call that reads an Azure account's blob versioning, so
+ * an Azure target with versioning is taken at its word (docs/backups-cloud.md, "Protection").
+ */
+export function targetProtectionArgs(t: CloudTarget): string[] {
+  const backupDir = targetBackupDir(t);
+  if (backupDir) return ["--backup-dir", backupDir];
+  return t.s3 ? ["--versioned"] : [];
+}
+
 /** A human description of a target, for unit descriptions and docs. */
 export function describeTarget(t: CloudTarget): string {
   return t.s3
@@ -161,12 +173,11 @@ export interface CloudJob {
 export function cloudJobs(host: string, repoPath: string, plan: CloudPlan, checkCalendar: string): CloudJob[] {
   const common = ["--repo", repoPath, "--host", host, "--config", RCLONE_CONFIG_PATH];
   return plan.targets.flatMap((t) => {
-    const backupDir = targetBackupDir(t);
     return [
       {
         id: `cloud-${t.name}`,
         description: `borg repository copy to cloud target ${t.name} (${describeTarget(t)})`,
-        args: [...common, "copy", t.name, targetRemote(t), ...(backupDir ? ["--backup-dir", backupDir] : [])],
+        args: [...common, "copy", t.name, targetRemote(t), ...targetProtectionArgs(t)],
         status: `cloud-copy-${t.name}`,
         startedBy: "check" as const,
         onCalendar: checkCalendar,

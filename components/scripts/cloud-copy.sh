@@ -4,12 +4,15 @@
 #
 #   cloud-copy.sh --repo <repo> --host <name> --config <rclone.conf> [--lock-wait S] <command> ...
 #
-#   copy <target> <remote> [--backup-dir <remote>]
+#   copy <target> <remote> [--backup-dir <remote> | --versioned]
 #       `borg check` of the local repository; only when it passes, `rclone sync` of the repository
 #       directory to <remote> (e.g. s3-main:bucket/sark/repo) while `borg with-lock` holds the
 #       repository lock (no create, prune or compact changes a file under rclone). With
 #       --backup-dir, every object the sync would overwrite or delete is moved to
-#       <backup-dir>/<UTC date>T<time>Z first (the target keeps no versions of its own).
+#       <backup-dir>/<UTC date>T<time>Z first (the target keeps no versions of its own). With
+#       --versioned (an S3 bucket that keeps versions itself), the bucket must say its versioning
+#       is Enabled (`rclone backend versioning`) before anything is read: a sync into a bucket
+#       without it would delete replaced objects for good, so the copy is refused instead.
 #   drill <target> <remote> <scratch dir> [--sample N] [--series S]
 #       fetch <remote> into <scratch dir>/repo, `borg check` it, extract N files (default 200) of
 #       its latest <host>-<series>-* archive (default daily) and compare their sha256 with the live
@@ -189,6 +192,20 @@ target_reachable() {
 	fi
 }
 
+# bucket_versioned : the S3 bucket keeps versions (GetBucketVersioning says Enabled), or the job
+# fails naming the target: a sync relies on those versions to keep what it overwrites or deletes
+bucket_versioned() {
+	local bucket="${remote#"$target":}" state
+	bucket="${bucket%%/*}"
+	if ! state="$(rc_run backend versioning --retries 1 "$target:$bucket" 2>"$work/versioning.err")"; then
+		cat "$work/versioning.err" >>"$work/rclone.log"
+		fail "cloud target $target ($remote): its protection is versioning, but the bucket's versioning could not be read: $(rclone_error); nothing was copied (the key needs s3:GetBucketVersioning)"
+	fi
+	state="$(tr -d '"[:space:]' <<<"$state")"
+	[[ "$state" == Enabled ]] ||
+		fail "cloud target $target ($remote): its protection is versioning, but the bucket's versioning is ${state:-not reported}: a sync would delete or overwrite the objects of the last copy for good, so nothing was copied. Enable versioning on $bucket, or set the target's protection to backup-dir (docs/backups-cloud.md)"
+}
+
 # transferred : the bytes rclone moved (its final statistics)
 transferred() {
 	run_py cloud-copy.py bytes "$work/rclone.log"
@@ -215,16 +232,18 @@ locked_sync() {
 }
 
 run_copy() {
-	local backup_dir="" stamp since attempt checked=""
-	if [[ "${1:-}" == --backup-dir ]]; then
+	local backup_dir="" versioned="" stamp since attempt checked=""
+	if [[ "${1:-}" == --backup-dir && $# -eq 2 ]]; then
 		[[ "${2:-}" == "$target:"* ]] || fail "--backup-dir must be on the target's remote ($target:...), got '${2:-}'"
 		backup_dir="$2"
+	elif [[ "${1:-}" == --versioned && $# -eq 1 ]]; then
+		versioned=yes
 	elif [[ $# -gt 0 ]]; then
-		fail "usage: cloud-copy.sh ... copy <target> <remote> [--backup-dir <remote>]"
+		fail "usage: cloud-copy.sh ... copy <target> <remote> [--backup-dir <remote> | --versioned]"
 	fi
 	[[ -d "$BORG_REPO" && -f "$BORG_REPO/config" ]] || fail "the local repository $repo does not exist"
 	[[ "$DRY_RUN" != 1 ]] || {
-		log "dry run: would check $repo and sync it to $remote${backup_dir:+ (replaced objects to $backup_dir/<date>)}"
+		log "dry run: would check $repo and sync it to $remote${backup_dir:+ (replaced objects to $backup_dir/<date>)}${versioned:+ (once the bucket reports its versioning Enabled)}"
 		return 0
 	}
 	local -a keep=()
@@ -240,6 +259,7 @@ run_copy() {
 	# first of all (before a check that may read for hours, before the repository is locked): an
 	# unreachable endpoint, wrong credentials or a missing bucket fail now, naming the target
 	target_reachable
+	[[ -z "$versioned" ]] || bucket_versioned
 	since="$(checked_since)"
 	for attempt in 1 2 3 4; do
 		if [[ -n "$since" ]]; then
@@ -262,7 +282,7 @@ run_copy() {
 	((borg_rc == 0)) || fail "cloud target $target ($remote): the sync failed (exit $borg_rc): $(rclone_error); the next run catches up"
 	local how="as the check job checked it"
 	[[ -z "$checked" ]] || how="checked by this job"
-	message="synced $repo ($how) to $remote${backup_dir:+, replaced objects kept in $backup_dir/$stamp}"
+	message="synced $repo ($how) to $remote${backup_dir:+, replaced objects kept in $backup_dir/$stamp}${versioned:+, replaced objects kept as noncurrent versions by the bucket}"
 	outcome=ok
 }
 

@@ -209,14 +209,14 @@ describe("the cloud units", () => {
     expect(set.files.find((f) => f.path === CLOUD_COPY_PATH)).toEqual({ path: CLOUD_COPY_PATH, mode: "0755", content: bundledScript("cloud-copy") });
   });
 
-  it("the copy service: exact ExecStart (versioning: no backup dir; backup-dir: a dated prefix), AWS_CA_BUNDLE unset, network, no credential", () => {
+  it("the copy service: exact ExecStart (versioning: --versioned, the bucket asked first; backup-dir: a dated prefix), AWS_CA_BUNDLE unset, network, no credential", () => {
     const s3 = parseUnit(file("/etc/systemd/system/dgx-backup-cloud-s3-main.service"));
     const service = Object.fromEntries(s3.map(([n, e]) => [n, e]));
     expect(service.Service!.filter(([k]) => k === "ExecStart" || k === "UnsetEnvironment")).toEqual([
       ["UnsetEnvironment", "AWS_CA_BUNDLE"],
       [
         "ExecStart",
-        `/bin/bash ${CLOUD_COPY_PATH} --lock-wait 544320 --repo /mnt/borg-backup --host sark --config ${RCLONE_CONFIG_PATH} copy s3-main s3-main:dgx-backups/sark/repo`,
+        `/bin/bash ${CLOUD_COPY_PATH} --lock-wait 544320 --repo /mnt/borg-backup --host sark --config ${RCLONE_CONFIG_PATH} copy s3-main s3-main:dgx-backups/sark/repo --versioned`,
       ],
     ]);
     expect(service.Unit).toContainEqual(["After", "network-online.target"]);

@@ -15,7 +15,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { RCLONE_CONFIG_PATH, renderRcloneConfig, type CloudTarget } from "../../components/render/cloud-copy";
 import { TEXTFILE_DIR } from "../../components/render/observability";
-import { S3RVER_KEY, startS3rver, type LocalServer } from "../object-storage";
+import { S3RVER_KEY, startS3rver, startVersioningFront, type LocalServer } from "../object-storage";
 import { describeWith } from "../tools";
 import { makeRoot, runScript } from "./run";
 
@@ -346,6 +346,49 @@ describeWith({ tools: ["borg", "rclone", "python3", "promtool"] }, "cloud-copy.s
       const r = copy();
       expect(r.code, r.stderr).toBe(0);
       expect(rclone(["lsf", "-R", "--files-only", "s3-main:dgx-backups/sark/repo"])).toContain("config");
+    },
+    TIMEOUT,
+  );
+
+  it(
+    "a versioning target copies only into a bucket that says its versioning is Enabled: s3rver's never-versioned bucket is refused before anything is read",
+    async () => {
+      const front = await startVersioningFront(s3.port);
+      try {
+        const versioned = (name: string, port: number): CloudTarget => ({ ...target(name, "dgx-backups", port), prefix: "ver", protection: "versioning" });
+        writeConfig([target("s3-main", "dgx-backups", s3.port), versioned("s3-ver", s3.port), versioned("s3-front", front.port)], {
+          "s3-main": S3RVER_KEY,
+          "s3-ver": S3RVER_KEY,
+          "s3-front": S3RVER_KEY,
+        });
+        const files = repoFiles();
+        fs.rmSync(path.join(aux, "borg-calls"), { force: true });
+        const refused = cloud(["copy", "s3-ver", "s3-ver:dgx-backups/ver/repo", "--versioned"]);
+        expect(refused.code, refused.stderr).toBe(2);
+        expect(status("cloud-copy-s3-ver")).toMatchObject({ status: "error" });
+        expect(status("cloud-copy-s3-ver").message).toMatch(
+          /^cloud target s3-ver \(s3-ver:dgx-backups\/ver\/repo\): its protection is versioning, but the bucket's versioning is Unversioned: a sync would delete or overwrite the objects of the last copy for good, so nothing was copied/,
+        );
+        expect(alerts()).toContain("[err] cloud-copy-s3-ver sark cloud-copy-s3-ver FAILED");
+        // neither borg nor the repository was touched, and nothing reached the bucket
+        expect(borgCalls()).toEqual([]);
+        expect(repoFiles()).toBe(files);
+        expect(rclone(["lsf", "s3-main:dgx-backups/"]).split("\n")).not.toContain("ver/");
+        // the same bucket, answered Enabled: the sync runs, with no backup prefix of its own
+        const r = cloud(["copy", "s3-front", "s3-front:dgx-backups/ver/repo", "--versioned"]);
+        expect(r.code, r.stderr).toBe(0);
+        expect(status("cloud-copy-s3-front").message).toMatch(
+          /to s3-front:dgx-backups\/ver\/repo, replaced objects kept as noncurrent versions by the bucket$/,
+        );
+        expect(rclone(["lsf", "s3-main:dgx-backups/ver/"]).split("\n").filter(Boolean)).toEqual(["repo/"]);
+        expect(rclone(["lsf", "s3-main:dgx-backups/ver/repo/"])).toContain("config");
+        // a protection option with anything after it is refused, naming the usage
+        const bad = cloud(["copy", "s3-front", "s3-front:dgx-backups/ver/repo", "--versioned", "extra"]);
+        expect(bad.code).toBe(2);
+        expect(status("cloud-copy-s3-front").message).toMatch(/usage: cloud-copy.sh \.\.\. copy <target> <remote> \[--backup-dir <remote> \| --versioned\]/);
+      } finally {
+        await front.stop();
+      }
     },
     TIMEOUT,
   );
