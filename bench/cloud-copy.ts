@@ -136,6 +136,9 @@ async function main() {
       // the check job right before ours (as OnSuccess= starts the copy), whichever side goes first
       const timed = (side: "plain" | "ours") => {
         if (side === "ours") c = check();
+        // untimed: the data written before (the archive, the other side's upload into s3rver's
+        // directory) goes to disk now, so neither side pays for the writeback of the one before
+        run("sync", []);
         const took = sides[side]();
         // the job's own record says whether it trusted the check job or checked again
         if (side === "ours") how = /\((as the check job checked it|checked by this job)\)/.exec(fs.readFileSync(record, "utf8"))?.[1] ?? "?";
