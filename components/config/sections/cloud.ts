@@ -94,7 +94,7 @@ const cloudTarget = z
     }),
     protection: z.enum(["versioning", "object-lock", "backup-dir"]).meta({
       description:
-        "What keeps the objects a copy deletes or overwrites: `versioning` or `object-lock` when the bucket or container has it switched on (the copy then adds nothing), `backup-dir` when it has neither (rclone moves them to `<prefix>/replaced/<date>`). docs/backups-cloud.md compares them.",
+        "What keeps the objects a copy deletes or overwrites: `versioning` or `object-lock` when the bucket or container has it switched on (the copy then moves nothing; for S3 it first asks the bucket and refuses to copy unless its versioning is Enabled), `backup-dir` when it has neither (rclone moves them to `<prefix>/replaced/<date>`). docs/backups-cloud.md compares them.",
     }),
   })
   .refine((t) => (t.s3 === undefined) !== (t.azure === undefined), { message: "exactly one of `s3` or `azure`" })
