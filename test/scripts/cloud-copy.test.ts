@@ -4,7 +4,9 @@
  * secret-file.sh from stdin, as on a host. A first copy, a second that uploads only what changed,
  * the drill, an archive deleted locally brought back from the cloud (restore-point), a corrupted
  * segment that stops the copy with an alert and leaves the cloud copy as it was, and the faults
- * (missing bucket, wrong credentials, unreachable endpoint) each named, the next run catching up.
+ * (missing bucket, wrong credentials, unreachable endpoint) each named, the next run catching up;
+ * a versioning target refused over s3rver's never-versioned bucket, copied through a front that
+ * answers GetBucketVersioning Enabled.
  * Each run writes the metrics every backup job writes to node_exporter's textfile directory.
  */
 import { spawnSync } from "node:child_process";
