@@ -65,7 +65,8 @@ export function targetBackupDir(t: CloudTarget): string | undefined {
  * How the copy keeps what a sync replaces: `--backup-dir` into a dated prefix, or, for an S3
  * bucket that keeps versions itself, `--versioned` (the job confirms the bucket's versioning is
  * Enabled before it copies). rclone has no call that reads an Azure account's blob versioning, so
- * an Azure target with versioning is taken at its word (docs/backups-cloud.md, "Protection").
+ * an Azure target with versioning is taken at its word (docs/backups-cloud.md, "Keeping the last
+ * good copy").
  */
 export function targetProtectionArgs(t: CloudTarget): string[] {
   const backupDir = targetBackupDir(t);
