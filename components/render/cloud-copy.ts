@@ -173,25 +173,23 @@ export interface CloudJob {
  */
 export function cloudJobs(host: string, repoPath: string, plan: CloudPlan, checkCalendar: string): CloudJob[] {
   const common = ["--repo", repoPath, "--host", host, "--config", RCLONE_CONFIG_PATH];
-  return plan.targets.flatMap((t) => {
-    return [
-      {
-        id: `cloud-${t.name}`,
-        description: `borg repository copy to cloud target ${t.name} (${describeTarget(t)})`,
-        args: [...common, "copy", t.name, targetRemote(t), ...targetProtectionArgs(t)],
-        status: `cloud-copy-${t.name}`,
-        startedBy: "check" as const,
-        onCalendar: checkCalendar,
-        randomizedDelay: "1h",
-      },
-      {
-        id: `clouddrill-${t.name}`,
-        description: `restore drill from cloud target ${t.name} (${describeTarget(t)})`,
-        args: [...common, "drill", t.name, targetRemote(t), plan.drillScratch, "--sample", String(plan.drillSample)],
-        status: `cloud-drill-${t.name}`,
-        onCalendar: plan.schedules.drill,
-        randomizedDelay: "1h",
-      },
-    ];
-  });
+  return plan.targets.flatMap((t) => [
+    {
+      id: `cloud-${t.name}`,
+      description: `borg repository copy to cloud target ${t.name} (${describeTarget(t)})`,
+      args: [...common, "copy", t.name, targetRemote(t), ...targetProtectionArgs(t)],
+      status: `cloud-copy-${t.name}`,
+      startedBy: "check" as const,
+      onCalendar: checkCalendar,
+      randomizedDelay: "1h",
+    },
+    {
+      id: `clouddrill-${t.name}`,
+      description: `restore drill from cloud target ${t.name} (${describeTarget(t)})`,
+      args: [...common, "drill", t.name, targetRemote(t), plan.drillScratch, "--sample", String(plan.drillSample)],
+      status: `cloud-drill-${t.name}`,
+      onCalendar: plan.schedules.drill,
+      randomizedDelay: "1h",
+    },
+  ]);
 }

@@ -55,6 +55,9 @@ shift 3
 [[ "$host" =~ ^[a-z][a-z0-9-]*$ ]] || die "--host must be lower-case letters, digits and '-', got '$host'"
 [[ "$target" =~ ^[a-z][a-z0-9-]*[a-z0-9]$ ]] || die "the target must be lower-case letters, digits and '-', got '$target'"
 [[ "$remote" == "$target:"* ]] || die "the remote must be on the target's rclone remote ($target:...), got '$remote'"
+# the bucket (S3) or container (Azure) the remote is in
+bucket="${remote#"$target":}"
+bucket="${bucket%%/*}"
 [[ "$lock_wait" =~ ^[1-9][0-9]*$ ]] || die "--lock-wait must be a whole number of seconds, got '$lock_wait'"
 [[ "$rclone_conf" == /* ]] || die "--config must be the absolute path of the rclone config, got '$rclone_conf'"
 rclone_conf="${ROOT}${rclone_conf}"
@@ -183,8 +186,6 @@ rclone_error() {
 # credentials or a missing bucket fail with a sentence that names the target, before anything
 # is read from the repository
 target_reachable() {
-	local bucket="${remote#"$target":}"
-	bucket="${bucket%%/*}"
 	[[ -n "$bucket" ]] || fail "the remote $remote names no bucket or container"
 	if ! rc_run lsf --max-depth 1 --retries 1 "$target:$bucket" >/dev/null 2>"$work/lsf.err"; then
 		cat "$work/lsf.err" >>"$work/rclone.log"
@@ -195,8 +196,7 @@ target_reachable() {
 # bucket_versioned : the S3 bucket keeps versions (GetBucketVersioning says Enabled), or the job
 # fails naming the target: a sync relies on those versions to keep what it overwrites or deletes
 bucket_versioned() {
-	local bucket="${remote#"$target":}" state
-	bucket="${bucket%%/*}"
+	local state
 	if ! state="$(rc_run backend versioning --retries 1 "$target:$bucket" 2>"$work/versioning.err")"; then
 		cat "$work/versioning.err" >>"$work/rclone.log"
 		fail "cloud target $target ($remote): its protection is versioning, but the bucket's versioning could not be read: $(rclone_error); nothing was copied (the key needs s3:GetBucketVersioning)"

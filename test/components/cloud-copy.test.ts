@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { parseHostConfig } from "../../components/config";
 import { backupPlan } from "../../components/plan/backup";
 import { backupUnitSet } from "../../components/render/backup";
-import { CLOUD_COPY_PATH, RCLONE_CONFIG_PATH, renderRcloneConfig, type CloudTarget } from "../../components/render/cloud-copy";
+import { CLOUD_COPY_PATH, RCLONE_CONFIG_PATH, renderRcloneConfig, targetProtectionArgs, type CloudTarget } from "../../components/render/cloud-copy";
 import { bundledScript, scriptCommand, sha256 } from "../../components/render/command";
 import { parseUnit } from "../../components/render/systemd";
 import { withValue } from "../fixtures";
@@ -116,6 +116,25 @@ function parseIni(text: string): Record<string, Record<string, string>> {
   }
   return out;
 }
+
+describe("the copy's protection arguments", () => {
+  const s3 = { region: "eu-central-1", bucket: "b", provider: "AWS" };
+  const az = { account: "acct", container: "c" };
+  it("S3 with versioning or object-lock: --versioned (the job asks the bucket); backup-dir: its dated prefix; Azure with versioning: nothing to ask", () => {
+    const t = (p: CloudTarget["protection"], where: Pick<CloudTarget, "s3" | "azure">): CloudTarget => ({
+      name: "t1",
+      prefix: "sark",
+      protection: p,
+      ...where,
+    });
+    expect(targetProtectionArgs(t("versioning", { s3 }))).toEqual(["--versioned"]);
+    expect(targetProtectionArgs(t("object-lock", { s3 }))).toEqual(["--versioned"]);
+    expect(targetProtectionArgs(t("backup-dir", { s3 }))).toEqual(["--backup-dir", "t1:b/sark/replaced"]);
+    expect(targetProtectionArgs(t("versioning", { azure: az }))).toEqual([]);
+    expect(targetProtectionArgs(t("object-lock", { azure: az }))).toEqual([]);
+    expect(targetProtectionArgs(t("backup-dir", { azure: az }))).toEqual(["--backup-dir", "t1:c/sark/replaced"]);
+  });
+});
 
 describe("the rclone config", () => {
   const plan = backupPlan("sark", parse(withCloud()).backup!).cloud!;

@@ -356,13 +356,18 @@ describeWith({ tools: ["borg", "rclone", "python3", "promtool"] }, "cloud-copy.s
     "a versioning target copies only into a bucket that says its versioning is Enabled: s3rver's never-versioned bucket is refused before anything is read",
     async () => {
       const front = await startVersioningFront(s3.port);
+      const suspended = await startVersioningFront(s3.port, "Suspended");
       try {
         const versioned = (name: string, port: number): CloudTarget => ({ ...target(name, "dgx-backups", port), prefix: "ver", protection: "versioning" });
-        writeConfig([target("s3-main", "dgx-backups", s3.port), versioned("s3-ver", s3.port), versioned("s3-front", front.port)], {
-          "s3-main": S3RVER_KEY,
-          "s3-ver": S3RVER_KEY,
-          "s3-front": S3RVER_KEY,
-        });
+        writeConfig(
+          [target("s3-main", "dgx-backups", s3.port), versioned("s3-ver", s3.port), versioned("s3-front", front.port), versioned("s3-susp", suspended.port)],
+          {
+            "s3-main": S3RVER_KEY,
+            "s3-ver": S3RVER_KEY,
+            "s3-front": S3RVER_KEY,
+            "s3-susp": S3RVER_KEY,
+          },
+        );
         const files = repoFiles();
         fs.rmSync(path.join(aux, "borg-calls"), { force: true });
         const refused = cloud(["copy", "s3-ver", "s3-ver:dgx-backups/ver/repo", "--versioned"]);
@@ -373,6 +378,12 @@ describeWith({ tools: ["borg", "rclone", "python3", "promtool"] }, "cloud-copy.s
         );
         expect(alerts()).toContain("[err] cloud-copy-s3-ver sark cloud-copy-s3-ver FAILED");
         // neither borg nor the repository was touched, and nothing reached the bucket
+        expect(borgCalls()).toEqual([]);
+        expect(repoFiles()).toBe(files);
+        // versioning turned off since (Suspended): refused the same way
+        const off = cloud(["copy", "s3-susp", "s3-susp:dgx-backups/ver/repo", "--versioned"]);
+        expect(off.code, off.stderr).toBe(2);
+        expect(status("cloud-copy-s3-susp").message).toMatch(/its protection is versioning, but the bucket's versioning is Suspended: .*so nothing was copied/);
         expect(borgCalls()).toEqual([]);
         expect(repoFiles()).toBe(files);
         expect(rclone(["lsf", "s3-main:dgx-backups/"]).split("\n")).not.toContain("ver/");
@@ -390,6 +401,7 @@ describeWith({ tools: ["borg", "rclone", "python3", "promtool"] }, "cloud-copy.s
         expect(status("cloud-copy-s3-front").message).toMatch(/usage: cloud-copy.sh \.\.\. copy <target> <remote> \[--backup-dir <remote> \| --versioned\]/);
       } finally {
         await front.stop();
+        await suspended.stop();
       }
     },
     TIMEOUT,
