@@ -91,7 +91,8 @@ export async function startAzurite(dir: string, opts: { address?: string; port?:
 
 /**
  * A front for s3rver that answers one request itself: GetBucketVersioning (`GET /<bucket>?versioning`),
- * with `status` (S3's answer for a versioned bucket is Enabled); every other request goes to
+ * with `status` (S3's answer for a versioned bucket is Enabled; "AccessDenied": S3's 403 to a key
+ * whose policy lacks s3:GetBucketVersioning); every other request goes to
  * s3rver on `upstreamPort` unchanged (headers too, so rclone's signature still matches its Host).
  * It stands in for that answer only, for the test of cloud-copy.sh --versioned: s3rver keeps no
  * versions. A child process, like the servers above.
@@ -103,6 +104,12 @@ const [upstream, status] = process.argv.slice(1);
 const server = http.createServer((req, res) => {
   const url = new URL(req.url || "/", "http://front");
   if (req.method === "GET" && url.searchParams.has("versioning") && url.pathname.split("/").filter(Boolean).length === 1) {
+    if (status === "AccessDenied") {
+      // S3's answer to a key whose policy lacks s3:GetBucketVersioning
+      res.writeHead(403, { "content-type": "application/xml" });
+      res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>');
+      return;
+    }
     res.writeHead(200, { "content-type": "application/xml" });
     res.end('<?xml version="1.0" encoding="UTF-8"?><VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>' + status + "</Status></VersioningConfiguration>");
     return;

@@ -5,8 +5,8 @@
  * the drill, an archive deleted locally brought back from the cloud (restore-point), a corrupted
  * segment that stops the copy with an alert and leaves the cloud copy as it was, and the faults
  * (missing bucket, wrong credentials, unreachable endpoint) each named, the next run catching up;
- * a versioning target refused over s3rver's never-versioned bucket, copied through a front that
- * answers GetBucketVersioning Enabled.
+ * a versioning target refused over s3rver's never-versioned bucket (and through fronts that answer
+ * GetBucketVersioning Suspended or 403), copied through a front that answers it Enabled.
  * Each run writes the metrics every backup job writes to node_exporter's textfile directory.
  */
 import { spawnSync } from "node:child_process";
@@ -357,15 +357,23 @@ describeWith({ tools: ["borg", "rclone", "python3", "promtool"] }, "cloud-copy.s
     async () => {
       const front = await startVersioningFront(s3.port);
       const suspended = await startVersioningFront(s3.port, "Suspended");
+      const denied = await startVersioningFront(s3.port, "AccessDenied");
       try {
         const versioned = (name: string, port: number): CloudTarget => ({ ...target(name, "dgx-backups", port), prefix: "ver", protection: "versioning" });
         writeConfig(
-          [target("s3-main", "dgx-backups", s3.port), versioned("s3-ver", s3.port), versioned("s3-front", front.port), versioned("s3-susp", suspended.port)],
+          [
+            target("s3-main", "dgx-backups", s3.port),
+            versioned("s3-ver", s3.port),
+            versioned("s3-front", front.port),
+            versioned("s3-susp", suspended.port),
+            versioned("s3-denied", denied.port),
+          ],
           {
             "s3-main": S3RVER_KEY,
             "s3-ver": S3RVER_KEY,
             "s3-front": S3RVER_KEY,
             "s3-susp": S3RVER_KEY,
+            "s3-denied": S3RVER_KEY,
           },
         );
         const files = repoFiles();
@@ -386,6 +394,16 @@ describeWith({ tools: ["borg", "rclone", "python3", "promtool"] }, "cloud-copy.s
         expect(status("cloud-copy-s3-susp").message).toMatch(/its protection is versioning, but the bucket's versioning is Suspended: .*so nothing was copied/);
         expect(borgCalls()).toEqual([]);
         expect(repoFiles()).toBe(files);
+        // a key that may list the bucket but not read its versioning (S3 answers 403): refused,
+        // naming the permission it lacks
+        const blind = cloud(["copy", "s3-denied", "s3-denied:dgx-backups/ver/repo", "--versioned"]);
+        expect(blind.code, blind.stderr).toBe(2);
+        expect(status("cloud-copy-s3-denied").message).toMatch(
+          /^cloud target s3-denied \(s3-denied:dgx-backups\/ver\/repo\): its protection is versioning, but the bucket's versioning could not be read: the credentials are wrong or lack permission: .*AccessDenied.*; nothing was copied \(the key needs s3:GetBucketVersioning\)$/,
+        );
+        expect(alerts()).toContain("[err] cloud-copy-s3-denied sark cloud-copy-s3-denied FAILED");
+        expect(borgCalls()).toEqual([]);
+        expect(repoFiles()).toBe(files);
         expect(rclone(["lsf", "s3-main:dgx-backups/"]).split("\n")).not.toContain("ver/");
         // the same bucket, answered Enabled: the sync runs, with no backup prefix of its own
         const r = cloud(["copy", "s3-front", "s3-front:dgx-backups/ver/repo", "--versioned"]);
@@ -402,6 +420,7 @@ describeWith({ tools: ["borg", "rclone", "python3", "promtool"] }, "cloud-copy.s
       } finally {
         await front.stop();
         await suspended.stop();
+        await denied.stop();
       }
     },
     TIMEOUT,
