@@ -94,6 +94,9 @@ describe("migrate-tree.py serve (one interpreter for the whole run)", () => {
       for (const dir of ["src", "dst", "work"]) fs.mkdirSync(path.join(work, dir));
       fs.writeFileSync(path.join(work, "src", "a"), "same");
       fs.writeFileSync(path.join(work, "dst", "a"), "diff");
+      // the same mtime on both, so that only the content differs: two writes a clock tick apart
+      // would otherwise differ in metadata first, and verify names that
+      for (const dir of ["src", "dst"]) fs.utimesSync(path.join(work, dir, "a"), 1_700_000_000, 1_700_000_000);
       fs.writeFileSync(path.join(work, "work", "list"), "a\0");
       const req = (...args: string[]) => [String(args.length), ...args].map((a) => `${a}\0`).join("");
       const [src, dst, w] = ["src", "dst", "work"].map((d) => path.join(work, d));
