@@ -95,3 +95,34 @@ restore_outer_sysctls() {
   fi
   rm -f "$OUTER_SYSCTL_SNAPSHOT"
 }
+
+# iptables rules for $SUBNET that name a bridge which no longer exists. Docker writes them for
+# dgxtest-net (br-<network id>) and removes them with the network; when the engine's state is lost
+# first (dockerd killed and /var/lib/docker emptied before stop-hosts.sh ran), they stay in the
+# kernel and nothing removes them. The harmful one is nat POSTROUTING
+# "-s $SUBNET ! -o br-OLD -j MASQUERADE": it matches the next run's traffic between the hosts too
+# (br_netfilter passes bridged frames through iptables), so each host sees the other as the
+# bridge's gateway address: `docker swarm join` times out and the overlay network carries nothing.
+# Only rules that mention $SUBNET and name a br-* link that does not exist are removed.
+# Prints one line per rule removed; exits 1 when one could not be removed.
+remove_orphan_subnet_rules() {
+  command -v iptables >/dev/null || return 0
+  local table rule bridge rc=0
+  local -a args
+  for table in nat filter; do
+    while IFS= read -r rule; do
+      [[ $rule == "-A "* && " $rule " == *" $SUBNET "* ]] || continue
+      bridge="$(grep -oE 'br-[0-9a-f]{12}' <<<"$rule" | head -n 1)" || true
+      [[ -n $bridge ]] || continue
+      ip link show "$bridge" >/dev/null 2>&1 && continue
+      read -ra args <<<"${rule#-A }"
+      if iptables -t "$table" -D "${args[@]}"; then
+        log "removed an orphaned iptables rule (bridge $bridge no longer exists): -t $table $rule"
+      else
+        log "ERROR: could not remove the orphaned iptables rule -t $table $rule"
+        rc=1
+      fi
+    done < <(iptables -t "$table" -S)
+  done
+  return "$rc"
+}

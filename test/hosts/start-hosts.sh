@@ -40,8 +40,11 @@ IMAGE="$(image_name)"
 TESTBOX_TAR="$(testbox_tar)"
 STANDIN_TAR="$(standin_tar)"
 
-# A clean slate: hosts, volumes and network of an earlier run.
+# A clean slate: hosts, volumes and network of an earlier run, and the iptables rules of one
+# whose engine state was lost before it was stopped (lib.sh).
 "$HOSTS_DIR/stop-hosts.sh" --quiet
+remove_orphan_subnet_rules ||
+  die "orphaned iptables rules for $SUBNET are left (above): the hosts could not reach each other"
 
 STARTED=0
 on_exit() {
