@@ -5,6 +5,8 @@
  * every cross-host test fail (swarm join timed out, the overlay carried nothing) on a machine where
  * it was left: two CI runs of f1e4f85. Run here against a fake `iptables` and `ip` that keep their
  * state in files, so the rules parsed and the deletions asked for are the ones iptables would see.
+ * And devices_on_subnet, with which start-hosts.sh refuses to start beside a device that still has
+ * an address in the subnet, against real veth devices in a network namespace of its own.
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -12,6 +14,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { REPO } from "./harness";
+import { describeWith } from "./tools";
 
 const LIB = path.join(REPO, "test/hosts/lib.sh");
 
@@ -82,7 +85,11 @@ function removeOrphans(dir: string) {
   return { code: r.status, stderr: r.stderr };
 }
 
-const rules = (dir: string, table: string) => fs.readFileSync(path.join(dir, `${table}.rules`), "utf8").trim().split("\n");
+const rules = (dir: string, table: string) =>
+  fs
+    .readFileSync(path.join(dir, `${table}.rules`), "utf8")
+    .trim()
+    .split("\n");
 
 describe("test/hosts/lib.sh remove_orphan_subnet_rules", () => {
   it("removes the masquerade rule of a dgxtest-net whose bridge is gone, and says which", () => {
@@ -122,5 +129,28 @@ describe("test/hosts/lib.sh remove_orphan_subnet_rules", () => {
       "ERROR: could not remove the orphaned iptables rule -t nat -A POSTROUTING -s 172.31.250.0/24 ! -o br-6f8d0b376727 -j MASQUERADE",
     );
     expect(rules(dir, "nat")).toEqual(NAT);
+  });
+});
+
+describeWith({ tools: ["unshare", "ip"], root: true }, "test/hosts/lib.sh devices_on_subnet (in a network namespace of its own)", () => {
+  // the subnet is a documentation range here, not the hosts' 172.31.250.0/24: unit tests may name
+  // no other address in a command line (test/network-guard.ts), and these never leave the namespace
+  const inNamespace = (setup: string) =>
+    spawnSync("unshare", ["--net", "bash", "-c", `set -euo pipefail; ${setup}; source "$1"; SUBNET=198.51.100.0/24; devices_on_subnet`, "test", LIB], {
+      encoding: "utf8",
+    });
+
+  it("names every device with an address in the subnet, with the address, and only those", () => {
+    const r = inNamespace(
+      "ip link add v0 type veth peer name v1; ip addr add 198.51.100.7/24 dev v0; ip addr add 192.0.2.1/24 dev v1; ip addr add 198.51.100.200/25 dev v1",
+    );
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.split(", ").sort()).toEqual(["v0 (198.51.100.7/24)", "v1 (198.51.100.200/25)"]);
+  });
+
+  it("prints nothing when no device has one", () => {
+    const r = inNamespace("ip link add v0 type veth peer name v1; ip addr add 203.0.113.7/24 dev v0");
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toBe("");
   });
 });

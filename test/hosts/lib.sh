@@ -126,3 +126,9 @@ remove_orphan_subnet_rules() {
   done
   return "$rc"
 }
+
+# The devices with an IPv4 address in $SUBNET, as "br-9b37d7490f9d (172.31.250.1/24), ...";
+# empty when there is none.
+devices_on_subnet() {
+  ip -o -4 addr show to "$SUBNET" | awk '{printf "%s%s (%s)", (NR > 1 ? ", " : ""), $2, $4}'
+}

@@ -85,6 +85,10 @@ done
 chmod 0644 "$WORKDIR/id_ed25519.pub"
 umask 022
 
+# A device that still has an address in $SUBNET (a bridge left by an engine whose state was lost,
+# or somebody else's network) would route the subnet beside the new bridge: refuse, naming it.
+taken="$(devices_on_subnet)"
+[[ -z $taken ]] || die "$SUBNET is already on this machine: $taken; remove it (ip link del <device>) and start again"
 log "creating network $NETWORK ($SUBNET)"
 docker network create --driver bridge --subnet "$SUBNET" \
   --label dgxtest=1 "$NETWORK" >/dev/null

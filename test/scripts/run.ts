@@ -3,6 +3,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { afterAll } from "vitest";
 import { SCRIPTS_DIR, type ScriptName } from "../../components/render/command";
 import { hostPathEnv } from "../../components/render/host-paths";
 
@@ -31,9 +32,29 @@ export function runScript(
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** A fresh temporary root directory with the given files (path relative to the root -> text). */
+const roots: string[] = [];
+// The roots go after the file's tests (they used to stay in /tmp: hundreds of them, borg
+// repositories among them). One that a mount is still under is kept: rm would descend into the
+// mounted filesystem, and the test that mounted it unmounts and removes it itself
+// (migrate-fixtures.ts) or failed before it could (then the root is evidence).
+afterAll(() => {
+  const mountPoints = fs
+    .readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((line) => line.split(" ")[4] ?? "");
+  for (const root of roots.splice(0)) {
+    if (mountPoints.some((m) => m === root || m.startsWith(`${root}/`))) continue;
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+}, 300_000);
+
+/**
+ * A fresh temporary root directory with the given files (path relative to the root -> text),
+ * removed after the test file.
+ */
 export function makeRoot(files: Record<string, string> = {}): string {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "dgx-root-"));
+  roots.push(root);
   for (const [rel, text] of Object.entries(files)) {
     const p = path.join(root, rel);
     fs.mkdirSync(path.dirname(p), { recursive: true });
